@@ -1,0 +1,245 @@
+//! A chat (private chat, group, supergroup or channel) connected to one of the workspace's bots.
+//! Opting out is final for planning and delivery: nothing is sent to an opted-out chat.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::{DomainError, EVENT_VERSION, Id, Services};
+
+const MAX_TITLE: usize = 255;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub enum ChatCommand {
+    Connect {
+        workspace_id: Id,
+        bot_id: Id,
+        telegram_chat_id: i64,
+        title: String,
+    },
+    OptOut {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ChatEvent {
+    ChatConnected {
+        workspace_id: Id,
+        bot_id: Id,
+        telegram_chat_id: i64,
+        title: String,
+    },
+    ChatOptedOut {
+        reason: String,
+    },
+}
+
+impl DomainEvent for ChatEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::ChatConnected { .. } => "ChatConnected".into(),
+            Self::ChatOptedOut { .. } => "ChatOptedOut".into(),
+        }
+    }
+    fn event_version(&self) -> String {
+        EVENT_VERSION.into()
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Chat {
+    pub workspace_id: Option<Id>,
+    pub bot_id: Option<Id>,
+    pub telegram_chat_id: i64,
+    pub title: String,
+    pub opted_out: bool,
+}
+
+impl Aggregate for Chat {
+    const TYPE: &'static str = "Chat";
+    type Command = ChatCommand;
+    type Event = ChatEvent;
+    type Error = DomainError;
+    type Services = Services;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        match command {
+            ChatCommand::Connect {
+                workspace_id,
+                bot_id,
+                telegram_chat_id,
+                title,
+            } => {
+                if self.workspace_id.is_some() {
+                    return Err(DomainError::AlreadyExists);
+                }
+                if telegram_chat_id == 0 {
+                    return Err(DomainError::InvalidTelegramChatId);
+                }
+                let title = title.trim().to_owned();
+                if title.is_empty() || title.chars().count() > MAX_TITLE {
+                    return Err(DomainError::InvalidChatTitle { max: MAX_TITLE });
+                }
+                let bot = services
+                    .directory
+                    .bot(bot_id)
+                    .await
+                    .map_err(DomainError::DirectoryUnavailable)?;
+                if bot.is_none_or(|bot| bot.workspace_id != workspace_id) {
+                    return Err(DomainError::UnknownBot(bot_id));
+                }
+                let event = ChatEvent::ChatConnected {
+                    workspace_id,
+                    bot_id,
+                    telegram_chat_id,
+                    title,
+                };
+                sink.write(event, self).await;
+            }
+            ChatCommand::OptOut { reason } => {
+                if self.workspace_id.is_none() {
+                    return Err(DomainError::NotFound);
+                }
+                // Opting out twice is not an error: integrators retry, and the first one counts.
+                if !self.opted_out {
+                    sink.write(
+                        ChatEvent::ChatOptedOut {
+                            reason: reason.trim().to_owned(),
+                        },
+                        self,
+                    )
+                    .await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ChatEvent::ChatConnected {
+                workspace_id,
+                bot_id,
+                telegram_chat_id,
+                title,
+            } => {
+                self.workspace_id = Some(workspace_id);
+                self.bot_id = Some(bot_id);
+                self.telegram_chat_id = telegram_chat_id;
+                self.title = title;
+            }
+            ChatEvent::ChatOptedOut { .. } => self.opted_out = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+    use crate::BotInfo;
+    use crate::directory::fake::FakeDirectory;
+
+    const WS: Id = Id::from_u128(1);
+    const BOT: Id = Id::from_u128(2);
+
+    fn framework() -> TestFramework<Chat> {
+        let mut directory = FakeDirectory::default();
+        directory.bots.insert(BOT, BotInfo { workspace_id: WS });
+        TestFramework::with(directory.into_services())
+    }
+
+    fn connected() -> ChatEvent {
+        ChatEvent::ChatConnected {
+            workspace_id: WS,
+            bot_id: BOT,
+            telegram_chat_id: -100,
+            title: "News".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn connects_to_a_bot_of_the_same_workspace() {
+        framework()
+            .given_no_previous_events()
+            .when_async(ChatCommand::Connect {
+                workspace_id: WS,
+                bot_id: BOT,
+                telegram_chat_id: -100,
+                title: "News".into(),
+            })
+            .await
+            .then_expect_events(vec![connected()]);
+    }
+
+    #[tokio::test]
+    async fn refuses_a_bot_of_another_workspace_or_unknown() {
+        let other_ws = Id::from_u128(9);
+        framework()
+            .given_no_previous_events()
+            .when_async(ChatCommand::Connect {
+                workspace_id: other_ws,
+                bot_id: BOT,
+                telegram_chat_id: 5,
+                title: "x".into(),
+            })
+            .await
+            .then_expect_error(DomainError::UnknownBot(BOT));
+        framework()
+            .given_no_previous_events()
+            .when_async(ChatCommand::Connect {
+                workspace_id: WS,
+                bot_id: Id::from_u128(3),
+                telegram_chat_id: 5,
+                title: "x".into(),
+            })
+            .await
+            .then_expect_error(DomainError::UnknownBot(Id::from_u128(3)));
+    }
+
+    #[tokio::test]
+    async fn refuses_zero_chat_id() {
+        framework()
+            .given_no_previous_events()
+            .when_async(ChatCommand::Connect {
+                workspace_id: WS,
+                bot_id: BOT,
+                telegram_chat_id: 0,
+                title: "x".into(),
+            })
+            .await
+            .then_expect_error(DomainError::InvalidTelegramChatId);
+    }
+
+    #[tokio::test]
+    async fn opting_out_is_recorded_once() {
+        framework()
+            .given(vec![connected()])
+            .when_async(ChatCommand::OptOut {
+                reason: "asked".into(),
+            })
+            .await
+            .then_expect_events(vec![ChatEvent::ChatOptedOut {
+                reason: "asked".into(),
+            }]);
+        framework()
+            .given(vec![
+                connected(),
+                ChatEvent::ChatOptedOut {
+                    reason: "asked".into(),
+                },
+            ])
+            .when_async(ChatCommand::OptOut {
+                reason: "again".into(),
+            })
+            .await
+            .then_expect_events(vec![]);
+    }
+}

@@ -1,0 +1,76 @@
+//! What rules need to know about other aggregates, behind a trait so the domain stays pure.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::Id;
+
+/// A boxed future, so [`Directory`] can be used as a trait object.
+pub type DirectoryFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+
+/// What a rule needs to know about a chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatInfo {
+    pub workspace_id: Id,
+    pub bot_id: Id,
+    pub telegram_chat_id: i64,
+    pub opted_out: bool,
+}
+
+/// What a rule needs to know about a bot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotInfo {
+    pub workspace_id: Id,
+}
+
+/// Read access to the current state of chats and bots. Implementations must be strongly
+/// consistent with the event store (read the aggregates, not an eventually updated projection),
+/// so a chat connected a moment ago is known.
+pub trait Directory: Send + Sync {
+    fn chat(&self, chat_id: Id) -> DirectoryFuture<'_, Option<ChatInfo>>;
+    fn bot(&self, bot_id: Id) -> DirectoryFuture<'_, Option<BotInfo>>;
+}
+
+/// The services every aggregate gets: cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub directory: Arc<dyn Directory>,
+}
+
+impl Services {
+    pub fn new(directory: Arc<dyn Directory>) -> Self {
+        Self { directory }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// An in-memory directory for given/when/then tests.
+    #[derive(Default)]
+    pub struct FakeDirectory {
+        pub chats: HashMap<Id, ChatInfo>,
+        pub bots: HashMap<Id, BotInfo>,
+    }
+
+    impl Directory for FakeDirectory {
+        fn chat(&self, chat_id: Id) -> DirectoryFuture<'_, Option<ChatInfo>> {
+            let found = self.chats.get(&chat_id).cloned();
+            Box::pin(async move { Ok(found) })
+        }
+        fn bot(&self, bot_id: Id) -> DirectoryFuture<'_, Option<BotInfo>> {
+            let found = self.bots.get(&bot_id).cloned();
+            Box::pin(async move { Ok(found) })
+        }
+    }
+
+    impl FakeDirectory {
+        pub fn into_services(self) -> Services {
+            Services::new(Arc::new(self))
+        }
+    }
+}

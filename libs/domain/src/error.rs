@@ -1,0 +1,108 @@
+use thiserror::Error;
+
+/// A command was refused. Each variant has a stable machine-readable [`code`](Self::code) and a
+/// human sentence (its `Display`) that says what to do next.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DomainError {
+    #[error("workspace name must be 1 to {max} characters")]
+    InvalidWorkspaceName { max: usize },
+    #[error("bot name must be 1 to {max} characters")]
+    InvalidBotName { max: usize },
+    #[error(
+        "bot token is not a Telegram bot token (expected <bot id>:<secret>, as BotFather gives it)"
+    )]
+    InvalidBotToken,
+    #[error(
+        "bot {0} is not registered in this workspace; register it first with POST /v1/workspaces/{{ws}}/bots"
+    )]
+    UnknownBot(crate::Id),
+    #[error("chat title must be 1 to {max} characters")]
+    InvalidChatTitle { max: usize },
+    #[error("telegram_chat_id must be a non-zero Telegram chat id")]
+    InvalidTelegramChatId,
+    #[error("post text is empty; write at least one visible character")]
+    TextEmpty,
+    #[error(
+        "post text is {length} characters as Telegram counts them (UTF-16 units); the limit is {max}"
+    )]
+    TextTooLong { length: usize, max: usize },
+    #[error("post needs at least one target chat in chat_ids")]
+    NoChats,
+    #[error("chat {0} is listed twice in chat_ids")]
+    DuplicateChat(crate::Id),
+    #[error(
+        "chat {0} is not connected in this workspace; connect it first with POST /v1/workspaces/{{ws}}/chats"
+    )]
+    UnknownChat(crate::Id),
+    #[error("chat {0} has opted out; Herald will not plan posts to it")]
+    ChatOptedOut(crate::Id),
+    #[error(
+        "publish_at is more than {grace_minutes} minutes in the past; choose a time from now on"
+    )]
+    PublishAtInPast { grace_minutes: i64 },
+    #[error("this id already exists")]
+    AlreadyExists,
+    #[error("not found")]
+    NotFound,
+    #[error("the post is already approved")]
+    AlreadyApproved,
+    #[error("the post is {state} and can no longer be {action}")]
+    InvalidTransition {
+        state: &'static str,
+        action: &'static str,
+    },
+    #[error("the directory of chats and bots could not be read: {0}")]
+    DirectoryUnavailable(String),
+}
+
+impl DomainError {
+    /// Stable, machine-readable code for API clients. Never change an existing one.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidWorkspaceName { .. } => "invalid_workspace_name",
+            Self::InvalidBotName { .. } => "invalid_bot_name",
+            Self::InvalidBotToken => "invalid_bot_token",
+            Self::UnknownBot(_) => "unknown_bot",
+            Self::InvalidChatTitle { .. } => "invalid_chat_title",
+            Self::InvalidTelegramChatId => "invalid_telegram_chat_id",
+            Self::TextEmpty => "text_empty",
+            Self::TextTooLong { .. } => "text_too_long",
+            Self::NoChats => "no_chats",
+            Self::DuplicateChat(_) => "duplicate_chat",
+            Self::UnknownChat(_) => "unknown_chat",
+            Self::ChatOptedOut(_) => "chat_opted_out",
+            Self::PublishAtInPast { .. } => "publish_at_in_past",
+            Self::AlreadyExists => "already_exists",
+            Self::NotFound => "not_found",
+            Self::AlreadyApproved => "already_approved",
+            Self::InvalidTransition { .. } => "invalid_transition",
+            Self::DirectoryUnavailable(_) => "directory_unavailable",
+        }
+    }
+
+    /// What kind of refusal this is, so the HTTP edge can pick a status without knowing rules.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotFound => ErrorKind::NotFound,
+            Self::AlreadyExists
+            | Self::AlreadyApproved
+            | Self::InvalidTransition { .. }
+            | Self::ChatOptedOut(_) => ErrorKind::Conflict,
+            Self::DirectoryUnavailable(_) => ErrorKind::Unavailable,
+            _ => ErrorKind::Invalid,
+        }
+    }
+}
+
+/// Coarse classes of refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request itself is wrong (bad field values).
+    Invalid,
+    /// The target does not exist.
+    NotFound,
+    /// The request is valid but the target's current state forbids it.
+    Conflict,
+    /// A dependency could not be consulted; retrying later may succeed.
+    Unavailable,
+}

@@ -1,0 +1,35 @@
+//! Herald's domain: aggregates, commands, events and their rules.
+//!
+//! Architecture invariant: this crate does no IO. No tokio runtime, database, NATS, HTTP or
+//! Telegram client lives here; whatever a rule needs to know about the outside world (does
+//! this chat exist, has it opted out) comes through the [`Directory`] trait, and the current
+//! time comes in the command. That keeps every rule testable with given/when/then.
+
+mod bot;
+mod chat;
+mod directory;
+mod error;
+mod post;
+mod text;
+mod workspace;
+
+pub use bot::{Bot, BotCommand, BotEvent, parse_bot_token};
+pub use chat::{Chat, ChatCommand, ChatEvent};
+pub use directory::{BotInfo, ChatInfo, Directory, DirectoryFuture, Services};
+pub use error::{DomainError, ErrorKind};
+pub use post::{
+    DeliveryOutcome, DeliveryState, DeliveryStatus, FailureClass, ParseMode, Post, PostCommand,
+    PostEvent, PostState,
+};
+pub use text::{MAX_TEXT_UTF16, telegram_length};
+pub use workspace::{Workspace, WorkspaceCommand, WorkspaceEvent};
+
+/// Identifiers are UUIDs; aggregates are stored under their id's hyphenated string form.
+pub type Id = uuid::Uuid;
+
+/// The version written with every event this crate emits today. Stored events keep the version
+/// they were written with; readers upcast older ones.
+pub const EVENT_VERSION: &str = "1";
+
+/// How far in the past `publish_at` may be and still mean "as soon as possible".
+pub const PUBLISH_AT_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);

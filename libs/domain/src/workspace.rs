@@ -1,0 +1,116 @@
+//! A workspace is a tenant: every other aggregate belongs to exactly one.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::{DomainError, EVENT_VERSION, Services};
+
+const MAX_NAME: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub enum WorkspaceCommand {
+    Create { name: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WorkspaceEvent {
+    WorkspaceCreated { name: String },
+}
+
+impl DomainEvent for WorkspaceEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::WorkspaceCreated { .. } => "WorkspaceCreated".into(),
+        }
+    }
+    fn event_version(&self) -> String {
+        EVENT_VERSION.into()
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Workspace {
+    pub name: Option<String>,
+}
+
+impl Workspace {
+    pub fn exists(&self) -> bool {
+        self.name.is_some()
+    }
+}
+
+impl Aggregate for Workspace {
+    const TYPE: &'static str = "Workspace";
+    type Command = WorkspaceCommand;
+    type Event = WorkspaceEvent;
+    type Error = DomainError;
+    type Services = Services;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        match command {
+            WorkspaceCommand::Create { name } => {
+                if self.exists() {
+                    return Err(DomainError::AlreadyExists);
+                }
+                let name = name.trim().to_owned();
+                if name.is_empty() || name.chars().count() > MAX_NAME {
+                    return Err(DomainError::InvalidWorkspaceName { max: MAX_NAME });
+                }
+                sink.write(WorkspaceEvent::WorkspaceCreated { name }, self)
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            WorkspaceEvent::WorkspaceCreated { name } => self.name = Some(name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+    use crate::directory::fake::FakeDirectory;
+
+    fn given() -> TestFramework<Workspace> {
+        TestFramework::with(FakeDirectory::default().into_services())
+    }
+
+    #[tokio::test]
+    async fn creates_with_trimmed_name() {
+        given()
+            .given_no_previous_events()
+            .when_async(WorkspaceCommand::Create {
+                name: " Acme ".into(),
+            })
+            .await
+            .then_expect_events(vec![WorkspaceEvent::WorkspaceCreated {
+                name: "Acme".into(),
+            }]);
+    }
+
+    #[tokio::test]
+    async fn refuses_blank_name_and_second_creation() {
+        given()
+            .given_no_previous_events()
+            .when_async(WorkspaceCommand::Create { name: "  ".into() })
+            .await
+            .then_expect_error(DomainError::InvalidWorkspaceName { max: MAX_NAME });
+        given()
+            .given(vec![WorkspaceEvent::WorkspaceCreated { name: "a".into() }])
+            .when_async(WorkspaceCommand::Create { name: "b".into() })
+            .await
+            .then_expect_error(DomainError::AlreadyExists);
+    }
+}
