@@ -1,0 +1,200 @@
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use domain::{BotEvent, ChatEvent, FailureClass, ParseMode, PostEvent, WorkspaceEvent};
+
+use crate::metadata;
+use crate::v1::{self, event_envelope::Event};
+
+/// A row of the event store, as the relay reads it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: serde_json::Value,
+    pub metadata: HashMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("unknown aggregate type {0:?}")]
+    UnknownAggregate(String),
+    #[error("unsupported version {version:?} of event {event_type:?}")]
+    UnsupportedVersion { event_type: String, version: String },
+    #[error("stored payload of {event_type:?} does not decode: {source}")]
+    Payload { event_type: String, source: serde_json::Error },
+}
+
+/// The identity of an event across the whole system; also its JetStream `Nats-Msg-Id`.
+pub fn event_id(aggregate_type: &str, aggregate_id: &str, sequence: i64) -> String {
+    format!("{aggregate_type}:{aggregate_id}:{sequence}")
+}
+
+/// Converts a stored domain event into the protobuf integration event published on NATS.
+pub fn to_integration_event(stored: &StoredEvent) -> Result<v1::EventEnvelope, ConvertError> {
+    if stored.event_version != domain::EVENT_VERSION {
+        // No older versions exist yet; an upcaster goes here when one does.
+        return Err(ConvertError::UnsupportedVersion {
+            event_type: stored.event_type.clone(),
+            version: stored.event_version.clone(),
+        });
+    }
+    let event = decode_payload(stored)?;
+    let meta = |key: &str| stored.metadata.get(key).cloned().unwrap_or_default();
+    let workspace_id = match &event {
+        Event::WorkspaceCreated(_) => stored.aggregate_id.clone(),
+        _ => meta(metadata::WORKSPACE_ID),
+    };
+    let occurred_at_ms = stored
+        .metadata
+        .get(metadata::OCCURRED_AT)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map_or(0, |t| t.timestamp_millis());
+    Ok(v1::EventEnvelope {
+        event_id: event_id(&stored.aggregate_type, &stored.aggregate_id, stored.sequence),
+        aggregate_type: stored.aggregate_type.clone(),
+        aggregate_id: stored.aggregate_id.clone(),
+        sequence: stored.sequence as u64,
+        workspace_id,
+        event_type: stored.event_type.clone(),
+        event_version: stored.event_version.clone(),
+        occurred_at_ms,
+        metadata: Some(v1::Metadata {
+            actor: meta(metadata::ACTOR),
+            correlation_id: meta(metadata::CORRELATION_ID),
+            causation_id: meta(metadata::CAUSATION_ID),
+        }),
+        event: Some(event),
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(stored: &StoredEvent) -> Result<T, ConvertError> {
+    serde_json::from_value(stored.payload.clone())
+        .map_err(|source| ConvertError::Payload { event_type: stored.event_type.clone(), source })
+}
+
+fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
+    Ok(match stored.aggregate_type.as_str() {
+        "Workspace" => match decode(stored)? {
+            WorkspaceEvent::WorkspaceCreated { name } => Event::WorkspaceCreated(v1::WorkspaceCreated { name }),
+        },
+        "Bot" => match decode(stored)? {
+            BotEvent::BotRegistered { name, telegram_bot_id, .. } => {
+                Event::BotRegistered(v1::BotRegistered { name, telegram_bot_id })
+            }
+        },
+        "Chat" => match decode(stored)? {
+            ChatEvent::ChatConnected { bot_id, telegram_chat_id, title, .. } => {
+                Event::ChatConnected(v1::ChatConnected { bot_id: bot_id.to_string(), telegram_chat_id, title })
+            }
+            ChatEvent::ChatOptedOut { reason } => Event::ChatOptedOut(v1::ChatOptedOut { reason }),
+        },
+        "Post" => post_event(decode(stored)?),
+        other => return Err(ConvertError::UnknownAggregate(other.to_owned())),
+    })
+}
+
+fn post_event(event: PostEvent) -> Event {
+    match event {
+        PostEvent::PostPlanned { chat_ids, text, parse_mode, publish_at, .. } => Event::PostPlanned(v1::PostPlanned {
+            chat_ids: chat_ids.iter().map(ToString::to_string).collect(),
+            text,
+            parse_mode: parse_mode_to_proto(parse_mode) as i32,
+            publish_at_ms: publish_at.timestamp_millis(),
+        }),
+        PostEvent::PostApproved => Event::PostApproved(v1::PostApproved {}),
+        PostEvent::PostRejected { reason } => Event::PostRejected(v1::PostRejected { reason }),
+        PostEvent::PostCancelled => Event::PostCancelled(v1::PostCancelled {}),
+        PostEvent::PostDelivered { chat_id, telegram_message_id } => {
+            Event::PostDelivered(v1::PostDelivered { chat_id: chat_id.to_string(), telegram_message_id })
+        }
+        PostEvent::DeliveryFailed { chat_id, class, detail } => Event::DeliveryFailed(v1::DeliveryFailed {
+            chat_id: chat_id.to_string(),
+            class: failure_class_to_proto(class) as i32,
+            detail,
+        }),
+        PostEvent::DeliveryUnknown { chat_id, detail } => {
+            Event::DeliveryUnknown(v1::DeliveryUnknown { chat_id: chat_id.to_string(), detail })
+        }
+    }
+}
+
+fn parse_mode_to_proto(mode: Option<ParseMode>) -> v1::ParseMode {
+    match mode {
+        None => v1::ParseMode::Unspecified,
+        Some(ParseMode::Html) => v1::ParseMode::Html,
+        Some(ParseMode::MarkdownV2) => v1::ParseMode::MarkdownV2,
+    }
+}
+
+fn failure_class_to_proto(class: FailureClass) -> v1::FailureClass {
+    match class {
+        FailureClass::Permanent => v1::FailureClass::Permanent,
+        FailureClass::Transient => v1::FailureClass::Transient,
+        FailureClass::OptedOut => v1::FailureClass::OptedOut,
+    }
+}
+
+/// Milliseconds since the epoch back to a UTC time (for consumers of integration events).
+pub fn from_millis(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(aggregate_type: &str, event_type: &str, payload: serde_json::Value) -> StoredEvent {
+        StoredEvent {
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: "agg".into(),
+            sequence: 3,
+            event_type: event_type.into(),
+            event_version: "1".into(),
+            payload,
+            metadata: HashMap::from([
+                (metadata::WORKSPACE_ID.into(), "ws".into()),
+                (metadata::ACTOR.into(), "admin".into()),
+                (metadata::OCCURRED_AT.into(), "2026-01-01T00:00:01Z".into()),
+            ]),
+        }
+    }
+
+    #[test]
+    fn converts_a_stored_post_event_with_its_context() {
+        let chat = uuid::Uuid::from_u128(10);
+        let row = stored("Post", "PostDelivered", serde_json::json!({"PostDelivered": {"chat_id": chat, "telegram_message_id": 7}}));
+        let envelope = to_integration_event(&row).unwrap();
+        assert_eq!(envelope.event_id, "Post:agg:3");
+        assert_eq!(envelope.workspace_id, "ws");
+        assert_eq!(envelope.occurred_at_ms, 1_767_225_601_000);
+        assert_eq!(envelope.metadata.unwrap().actor, "admin");
+        assert_eq!(
+            envelope.event,
+            Some(Event::PostDelivered(v1::PostDelivered { chat_id: chat.to_string(), telegram_message_id: 7 }))
+        );
+    }
+
+    #[test]
+    fn never_publishes_the_encrypted_token() {
+        let row = stored(
+            "Bot",
+            "BotRegistered",
+            serde_json::json!({"BotRegistered": {"workspace_id": uuid::Uuid::nil(), "name": "b", "telegram_bot_id": 5, "encrypted_token": "SECRET"}}),
+        );
+        let bytes = prost::Message::encode_to_vec(&to_integration_event(&row).unwrap());
+        assert!(!bytes.windows(6).any(|w| w == b"SECRET"));
+    }
+
+    #[test]
+    fn refuses_unknown_versions_and_aggregates() {
+        let mut row = stored("Post", "PostApproved", serde_json::json!("PostApproved"));
+        row.event_version = "7".into();
+        assert!(matches!(to_integration_event(&row), Err(ConvertError::UnsupportedVersion { .. })));
+        let row = stored("Nope", "X", serde_json::json!({}));
+        assert!(matches!(to_integration_event(&row), Err(ConvertError::UnknownAggregate(_))));
+    }
+}
