@@ -1,0 +1,16 @@
+//! Herald's event store in PostgreSQL (cqrs-es / postgres-es), its schema migrations, and the
+//! strongly consistent [`domain::Directory`] built on it.
+//!
+//! Architecture invariant: a command is acknowledged only after its events are committed, and
+//! the same transaction puts them in the outbox (a trigger), so nothing acknowledged can be
+//! lost on the way to NATS.
+
+mod context;
+mod directory;
+mod event_store;
+mod migrations;
+
+pub use context::RequestContext;
+pub use directory::StoreDirectory;
+pub use event_store::{CommandError, EventStore, Handles};
+pub use migrations::migrate;

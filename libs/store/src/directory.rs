@@ -1,0 +1,40 @@
+use domain::{Bot, BotInfo, Chat, ChatInfo, Directory, DirectoryFuture, Id};
+use sqlx::PgPool;
+
+use crate::event_store::load_aggregate;
+
+/// Answers the domain's questions by loading the aggregates from the event store, so what was
+/// committed a moment ago is already known (projections could lag).
+pub struct StoreDirectory {
+    pool: PgPool,
+}
+
+impl StoreDirectory {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl Directory for StoreDirectory {
+    fn chat(&self, chat_id: Id) -> DirectoryFuture<'_, Option<ChatInfo>> {
+        Box::pin(async move {
+            let chat: Chat = load_aggregate(&self.pool, chat_id).await.map_err(|e| e.to_string())?;
+            Ok(match (chat.workspace_id, chat.bot_id) {
+                (Some(workspace_id), Some(bot_id)) => Some(ChatInfo {
+                    workspace_id,
+                    bot_id,
+                    telegram_chat_id: chat.telegram_chat_id,
+                    opted_out: chat.opted_out,
+                }),
+                _ => None,
+            })
+        })
+    }
+
+    fn bot(&self, bot_id: Id) -> DirectoryFuture<'_, Option<BotInfo>> {
+        Box::pin(async move {
+            let bot: Bot = load_aggregate(&self.pool, bot_id).await.map_err(|e| e.to_string())?;
+            Ok(bot.workspace_id.map(|workspace_id| BotInfo { workspace_id }))
+        })
+    }
+}

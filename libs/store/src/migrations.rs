@@ -1,0 +1,40 @@
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+
+/// The schema's history, oldest first. Never edit an applied migration: add a new one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "event store", include_str!("../migrations/0001_event_store.sql")),
+    (2, "projections", include_str!("../migrations/0002_projections.sql")),
+    (3, "delivery", include_str!("../migrations/0003_delivery.sql")),
+];
+
+/// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.
+#[derive(Debug)]
+struct Embedded;
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send>> {
+        Box::pin(async {
+            Ok(MIGRATIONS
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, Cow::Borrowed(*sql), false)
+                })
+                .collect())
+        })
+    }
+}
+
+/// Brings the database schema up to date. Safe to call from several processes at once
+/// (sqlx takes an advisory lock).
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    let migrator = Migrator::new(Embedded).await.context("loading the embedded migrations")?;
+    migrator.run(pool).await.context("applying database migrations")?;
+    Ok(())
+}
