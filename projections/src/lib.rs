@@ -1,0 +1,38 @@
+//! Read models built from the JetStream event stream: the content [`Calendar`] and the
+//! [`Audit`] log, plus the [`runner`] that feeds any [`Projection`] exactly once.
+//!
+//! Architecture invariant: a projection's rows, its stream checkpoint and its per-aggregate
+//! positions change in one PostgreSQL transaction, so a crash can neither skip nor double-apply
+//! an event. Every projection can be dropped and rebuilt from the stream ([`runner::rebuild`]).
+
+mod audit;
+mod calendar;
+pub mod runner;
+
+use std::future::Future;
+
+pub use audit::Audit;
+pub use calendar::Calendar;
+use schemas::v1::EventEnvelope;
+use sqlx::PgConnection;
+
+/// A read model fed from the event stream.
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name: the checkpoint key and the durable consumer's name.
+    fn name(&self) -> &'static str;
+
+    /// Applies one event inside the runner's transaction. `position` is the event's JetStream
+    /// stream sequence. Must only touch this projection's tables.
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        position: u64,
+        event: &'a EventEnvelope,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
+
+    /// Deletes every row of this projection (before a rebuild).
+    fn reset<'a>(&'a self, conn: &'a mut PgConnection) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
+}
+
+/// The projections `herald projector` runs, by name (for `herald projections rebuild <name>`).
+pub const NAMES: &[&str] = &["calendar", "audit"];

@@ -1,0 +1,68 @@
+use chrono::{DateTime, Utc};
+use schemas::v1::EventEnvelope;
+use schemas::v1::event_envelope::Event;
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+
+use crate::Projection;
+
+/// The audit log: every event in stream order with who, when, and the request that caused it.
+pub struct Audit;
+
+impl Projection for Audit {
+    fn name(&self) -> &'static str {
+        "audit"
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, position: u64, e: &EventEnvelope) -> anyhow::Result<()> {
+        let metadata = e.metadata.clone().unwrap_or_default();
+        let occurred_at: DateTime<Utc> = schemas::from_millis(e.occurred_at_ms).unwrap_or_else(Utc::now);
+        sqlx::query(
+            "INSERT INTO audit_log (position, event_id, workspace_id, aggregate_type, aggregate_id, sequence,
+                                    event_type, event_version, actor, correlation_id, causation_id, occurred_at, details)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(position as i64)
+        .bind(&e.event_id)
+        .bind(&e.workspace_id)
+        .bind(&e.aggregate_type)
+        .bind(&e.aggregate_id)
+        .bind(e.sequence as i64)
+        .bind(&e.event_type)
+        .bind(&e.event_version)
+        .bind(&metadata.actor)
+        .bind(&metadata.correlation_id)
+        .bind(&metadata.causation_id)
+        .bind(occurred_at)
+        .bind(details(e.event.as_ref()))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM audit_log").execute(conn).await?;
+        Ok(())
+    }
+}
+
+/// What an auditor needs to know about an event, without message text (shown on the post).
+fn details(event: Option<&Event>) -> Value {
+    match event {
+        Some(Event::WorkspaceCreated(e)) => json!({ "name": e.name }),
+        Some(Event::BotRegistered(e)) => json!({ "name": e.name, "telegram_bot_id": e.telegram_bot_id }),
+        Some(Event::ChatConnected(e)) => json!({ "bot_id": e.bot_id, "telegram_chat_id": e.telegram_chat_id, "title": e.title }),
+        Some(Event::ChatOptedOut(e)) => json!({ "reason": e.reason }),
+        Some(Event::PostPlanned(e)) => json!({
+            "chat_ids": e.chat_ids,
+            "publish_at": schemas::from_millis(e.publish_at_ms).map(|t| t.to_rfc3339()),
+            "text_length": e.text.chars().count(),
+        }),
+        Some(Event::PostRejected(e)) => json!({ "reason": e.reason }),
+        Some(Event::PostDelivered(e)) => json!({ "chat_id": e.chat_id, "telegram_message_id": e.telegram_message_id }),
+        Some(Event::DeliveryFailed(e)) => json!({ "chat_id": e.chat_id, "class": e.class().as_str_name(), "detail": e.detail }),
+        Some(Event::DeliveryUnknown(e)) => json!({ "chat_id": e.chat_id, "detail": e.detail }),
+        Some(Event::PostApproved(_) | Event::PostCancelled(_)) | None => json!({}),
+    }
+}

@@ -1,0 +1,111 @@
+use chrono::{DateTime, Utc};
+use schemas::v1::event_envelope::Event;
+use schemas::v1::EventEnvelope;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::Projection;
+
+const PREVIEW_CHARS: usize = 80;
+
+/// The content calendar: one row per post and target chat with its publish time, the post's
+/// state and the delivery status in that chat.
+pub struct Calendar;
+
+impl Projection for Calendar {
+    fn name(&self) -> &'static str {
+        "calendar"
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, _position: u64, envelope: &EventEnvelope) -> anyhow::Result<()> {
+        let Some(event) = &envelope.event else { return Ok(()) };
+        if envelope.aggregate_type != "Post" {
+            return Ok(());
+        }
+        let post_id: Uuid = envelope.aggregate_id.parse()?;
+        let at: DateTime<Utc> = schemas::from_millis(envelope.occurred_at_ms).unwrap_or_else(Utc::now);
+        match event {
+            Event::PostPlanned(planned) => {
+                let workspace_id: Uuid = envelope.workspace_id.parse()?;
+                let publish_at = schemas::from_millis(planned.publish_at_ms).unwrap_or(at);
+                let preview: String = planned.text.chars().take(PREVIEW_CHARS).collect();
+                for chat_id in &planned.chat_ids {
+                    sqlx::query(
+                        "INSERT INTO calendar (workspace_id, post_id, chat_id, publish_at, state, delivery, text_preview, updated_at)
+                         VALUES ($1, $2, $3, $4, 'planned', 'pending', $5, $6)
+                         ON CONFLICT (post_id, chat_id) DO NOTHING",
+                    )
+                    .bind(workspace_id)
+                    .bind(post_id)
+                    .bind(chat_id.parse::<Uuid>()?)
+                    .bind(publish_at)
+                    .bind(&preview)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            Event::PostApproved(_) => set_state(conn, post_id, "approved", at).await?,
+            Event::PostRejected(_) => set_state(conn, post_id, "rejected", at).await?,
+            Event::PostCancelled(_) => set_state(conn, post_id, "cancelled", at).await?,
+            Event::PostDelivered(d) => {
+                set_delivery(conn, post_id, &d.chat_id, "delivered", Some(d.telegram_message_id), None, at).await?
+            }
+            Event::DeliveryFailed(f) => {
+                let error = format!("{}: {}", failure_class(f.class), f.detail);
+                set_delivery(conn, post_id, &f.chat_id, "failed", None, Some(&error), at).await?
+            }
+            Event::DeliveryUnknown(u) => set_delivery(conn, post_id, &u.chat_id, "unknown", None, Some(&u.detail), at).await?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM calendar").execute(conn).await?;
+        Ok(())
+    }
+}
+
+fn failure_class(class: i32) -> &'static str {
+    match schemas::v1::FailureClass::try_from(class) {
+        Ok(schemas::v1::FailureClass::Permanent) => "permanent",
+        Ok(schemas::v1::FailureClass::Transient) => "transient",
+        Ok(schemas::v1::FailureClass::OptedOut) => "opted_out",
+        _ => "unspecified",
+    }
+}
+
+async fn set_state(conn: &mut PgConnection, post_id: Uuid, state: &str, at: DateTime<Utc>) -> anyhow::Result<()> {
+    sqlx::query("UPDATE calendar SET state = $2, updated_at = $3 WHERE post_id = $1")
+        .bind(post_id)
+        .bind(state)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn set_delivery(
+    conn: &mut PgConnection,
+    post_id: Uuid,
+    chat_id: &str,
+    delivery: &str,
+    message_id: Option<i32>,
+    error: Option<&str>,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE calendar SET delivery = $3, telegram_message_id = $4, error = $5, updated_at = $6
+          WHERE post_id = $1 AND chat_id = $2",
+    )
+    .bind(post_id)
+    .bind(chat_id.parse::<Uuid>()?)
+    .bind(delivery)
+    .bind(message_id)
+    .bind(error)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

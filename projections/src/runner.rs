@@ -1,0 +1,236 @@
+//! Feeds a [`Projection`] from the JetStream event stream, exactly once.
+//!
+//! The checkpoint in PostgreSQL is the source of truth: on every (re)start the runner recreates
+//! its durable consumer at `checkpoint + 1`, applies messages one by one, each in a transaction
+//! that also advances the checkpoint, and acks only after the commit. A message at or below the
+//! checkpoint is acked and ignored; an event whose per-aggregate sequence was already applied
+//! (a re-publish beyond JetStream's dedup window) advances the checkpoint without being applied.
+//! One runner per projection is active at a time (a PostgreSQL advisory lock).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use futures::StreamExt;
+use platform::Shutdown;
+use platform::nats::Bus;
+use schemas::Message as _;
+use schemas::v1::EventEnvelope;
+use sqlx::{PgConnection, PgPool};
+
+use crate::Projection;
+
+/// Advisory-lock class of projection runners (the key is the hash of the projection name).
+const LOCK_CLASS: i32 = 0x4852_4c44;
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+/// Runs `projection` until `shutdown`, restarting from its checkpoint after any error.
+pub async fn run<P: Projection>(pool: PgPool, bus: Bus, projection: P, shutdown: Shutdown) -> anyhow::Result<()> {
+    let name = projection.name();
+    let mut lock_conn = pool.acquire().await?;
+    tokio::select! {
+        locked = sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))").bind(LOCK_CLASS).bind(name).execute(&mut *lock_conn) => {
+            locked.with_context(|| format!("projection {name}: taking its lock"))?;
+        }
+        _ = shutdown.cancelled() => return Ok(()),
+    }
+    tracing::info!(projection = name, "projection active");
+    loop {
+        match follow(&pool, &bus, &projection, &shutdown, None, &|_, _| {}).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                tracing::warn!(projection = name, error = format!("{error:#}"), "projection restarting from its checkpoint");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Drops `projection`'s rows and rebuilds them from the start of the stream. When a runner of
+/// this projection is active elsewhere, it notices the reset and does the replay; otherwise this
+/// call replays itself. `progress(applied, target)` is called as the replay advances.
+pub async fn rebuild<P: Projection>(
+    pool: &PgPool,
+    bus: &Bus,
+    projection: &P,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> anyhow::Result<u64> {
+    let name = projection.name();
+    let mut stream = bus.jetstream.get_stream(bus.names.events_stream()).await?;
+    let target = stream.info().await?.state.last_sequence;
+
+    let mut tx = pool.begin().await?;
+    lock_checkpoint(&mut tx, name).await?;
+    projection.reset(&mut tx).await?;
+    sqlx::query("DELETE FROM projection_positions WHERE projection = $1").bind(name).execute(&mut *tx).await?;
+    save_checkpoint(&mut tx, name, 0).await?;
+    tx.commit().await?;
+    tracing::info!(projection = name, target, "projection reset, replaying");
+
+    let mut lock_conn = pool.acquire().await?;
+    let (no_runner,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1, hashtext($2))")
+        .bind(LOCK_CLASS)
+        .bind(name)
+        .fetch_one(&mut *lock_conn)
+        .await?;
+    if no_runner {
+        let never = Shutdown::new();
+        follow(pool, bus, projection, &never, Some(target), progress).await?;
+        sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))").bind(LOCK_CLASS).bind(name).execute(&mut *lock_conn).await?;
+    } else {
+        loop {
+            let applied = load_checkpoint(pool, name).await?;
+            progress(applied.min(target), target);
+            if applied >= target {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    progress(target, target);
+    Ok(target)
+}
+
+/// The stream position a projection has applied up to.
+pub async fn checkpoint(pool: &PgPool, name: &str) -> anyhow::Result<u64> {
+    load_checkpoint(pool, name).await
+}
+
+/// Follows the stream from the checkpoint, until shutdown or (when given) position `until`.
+async fn follow<P: Projection>(
+    pool: &PgPool,
+    bus: &Bus,
+    projection: &P,
+    shutdown: &Shutdown,
+    until: Option<u64>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> anyhow::Result<()> {
+    let name = projection.name();
+    let mut checkpoint = load_checkpoint(pool, name).await?;
+    if until.is_some_and(|until| checkpoint >= until) {
+        return Ok(());
+    }
+    let stream = bus.jetstream.get_stream(bus.names.events_stream()).await?;
+    let durable = bus.names.consumer(name);
+    // The database checkpoint decides where to start, not the consumer's own ack state.
+    let _ = stream.delete_consumer(&durable).await;
+    let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable),
+            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: checkpoint + 1 },
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            filter_subject: bus.names.all_events(),
+            ..Default::default()
+        })
+        .await
+        .context("creating the durable consumer")?;
+    let mut messages = consumer.messages().await?;
+    loop {
+        let next = tokio::select! {
+            next = tokio::time::timeout(IDLE_CHECK, messages.next()) => next,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        let message = match next {
+            Err(_idle) => {
+                if load_checkpoint(pool, name).await? != checkpoint {
+                    bail!("checkpoint changed underneath (a rebuild reset it)");
+                }
+                continue;
+            }
+            Ok(None) => bail!("the consumer's message stream ended"),
+            Ok(Some(message)) => message.map_err(|e| anyhow::anyhow!("receiving: {e}"))?,
+        };
+        let position = message.info().map_err(|e| anyhow::anyhow!("message info: {e}"))?.stream_sequence;
+        if position > checkpoint {
+            let envelope = EventEnvelope::decode(message.payload.clone())
+                .with_context(|| format!("stream message {position} is not a herald.v1.EventEnvelope"))?;
+            apply_one(pool, projection, checkpoint, position, &envelope).await?;
+            checkpoint = position;
+        }
+        message.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
+        if let Some(until) = until {
+            progress(checkpoint, until);
+            if checkpoint >= until {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Applies one event and advances the checkpoint in one transaction.
+async fn apply_one<P: Projection>(
+    pool: &PgPool,
+    projection: &P,
+    expected_checkpoint: u64,
+    position: u64,
+    envelope: &EventEnvelope,
+) -> anyhow::Result<()> {
+    let name = projection.name();
+    let mut tx = pool.begin().await?;
+    let current = lock_checkpoint(&mut tx, name).await?;
+    if current != expected_checkpoint {
+        bail!("checkpoint is {current}, expected {expected_checkpoint} (reset or another runner)");
+    }
+    let last: Option<i64> = sqlx::query_scalar(
+        "SELECT last_sequence FROM projection_positions WHERE projection = $1 AND aggregate_type = $2 AND aggregate_id = $3",
+    )
+    .bind(name)
+    .bind(&envelope.aggregate_type)
+    .bind(&envelope.aggregate_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let sequence = envelope.sequence as i64;
+    if last.is_some_and(|last| sequence <= last) {
+        tracing::debug!(projection = name, event_id = %envelope.event_id, "already applied, skipping");
+    } else {
+        projection.apply(&mut tx, position, envelope).await.with_context(|| format!("applying {}", envelope.event_id))?;
+        sqlx::query(
+            "INSERT INTO projection_positions (projection, aggregate_type, aggregate_id, last_sequence)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (projection, aggregate_type, aggregate_id) DO UPDATE SET last_sequence = EXCLUDED.last_sequence",
+        )
+        .bind(name)
+        .bind(&envelope.aggregate_type)
+        .bind(&envelope.aggregate_id)
+        .bind(sequence)
+        .execute(&mut *tx)
+        .await?;
+    }
+    save_checkpoint(&mut tx, name, position).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> anyhow::Result<u64> {
+    sqlx::query("INSERT INTO projection_checkpoints (projection, stream_sequence) VALUES ($1, 0) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    let (sequence,): (i64,) =
+        sqlx::query_as("SELECT stream_sequence FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(sequence as u64)
+}
+
+async fn save_checkpoint(conn: &mut PgConnection, name: &str, position: u64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE projection_checkpoints SET stream_sequence = $2, updated_at = now() WHERE projection = $1")
+        .bind(name)
+        .bind(position as i64)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn load_checkpoint(pool: &PgPool, name: &str) -> anyhow::Result<u64> {
+    let sequence: Option<i64> = sqlx::query_scalar("SELECT stream_sequence FROM projection_checkpoints WHERE projection = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    Ok(sequence.unwrap_or(0) as u64)
+}
