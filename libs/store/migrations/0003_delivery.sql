@@ -19,3 +19,11 @@ CREATE TABLE delivery_queue
 );
 CREATE INDEX delivery_queue_due ON delivery_queue (due_at) WHERE state = 'scheduled';
 CREATE INDEX delivery_queue_sending ON delivery_queue (claimed_by) WHERE state = 'sending';
+
+-- Live delivery workers. A row in state 'sending' whose worker stopped heartbeating is in doubt:
+-- the request may have reached Telegram. It is flagged (DeliveryUnknown), never silently resent.
+CREATE TABLE delivery_workers
+(
+    worker_id    text PRIMARY KEY,
+    heartbeat_at timestamptz NOT NULL
+);
