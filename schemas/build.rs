@@ -2,7 +2,10 @@
 //! never needs `protoc` installed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/herald/v1/events.proto", "proto/herald/v1/commands.proto"];
+    let files = [
+        "proto/herald/v1/events.proto",
+        "proto/herald/v1/commands.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

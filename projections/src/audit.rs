@@ -14,9 +14,15 @@ impl Projection for Audit {
         "audit"
     }
 
-    async fn apply(&self, conn: &mut PgConnection, position: u64, e: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        position: u64,
+        e: &EventEnvelope,
+    ) -> anyhow::Result<()> {
         let metadata = e.metadata.clone().unwrap_or_default();
-        let occurred_at: DateTime<Utc> = schemas::from_millis(e.occurred_at_ms).unwrap_or_else(Utc::now);
+        let occurred_at: DateTime<Utc> =
+            schemas::from_millis(e.occurred_at_ms).unwrap_or_else(Utc::now);
         sqlx::query(
             "INSERT INTO audit_log (position, event_id, workspace_id, aggregate_type, aggregate_id, sequence,
                                     event_type, event_version, actor, correlation_id, causation_id, occurred_at, details)
@@ -51,8 +57,12 @@ impl Projection for Audit {
 fn details(event: Option<&Event>) -> Value {
     match event {
         Some(Event::WorkspaceCreated(e)) => json!({ "name": e.name }),
-        Some(Event::BotRegistered(e)) => json!({ "name": e.name, "telegram_bot_id": e.telegram_bot_id }),
-        Some(Event::ChatConnected(e)) => json!({ "bot_id": e.bot_id, "telegram_chat_id": e.telegram_chat_id, "title": e.title }),
+        Some(Event::BotRegistered(e)) => {
+            json!({ "name": e.name, "telegram_bot_id": e.telegram_bot_id })
+        }
+        Some(Event::ChatConnected(e)) => {
+            json!({ "bot_id": e.bot_id, "telegram_chat_id": e.telegram_chat_id, "title": e.title })
+        }
         Some(Event::ChatOptedOut(e)) => json!({ "reason": e.reason }),
         Some(Event::PostPlanned(e)) => json!({
             "chat_ids": e.chat_ids,
@@ -60,8 +70,12 @@ fn details(event: Option<&Event>) -> Value {
             "text_length": e.text.chars().count(),
         }),
         Some(Event::PostRejected(e)) => json!({ "reason": e.reason }),
-        Some(Event::PostDelivered(e)) => json!({ "chat_id": e.chat_id, "telegram_message_id": e.telegram_message_id }),
-        Some(Event::DeliveryFailed(e)) => json!({ "chat_id": e.chat_id, "class": e.class().as_str_name(), "detail": e.detail }),
+        Some(Event::PostDelivered(e)) => {
+            json!({ "chat_id": e.chat_id, "telegram_message_id": e.telegram_message_id })
+        }
+        Some(Event::DeliveryFailed(e)) => {
+            json!({ "chat_id": e.chat_id, "class": e.class().as_str_name(), "detail": e.detail })
+        }
         Some(Event::DeliveryUnknown(e)) => json!({ "chat_id": e.chat_id, "detail": e.detail }),
         Some(Event::PostApproved(_) | Event::PostCancelled(_)) | None => json!({}),
     }

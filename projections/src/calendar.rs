@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
-use schemas::v1::event_envelope::Event;
 use schemas::v1::EventEnvelope;
+use schemas::v1::event_envelope::Event;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -17,13 +17,21 @@ impl Projection for Calendar {
         "calendar"
     }
 
-    async fn apply(&self, conn: &mut PgConnection, _position: u64, envelope: &EventEnvelope) -> anyhow::Result<()> {
-        let Some(event) = &envelope.event else { return Ok(()) };
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        _position: u64,
+        envelope: &EventEnvelope,
+    ) -> anyhow::Result<()> {
+        let Some(event) = &envelope.event else {
+            return Ok(());
+        };
         if envelope.aggregate_type != "Post" {
             return Ok(());
         }
         let post_id: Uuid = envelope.aggregate_id.parse()?;
-        let at: DateTime<Utc> = schemas::from_millis(envelope.occurred_at_ms).unwrap_or_else(Utc::now);
+        let at: DateTime<Utc> =
+            schemas::from_millis(envelope.occurred_at_ms).unwrap_or_else(Utc::now);
         match event {
             Event::PostPlanned(planned) => {
                 let workspace_id: Uuid = envelope.workspace_id.parse()?;
@@ -49,13 +57,33 @@ impl Projection for Calendar {
             Event::PostRejected(_) => set_state(conn, post_id, "rejected", at).await?,
             Event::PostCancelled(_) => set_state(conn, post_id, "cancelled", at).await?,
             Event::PostDelivered(d) => {
-                set_delivery(conn, post_id, &d.chat_id, "delivered", Some(d.telegram_message_id), None, at).await?
+                set_delivery(
+                    conn,
+                    post_id,
+                    &d.chat_id,
+                    "delivered",
+                    Some(d.telegram_message_id),
+                    None,
+                    at,
+                )
+                .await?
             }
             Event::DeliveryFailed(f) => {
                 let error = format!("{}: {}", failure_class(f.class), f.detail);
                 set_delivery(conn, post_id, &f.chat_id, "failed", None, Some(&error), at).await?
             }
-            Event::DeliveryUnknown(u) => set_delivery(conn, post_id, &u.chat_id, "unknown", None, Some(&u.detail), at).await?,
+            Event::DeliveryUnknown(u) => {
+                set_delivery(
+                    conn,
+                    post_id,
+                    &u.chat_id,
+                    "unknown",
+                    None,
+                    Some(&u.detail),
+                    at,
+                )
+                .await?
+            }
             _ => {}
         }
         Ok(())
@@ -76,7 +104,12 @@ fn failure_class(class: i32) -> &'static str {
     }
 }
 
-async fn set_state(conn: &mut PgConnection, post_id: Uuid, state: &str, at: DateTime<Utc>) -> anyhow::Result<()> {
+async fn set_state(
+    conn: &mut PgConnection,
+    post_id: Uuid,
+    state: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
     sqlx::query("UPDATE calendar SET state = $2, updated_at = $3 WHERE post_id = $1")
         .bind(post_id)
         .bind(state)

@@ -31,7 +31,10 @@ pub trait Projection: Send + Sync + 'static {
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
 
     /// Deletes every row of this projection (before a rebuild).
-    fn reset<'a>(&'a self, conn: &'a mut PgConnection) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
+    fn reset<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
 }
 
 /// The projections `herald projector` runs, by name (for `herald projections rebuild <name>`).

@@ -25,7 +25,12 @@ const LOCK_CLASS: i32 = 0x4852_4c44;
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// Runs `projection` until `shutdown`, restarting from its checkpoint after any error.
-pub async fn run<P: Projection>(pool: PgPool, bus: Bus, projection: P, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run<P: Projection>(
+    pool: PgPool,
+    bus: Bus,
+    projection: P,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let name = projection.name();
     let mut lock_conn = pool.acquire().await?;
     tokio::select! {
@@ -39,7 +44,11 @@ pub async fn run<P: Projection>(pool: PgPool, bus: Bus, projection: P, shutdown:
         match follow(&pool, &bus, &projection, &shutdown, None, &|_, _| {}).await {
             Ok(()) => return Ok(()),
             Err(error) => {
-                tracing::warn!(projection = name, error = format!("{error:#}"), "projection restarting from its checkpoint");
+                tracing::warn!(
+                    projection = name,
+                    error = format!("{error:#}"),
+                    "projection restarting from its checkpoint"
+                );
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = shutdown.cancelled() => return Ok(()),
@@ -65,7 +74,10 @@ pub async fn rebuild<P: Projection>(
     let mut tx = pool.begin().await?;
     lock_checkpoint(&mut tx, name).await?;
     projection.reset(&mut tx).await?;
-    sqlx::query("DELETE FROM projection_positions WHERE projection = $1").bind(name).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM projection_positions WHERE projection = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
     save_checkpoint(&mut tx, name, 0).await?;
     tx.commit().await?;
     tracing::info!(projection = name, target, "projection reset, replaying");
@@ -79,7 +91,11 @@ pub async fn rebuild<P: Projection>(
     if no_runner {
         let never = Shutdown::new();
         follow(pool, bus, projection, &never, Some(target), progress).await?;
-        sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))").bind(LOCK_CLASS).bind(name).execute(&mut *lock_conn).await?;
+        sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+            .bind(LOCK_CLASS)
+            .bind(name)
+            .execute(&mut *lock_conn)
+            .await?;
     } else {
         loop {
             let applied = load_checkpoint(pool, name).await?;
@@ -120,7 +136,9 @@ async fn follow<P: Projection>(
     let consumer: async_nats::jetstream::consumer::PullConsumer = stream
         .create_consumer(pull::Config {
             durable_name: Some(durable),
-            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: checkpoint + 1 },
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: checkpoint + 1,
+            },
             ack_policy: AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
             filter_subject: bus.names.all_events(),
@@ -144,14 +162,21 @@ async fn follow<P: Projection>(
             Ok(None) => bail!("the consumer's message stream ended"),
             Ok(Some(message)) => message.map_err(|e| anyhow::anyhow!("receiving: {e}"))?,
         };
-        let position = message.info().map_err(|e| anyhow::anyhow!("message info: {e}"))?.stream_sequence;
+        let position = message
+            .info()
+            .map_err(|e| anyhow::anyhow!("message info: {e}"))?
+            .stream_sequence;
         if position > checkpoint {
-            let envelope = EventEnvelope::decode(message.payload.clone())
-                .with_context(|| format!("stream message {position} is not a herald.v1.EventEnvelope"))?;
+            let envelope = EventEnvelope::decode(message.payload.clone()).with_context(|| {
+                format!("stream message {position} is not a herald.v1.EventEnvelope")
+            })?;
             apply_one(pool, projection, checkpoint, position, &envelope).await?;
             checkpoint = position;
         }
-        message.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
+        message
+            .ack()
+            .await
+            .map_err(|e| anyhow::anyhow!("ack: {e}"))?;
         if let Some(until) = until {
             progress(checkpoint, until);
             if checkpoint >= until {
@@ -187,7 +212,10 @@ async fn apply_one<P: Projection>(
     if last.is_some_and(|last| sequence <= last) {
         tracing::debug!(projection = name, event_id = %envelope.event_id, "already applied, skipping");
     } else {
-        projection.apply(&mut tx, position, envelope).await.with_context(|| format!("applying {}", envelope.event_id))?;
+        projection
+            .apply(&mut tx, position, envelope)
+            .await
+            .with_context(|| format!("applying {}", envelope.event_id))?;
         sqlx::query(
             "INSERT INTO projection_positions (projection, aggregate_type, aggregate_id, last_sequence)
              VALUES ($1, $2, $3, $4)
@@ -210,11 +238,12 @@ async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> anyhow::Result<
         .bind(name)
         .execute(&mut *conn)
         .await?;
-    let (sequence,): (i64,) =
-        sqlx::query_as("SELECT stream_sequence FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
-            .bind(name)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (sequence,): (i64,) = sqlx::query_as(
+        "SELECT stream_sequence FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
+    )
+    .bind(name)
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(sequence as u64)
 }
 
@@ -228,9 +257,11 @@ async fn save_checkpoint(conn: &mut PgConnection, name: &str, position: u64) -> 
 }
 
 async fn load_checkpoint(pool: &PgPool, name: &str) -> anyhow::Result<u64> {
-    let sequence: Option<i64> = sqlx::query_scalar("SELECT stream_sequence FROM projection_checkpoints WHERE projection = $1")
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
+    let sequence: Option<i64> = sqlx::query_scalar(
+        "SELECT stream_sequence FROM projection_checkpoints WHERE projection = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
     Ok(sequence.unwrap_or(0) as u64)
 }

@@ -25,7 +25,10 @@ pub enum ConvertError {
     #[error("unsupported version {version:?} of event {event_type:?}")]
     UnsupportedVersion { event_type: String, version: String },
     #[error("stored payload of {event_type:?} does not decode: {source}")]
-    Payload { event_type: String, source: serde_json::Error },
+    Payload {
+        event_type: String,
+        source: serde_json::Error,
+    },
 }
 
 /// The identity of an event across the whole system; also its JetStream `Nats-Msg-Id`.
@@ -54,7 +57,11 @@ pub fn to_integration_event(stored: &StoredEvent) -> Result<v1::EventEnvelope, C
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map_or(0, |t| t.timestamp_millis());
     Ok(v1::EventEnvelope {
-        event_id: event_id(&stored.aggregate_type, &stored.aggregate_id, stored.sequence),
+        event_id: event_id(
+            &stored.aggregate_type,
+            &stored.aggregate_id,
+            stored.sequence,
+        ),
         aggregate_type: stored.aggregate_type.clone(),
         aggregate_id: stored.aggregate_id.clone(),
         sequence: stored.sequence as u64,
@@ -72,24 +79,40 @@ pub fn to_integration_event(stored: &StoredEvent) -> Result<v1::EventEnvelope, C
 }
 
 fn decode<T: serde::de::DeserializeOwned>(stored: &StoredEvent) -> Result<T, ConvertError> {
-    serde_json::from_value(stored.payload.clone())
-        .map_err(|source| ConvertError::Payload { event_type: stored.event_type.clone(), source })
+    serde_json::from_value(stored.payload.clone()).map_err(|source| ConvertError::Payload {
+        event_type: stored.event_type.clone(),
+        source,
+    })
 }
 
 fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
     Ok(match stored.aggregate_type.as_str() {
         "Workspace" => match decode(stored)? {
-            WorkspaceEvent::WorkspaceCreated { name } => Event::WorkspaceCreated(v1::WorkspaceCreated { name }),
+            WorkspaceEvent::WorkspaceCreated { name } => {
+                Event::WorkspaceCreated(v1::WorkspaceCreated { name })
+            }
         },
         "Bot" => match decode(stored)? {
-            BotEvent::BotRegistered { name, telegram_bot_id, .. } => {
-                Event::BotRegistered(v1::BotRegistered { name, telegram_bot_id })
-            }
+            BotEvent::BotRegistered {
+                name,
+                telegram_bot_id,
+                ..
+            } => Event::BotRegistered(v1::BotRegistered {
+                name,
+                telegram_bot_id,
+            }),
         },
         "Chat" => match decode(stored)? {
-            ChatEvent::ChatConnected { bot_id, telegram_chat_id, title, .. } => {
-                Event::ChatConnected(v1::ChatConnected { bot_id: bot_id.to_string(), telegram_chat_id, title })
-            }
+            ChatEvent::ChatConnected {
+                bot_id,
+                telegram_chat_id,
+                title,
+                ..
+            } => Event::ChatConnected(v1::ChatConnected {
+                bot_id: bot_id.to_string(),
+                telegram_chat_id,
+                title,
+            }),
             ChatEvent::ChatOptedOut { reason } => Event::ChatOptedOut(v1::ChatOptedOut { reason }),
         },
         "Post" => post_event(decode(stored)?),
@@ -99,7 +122,13 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
 
 fn post_event(event: PostEvent) -> Event {
     match event {
-        PostEvent::PostPlanned { chat_ids, text, parse_mode, publish_at, .. } => Event::PostPlanned(v1::PostPlanned {
+        PostEvent::PostPlanned {
+            chat_ids,
+            text,
+            parse_mode,
+            publish_at,
+            ..
+        } => Event::PostPlanned(v1::PostPlanned {
             chat_ids: chat_ids.iter().map(ToString::to_string).collect(),
             text,
             parse_mode: parse_mode_to_proto(parse_mode) as i32,
@@ -108,16 +137,27 @@ fn post_event(event: PostEvent) -> Event {
         PostEvent::PostApproved => Event::PostApproved(v1::PostApproved {}),
         PostEvent::PostRejected { reason } => Event::PostRejected(v1::PostRejected { reason }),
         PostEvent::PostCancelled => Event::PostCancelled(v1::PostCancelled {}),
-        PostEvent::PostDelivered { chat_id, telegram_message_id } => {
-            Event::PostDelivered(v1::PostDelivered { chat_id: chat_id.to_string(), telegram_message_id })
-        }
-        PostEvent::DeliveryFailed { chat_id, class, detail } => Event::DeliveryFailed(v1::DeliveryFailed {
+        PostEvent::PostDelivered {
+            chat_id,
+            telegram_message_id,
+        } => Event::PostDelivered(v1::PostDelivered {
+            chat_id: chat_id.to_string(),
+            telegram_message_id,
+        }),
+        PostEvent::DeliveryFailed {
+            chat_id,
+            class,
+            detail,
+        } => Event::DeliveryFailed(v1::DeliveryFailed {
             chat_id: chat_id.to_string(),
             class: failure_class_to_proto(class) as i32,
             detail,
         }),
         PostEvent::DeliveryUnknown { chat_id, detail } => {
-            Event::DeliveryUnknown(v1::DeliveryUnknown { chat_id: chat_id.to_string(), detail })
+            Event::DeliveryUnknown(v1::DeliveryUnknown {
+                chat_id: chat_id.to_string(),
+                detail,
+            })
         }
     }
 }
@@ -166,7 +206,11 @@ mod tests {
     #[test]
     fn converts_a_stored_post_event_with_its_context() {
         let chat = uuid::Uuid::from_u128(10);
-        let row = stored("Post", "PostDelivered", serde_json::json!({"PostDelivered": {"chat_id": chat, "telegram_message_id": 7}}));
+        let row = stored(
+            "Post",
+            "PostDelivered",
+            serde_json::json!({"PostDelivered": {"chat_id": chat, "telegram_message_id": 7}}),
+        );
         let envelope = to_integration_event(&row).unwrap();
         assert_eq!(envelope.event_id, "Post:agg:3");
         assert_eq!(envelope.workspace_id, "ws");
@@ -174,7 +218,10 @@ mod tests {
         assert_eq!(envelope.metadata.unwrap().actor, "admin");
         assert_eq!(
             envelope.event,
-            Some(Event::PostDelivered(v1::PostDelivered { chat_id: chat.to_string(), telegram_message_id: 7 }))
+            Some(Event::PostDelivered(v1::PostDelivered {
+                chat_id: chat.to_string(),
+                telegram_message_id: 7
+            }))
         );
     }
 
@@ -193,8 +240,14 @@ mod tests {
     fn refuses_unknown_versions_and_aggregates() {
         let mut row = stored("Post", "PostApproved", serde_json::json!("PostApproved"));
         row.event_version = "7".into();
-        assert!(matches!(to_integration_event(&row), Err(ConvertError::UnsupportedVersion { .. })));
+        assert!(matches!(
+            to_integration_event(&row),
+            Err(ConvertError::UnsupportedVersion { .. })
+        ));
         let row = stored("Nope", "X", serde_json::json!({}));
-        assert!(matches!(to_integration_event(&row), Err(ConvertError::UnknownAggregate(_))));
+        assert!(matches!(
+            to_integration_event(&row),
+            Err(ConvertError::UnknownAggregate(_))
+        ));
     }
 }

@@ -52,47 +52,73 @@ struct Layer {
 impl Config {
     /// Loads the configuration of this process: `file` (or `HERALD_CONFIG`), then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
-        let file = file.map(Path::to_path_buf).or_else(|| std::env::var_os("HERALD_CONFIG").map(PathBuf::from));
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("HERALD_CONFIG").map(PathBuf::from));
         let text = match &file {
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the configuration file {}", path.display()))?,
-            ),
+            Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the configuration file {}", path.display())
+            })?),
             None => None,
         };
         Self::from_sources(text.as_deref(), |key| std::env::var(key).ok())
     }
 
     /// Builds a configuration from a TOML text and an environment lookup (testable without IO).
-    pub fn from_sources(file: Option<&str>, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+    pub fn from_sources(
+        file: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
         let layer: Layer = match file {
             Some(text) => toml::from_str(text).context("the configuration file is not valid")?,
             None => Layer::default(),
         };
         let var = |key: &str| env(key).filter(|v| !v.trim().is_empty());
-        let addr = |key: &str, file: Option<SocketAddr>, default: &str| -> anyhow::Result<SocketAddr> {
+        let addr = |key: &str,
+                    file: Option<SocketAddr>,
+                    default: &str|
+         -> anyhow::Result<SocketAddr> {
             match var(key) {
-                Some(v) => v.parse().with_context(|| format!("{key}={v:?} is not an address like 127.0.0.1:8080")),
+                Some(v) => v
+                    .parse()
+                    .with_context(|| format!("{key}={v:?} is not an address like 127.0.0.1:8080")),
                 None => Ok(file.unwrap_or_else(|| default.parse().expect("valid default address"))),
             }
         };
-        let nats_prefix = var("HERALD_NATS_PREFIX").or(layer.nats_prefix).unwrap_or_else(|| "herald".into());
-        if nats_prefix.is_empty() || !nats_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            anyhow::bail!("HERALD_NATS_PREFIX must be letters, digits, '_' or '-' (it names subjects and streams)");
+        let nats_prefix = var("HERALD_NATS_PREFIX")
+            .or(layer.nats_prefix)
+            .unwrap_or_else(|| "herald".into());
+        if nats_prefix.is_empty()
+            || !nats_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            anyhow::bail!(
+                "HERALD_NATS_PREFIX must be letters, digits, '_' or '-' (it names subjects and streams)"
+            );
         }
         Ok(Self {
             database_url: var("HERALD_DATABASE_URL")
                 .map(Secret::new)
                 .or(layer.database_url)
                 .unwrap_or_else(|| Secret::new("postgres://postgres@127.0.0.1:5432/herald".into())),
-            nats_url: var("HERALD_NATS_URL").or(layer.nats_url).unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+            nats_url: var("HERALD_NATS_URL")
+                .or(layer.nats_url)
+                .unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
             nats_prefix,
             http_addr: addr("HERALD_HTTP_ADDR", layer.http_addr, "127.0.0.1:8080")?,
             telegram_api_url: var("HERALD_TELEGRAM_API_URL").or(layer.telegram_api_url),
             sandbox_addr: addr("HERALD_SANDBOX_ADDR", layer.sandbox_addr, "127.0.0.1:8081")?,
-            admin_token: var("HERALD_ADMIN_TOKEN").map(Secret::new).or(layer.admin_token),
-            secret_key: var("HERALD_SECRET_KEY").map(Secret::new).or(layer.secret_key),
-            data_dir: var("HERALD_DATA_DIR").map(PathBuf::from).or(layer.data_dir).unwrap_or_else(|| ".herald".into()),
+            admin_token: var("HERALD_ADMIN_TOKEN")
+                .map(Secret::new)
+                .or(layer.admin_token),
+            secret_key: var("HERALD_SECRET_KEY")
+                .map(Secret::new)
+                .or(layer.secret_key),
+            data_dir: var("HERALD_DATA_DIR")
+                .map(PathBuf::from)
+                .or(layer.data_dir)
+                .unwrap_or_else(|| ".herald".into()),
         })
     }
 
@@ -103,7 +129,9 @@ impl Config {
 
     /// The Bot API base URL delivery talks to: the real one, or the sandbox emulator.
     pub fn bot_api_url(&self) -> String {
-        self.telegram_api_url.clone().unwrap_or_else(|| format!("http://{}", self.sandbox_addr))
+        self.telegram_api_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.sandbox_addr))
     }
 }
 
@@ -114,7 +142,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -130,7 +161,9 @@ mod tests {
     #[test]
     fn environment_overrides_file_overrides_defaults() {
         let file = "nats_url = \"nats://file:4222\"\nhttp_addr = \"127.0.0.1:9000\"\nadmin_token = \"from-file\"";
-        let config = Config::from_sources(Some(file), env(&[("HERALD_HTTP_ADDR", "127.0.0.1:9100")])).unwrap();
+        let config =
+            Config::from_sources(Some(file), env(&[("HERALD_HTTP_ADDR", "127.0.0.1:9100")]))
+                .unwrap();
         assert_eq!(config.nats_url, "nats://file:4222");
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:9100");
         assert_eq!(config.admin_token.as_ref().unwrap().expose(), "from-file");
@@ -141,7 +174,14 @@ mod tests {
         assert!(Config::from_sources(Some("nats_ur = \"x\""), env(&[])).is_err());
         let err = Config::from_sources(None, env(&[("HERALD_HTTP_ADDR", "nope")])).unwrap_err();
         assert!(err.to_string().contains("HERALD_HTTP_ADDR"));
-        let config = Config::from_sources(None, env(&[("HERALD_ADMIN_TOKEN", "hunter2"), ("HERALD_DATABASE_URL", "postgres://u:pw@h/db")])).unwrap();
+        let config = Config::from_sources(
+            None,
+            env(&[
+                ("HERALD_ADMIN_TOKEN", "hunter2"),
+                ("HERALD_DATABASE_URL", "postgres://u:pw@h/db"),
+            ]),
+        )
+        .unwrap();
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2") && !printed.contains("pw@"));
     }

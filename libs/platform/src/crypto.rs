@@ -14,7 +14,9 @@ const NONCE_LEN: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
-    #[error("the secret key must be 32 bytes encoded in base64 (generate one with `herald keygen`)")]
+    #[error(
+        "the secret key must be 32 bytes encoded in base64 (generate one with `herald keygen`)"
+    )]
     BadKey,
     #[error("the encrypted value is malformed or was encrypted under another key")]
     Undecryptable,
@@ -35,11 +37,15 @@ impl std::fmt::Debug for TokenCipher {
 impl TokenCipher {
     /// From a base64-encoded 32-byte key.
     pub fn from_base64_key(key: &Secret<String>) -> Result<Self, CryptoError> {
-        let bytes = B64.decode(key.expose().trim()).map_err(|_| CryptoError::BadKey)?;
+        let bytes = B64
+            .decode(key.expose().trim())
+            .map_err(|_| CryptoError::BadKey)?;
         if bytes.len() != 32 {
             return Err(CryptoError::BadKey);
         }
-        Ok(Self { cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)) })
+        Ok(Self {
+            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes)),
+        })
     }
 
     /// A fresh random key, base64-encoded.
@@ -69,7 +75,9 @@ impl TokenCipher {
             .cipher
             .decrypt(Nonce::from_slice(nonce), ciphertext)
             .map_err(|_| CryptoError::Undecryptable)?;
-        String::from_utf8(plaintext).map(Secret::new).map_err(|_| CryptoError::Undecryptable)
+        String::from_utf8(plaintext)
+            .map(Secret::new)
+            .map_err(|_| CryptoError::Undecryptable)
     }
 }
 

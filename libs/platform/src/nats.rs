@@ -16,7 +16,9 @@ pub struct Names {
 
 impl Names {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        Self {
+            prefix: prefix.into(),
+        }
     }
     pub fn prefix(&self) -> &str {
         &self.prefix
@@ -28,9 +30,21 @@ impl Names {
     pub fn all_events(&self) -> String {
         format!("{}.events.>", self.prefix)
     }
-    pub fn event_subject(&self, aggregate_type: &str, workspace_id: &str, aggregate_id: &str) -> String {
-        let workspace = if workspace_id.is_empty() { "_" } else { workspace_id };
-        format!("{}.events.{aggregate_type}.{workspace}.{aggregate_id}", self.prefix)
+    pub fn event_subject(
+        &self,
+        aggregate_type: &str,
+        workspace_id: &str,
+        aggregate_id: &str,
+    ) -> String {
+        let workspace = if workspace_id.is_empty() {
+            "_"
+        } else {
+            workspace_id
+        };
+        format!(
+            "{}.events.{aggregate_type}.{workspace}.{aggregate_id}",
+            self.prefix
+        )
     }
     pub fn consumer(&self, name: &str) -> String {
         format!("{}_{name}", self.prefix)
@@ -68,7 +82,11 @@ impl Bus {
             }
         };
         let jetstream = jetstream::new(client.clone());
-        let bus = Self { client, jetstream, names: Names::new(prefix) };
+        let bus = Self {
+            client,
+            jetstream,
+            names: Names::new(prefix),
+        };
         bus.ensure_stream().await?;
         Ok(bus)
     }
@@ -86,7 +104,9 @@ impl Bus {
                 ..Default::default()
             })
             .await
-            .context("cannot create the JetStream event stream: is JetStream enabled (nats-server -js)?")?;
+            .context(
+                "cannot create the JetStream event stream: is JetStream enabled (nats-server -js)?",
+            )?;
         Ok(())
     }
 
@@ -105,7 +125,10 @@ mod tests {
         let names = Names::new("t_1");
         assert_eq!(names.events_stream(), "T_1_EVENTS");
         assert_eq!(names.all_events(), "t_1.events.>");
-        assert_eq!(names.event_subject("Post", "ws", "p"), "t_1.events.Post.ws.p");
+        assert_eq!(
+            names.event_subject("Post", "ws", "p"),
+            "t_1.events.Post.ws.p"
+        );
         assert_eq!(names.consumer("calendar"), "t_1_calendar");
     }
 }

@@ -18,7 +18,9 @@ impl StoreDirectory {
 impl Directory for StoreDirectory {
     fn chat(&self, chat_id: Id) -> DirectoryFuture<'_, Option<ChatInfo>> {
         Box::pin(async move {
-            let chat: Chat = load_aggregate(&self.pool, chat_id).await.map_err(|e| e.to_string())?;
+            let chat: Chat = load_aggregate(&self.pool, chat_id)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(match (chat.workspace_id, chat.bot_id) {
                 (Some(workspace_id), Some(bot_id)) => Some(ChatInfo {
                     workspace_id,
@@ -33,8 +35,12 @@ impl Directory for StoreDirectory {
 
     fn bot(&self, bot_id: Id) -> DirectoryFuture<'_, Option<BotInfo>> {
         Box::pin(async move {
-            let bot: Bot = load_aggregate(&self.pool, bot_id).await.map_err(|e| e.to_string())?;
-            Ok(bot.workspace_id.map(|workspace_id| BotInfo { workspace_id }))
+            let bot: Bot = load_aggregate(&self.pool, bot_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(bot
+                .workspace_id
+                .map(|workspace_id| BotInfo { workspace_id }))
         })
     }
 }

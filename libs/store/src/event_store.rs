@@ -117,6 +117,9 @@ impl EventStore {
 pub(crate) async fn load_aggregate<A: Aggregate>(pool: &PgPool, id: Id) -> Result<A, CommandError> {
     let store: PersistedEventStore<PostgresEventRepository, A> =
         PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()));
-    let context = store.load_aggregate(&id.to_string()).await.map_err(|e| CommandError::Store(e.to_string()))?;
+    let context = store
+        .load_aggregate(&id.to_string())
+        .await
+        .map_err(|e| CommandError::Store(e.to_string()))?;
     Ok(context.aggregate)
 }

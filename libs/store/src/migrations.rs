@@ -9,9 +9,21 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 
 /// The schema's history, oldest first. Never edit an applied migration: add a new one.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "event store", include_str!("../migrations/0001_event_store.sql")),
-    (2, "projections", include_str!("../migrations/0002_projections.sql")),
-    (3, "delivery", include_str!("../migrations/0003_delivery.sql")),
+    (
+        1,
+        "event store",
+        include_str!("../migrations/0001_event_store.sql"),
+    ),
+    (
+        2,
+        "projections",
+        include_str!("../migrations/0002_projections.sql"),
+    ),
+    (
+        3,
+        "delivery",
+        include_str!("../migrations/0003_delivery.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.
@@ -24,7 +36,13 @@ impl MigrationSource<'static> for Embedded {
             Ok(MIGRATIONS
                 .iter()
                 .map(|(version, description, sql)| {
-                    Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, Cow::Borrowed(*sql), false)
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
                 })
                 .collect())
         })
@@ -34,7 +52,12 @@ impl MigrationSource<'static> for Embedded {
 /// Brings the database schema up to date. Safe to call from several processes at once
 /// (sqlx takes an advisory lock).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    let migrator = Migrator::new(Embedded).await.context("loading the embedded migrations")?;
-    migrator.run(pool).await.context("applying database migrations")?;
+    let migrator = Migrator::new(Embedded)
+        .await
+        .context("loading the embedded migrations")?;
+    migrator
+        .run(pool)
+        .await
+        .context("applying database migrations")?;
     Ok(())
 }

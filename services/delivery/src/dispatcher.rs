@@ -93,7 +93,13 @@ impl Dispatcher {
     pub fn new(pool: PgPool, store: EventStore, cipher: TokenCipher, settings: Settings) -> Self {
         Self {
             pacer: Pacer::new(settings.limits),
-            shared: Arc::new(Shared { pool, store, cipher, settings, bots: Mutex::new(HashMap::new()) }),
+            shared: Arc::new(Shared {
+                pool,
+                store,
+                cipher,
+                settings,
+                bots: Mutex::new(HashMap::new()),
+            }),
             worker_id: format!("delivery-{}", uuid::Uuid::new_v4()),
             in_flight: HashSet::new(),
         }
@@ -138,7 +144,10 @@ impl Dispatcher {
                 self.finish(done);
             }
         }
-        sqlx::query("DELETE FROM delivery_workers WHERE worker_id = $1").bind(&self.worker_id).execute(&self.shared.pool).await?;
+        sqlx::query("DELETE FROM delivery_workers WHERE worker_id = $1")
+            .bind(&self.worker_id)
+            .execute(&self.shared.pool)
+            .await?;
         tracing::info!(worker = %self.worker_id, "delivery dispatcher stopped");
         Ok(())
     }
@@ -146,7 +155,12 @@ impl Dispatcher {
     fn finish(&mut self, done: Done) {
         self.in_flight.remove(&done.chat_id);
         if let Some(retry_after) = done.retry_after {
-            self.pacer.retry_after(done.bot_id, done.telegram_chat_id, retry_after, Instant::now());
+            self.pacer.retry_after(
+                done.bot_id,
+                done.telegram_chat_id,
+                retry_after,
+                Instant::now(),
+            );
         }
     }
 
@@ -171,7 +185,10 @@ impl Dispatcher {
         for row in rows {
             let chat_id: Id = row.try_get("chat_id")?;
             // Only the earliest due row of a chat is a candidate: posts keep their order.
-            if !seen.insert(chat_id) || self.in_flight.contains(&chat_id) || row.try_get::<bool, _>("backing_off")? {
+            if !seen.insert(chat_id)
+                || self.in_flight.contains(&chat_id)
+                || row.try_get::<bool, _>("backing_off")?
+            {
                 continue;
             }
             let job = Job {
@@ -182,7 +199,11 @@ impl Dispatcher {
                 telegram_chat_id: row.try_get("telegram_chat_id")?,
                 attempts: row.try_get::<i32, _>("attempts")? + 1,
             };
-            if self.pacer.try_acquire(job.bot_id, job.telegram_chat_id, now).is_ok() {
+            if self
+                .pacer
+                .try_acquire(job.bot_id, job.telegram_chat_id, now)
+                .is_ok()
+            {
                 jobs.push(job);
                 if jobs.len() >= room {
                     break;
@@ -232,21 +253,28 @@ impl Dispatcher {
         .fetch_all(&mut *tx)
         .await?;
         for row in orphans {
-            let (post_id, chat_id, workspace_id): (Id, Id, Id) =
-                (row.try_get("post_id")?, row.try_get("chat_id")?, row.try_get("workspace_id")?);
+            let (post_id, chat_id, workspace_id): (Id, Id, Id) = (
+                row.try_get("post_id")?,
+                row.try_get("chat_id")?,
+                row.try_get("workspace_id")?,
+            );
             tracing::warn!(%post_id, %chat_id, "delivery in doubt: its worker stopped while sending");
             let outcome = DeliveryOutcome::Unknown {
                 detail: "the delivery worker stopped while the request may have been on the wire; check the chat, then resolve".into(),
             };
             record(&self.shared.store, workspace_id, post_id, chat_id, outcome).await?;
-            sqlx::query("UPDATE delivery_queue SET state = 'done' WHERE post_id = $1 AND chat_id = $2")
-                .bind(post_id)
-                .bind(chat_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE delivery_queue SET state = 'done' WHERE post_id = $1 AND chat_id = $2",
+            )
+            .bind(post_id)
+            .bind(chat_id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
-        sqlx::query("DELETE FROM delivery_workers WHERE heartbeat_at < now() - interval '1 day'").execute(pool).await?;
+        sqlx::query("DELETE FROM delivery_workers WHERE heartbeat_at < now() - interval '1 day'")
+            .execute(pool)
+            .await?;
         Ok(())
     }
 }
@@ -258,7 +286,9 @@ async fn deliver(job: Job, shared: Arc<Shared>) -> Done {
         Err(error) => {
             // Nothing was sent (the failure happened before the request): safe to retry.
             tracing::warn!(post_id = %job.post_id, chat_id = %job.chat_id, error = format!("{error:#}"), "delivery attempt could not start");
-            Next::RetryLater { after: crate::backoff(job.attempts) }
+            Next::RetryLater {
+                after: crate::backoff(job.attempts),
+            }
         }
     };
     let retry_after = match &next {
@@ -277,7 +307,12 @@ async fn deliver(job: Job, shared: Arc<Shared>) -> Done {
             }
         }
     }
-    Done { chat_id: job.chat_id, bot_id: job.bot_id, telegram_chat_id: job.telegram_chat_id, retry_after }
+    Done {
+        chat_id: job.chat_id,
+        bot_id: job.bot_id,
+        telegram_chat_id: job.telegram_chat_id,
+        retry_after,
+    }
 }
 
 /// Checks that the delivery is still wanted, then sends it.
@@ -306,18 +341,28 @@ async fn attempt(job: &Job, shared: &Shared) -> anyhow::Result<Next> {
     let result = telegram::send_text(&bot, job.telegram_chat_id, &post.text, post.parse_mode).await;
     tracing::debug!(post_id = %job.post_id, chat_id = %job.chat_id, elapsed_ms = started.elapsed().as_millis() as u64, result = ?std::mem::discriminant(&result), "sent");
     Ok(match result {
-        SendResult::Sent { message_id } => Next::Record(DeliveryOutcome::Delivered { telegram_message_id: message_id }),
+        SendResult::Sent { message_id } => Next::Record(DeliveryOutcome::Delivered {
+            telegram_message_id: message_id,
+        }),
         SendResult::RetryAfter(after) => {
             tracing::info!(chat_id = %job.chat_id, retry_after_s = after.as_secs(), "telegram asked to slow down for this chat");
             Next::RetryLater { after }
         }
-        SendResult::Permanent(detail) => Next::Record(DeliveryOutcome::Failed { class: FailureClass::Permanent, detail }),
+        SendResult::Permanent(detail) => Next::Record(DeliveryOutcome::Failed {
+            class: FailureClass::Permanent,
+            detail,
+        }),
         SendResult::Transient(detail) if job.attempts >= shared.settings.max_attempts => {
-            Next::Record(DeliveryOutcome::Failed { class: FailureClass::Transient, detail: format!("gave up after {} attempts: {detail}", job.attempts) })
+            Next::Record(DeliveryOutcome::Failed {
+                class: FailureClass::Transient,
+                detail: format!("gave up after {} attempts: {detail}", job.attempts),
+            })
         }
         SendResult::Transient(detail) => {
             tracing::info!(chat_id = %job.chat_id, attempt = job.attempts, %detail, "transient delivery error, will retry");
-            Next::RetryLater { after: crate::backoff(job.attempts) }
+            Next::RetryLater {
+                after: crate::backoff(job.attempts),
+            }
         }
         SendResult::InDoubt(detail) => Next::Record(DeliveryOutcome::Unknown { detail }),
     })
@@ -328,12 +373,21 @@ async fn settle(job: &Job, shared: &Shared, next: &Next) -> anyhow::Result<()> {
     let key = (job.post_id, job.chat_id);
     match next {
         Next::Record(outcome) => {
-            record(&shared.store, job.workspace_id, job.post_id, job.chat_id, outcome.clone()).await?;
-            sqlx::query("UPDATE delivery_queue SET state = 'done' WHERE post_id = $1 AND chat_id = $2")
-                .bind(key.0)
-                .bind(key.1)
-                .execute(&shared.pool)
-                .await?;
+            record(
+                &shared.store,
+                job.workspace_id,
+                job.post_id,
+                job.chat_id,
+                outcome.clone(),
+            )
+            .await?;
+            sqlx::query(
+                "UPDATE delivery_queue SET state = 'done' WHERE post_id = $1 AND chat_id = $2",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .execute(&shared.pool)
+            .await?;
         }
         Next::RetryLater { after } => {
             sqlx::query(
@@ -347,19 +401,35 @@ async fn settle(job: &Job, shared: &Shared, next: &Next) -> anyhow::Result<()> {
             .await?;
         }
         Next::Cancelled => {
-            sqlx::query("UPDATE delivery_queue SET state = 'cancelled' WHERE post_id = $1 AND chat_id = $2")
-                .bind(key.0)
-                .bind(key.1)
-                .execute(&shared.pool)
-                .await?;
+            sqlx::query(
+                "UPDATE delivery_queue SET state = 'cancelled' WHERE post_id = $1 AND chat_id = $2",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .execute(&shared.pool)
+            .await?;
         }
     }
     Ok(())
 }
 
-async fn record(store: &EventStore, workspace_id: Id, post_id: Id, chat_id: Id, outcome: DeliveryOutcome) -> anyhow::Result<()> {
+async fn record(
+    store: &EventStore,
+    workspace_id: Id,
+    post_id: Id,
+    chat_id: Id,
+    outcome: DeliveryOutcome,
+) -> anyhow::Result<()> {
     let context = RequestContext::new(ACTOR);
-    match store.execute::<Post>(workspace_id, post_id, PostCommand::RecordDelivery { chat_id, outcome }, &context).await {
+    match store
+        .execute::<Post>(
+            workspace_id,
+            post_id,
+            PostCommand::RecordDelivery { chat_id, outcome },
+            &context,
+        )
+        .await
+    {
         Ok(()) => Ok(()),
         // The post no longer lists this chat: nothing to record (and nothing to retry).
         Err(CommandError::Domain(error)) => {
@@ -378,7 +448,10 @@ impl Shared {
             return Ok(bot.clone());
         }
         let aggregate: Bot = self.store.load(bot_id).await?;
-        anyhow::ensure!(aggregate.workspace_id.is_some(), "bot {bot_id} is not registered");
+        anyhow::ensure!(
+            aggregate.workspace_id.is_some(),
+            "bot {bot_id} is not registered"
+        );
         let token = self.cipher.decrypt(&aggregate.encrypted_token)?;
         let bot = telegram::bot(token.expose(), &self.settings.api_url)?;
         bots.insert(bot_id, bot.clone());

@@ -34,9 +34,17 @@ pub struct Delivery {
 impl Delivery {
     /// Runs the schedule projection and the dispatcher until `shutdown`.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let schedule = schedule::DeliverySchedule { store: self.store.clone() };
-        let projection = tokio::spawn(projections::runner::run(self.pool.clone(), self.bus, schedule, shutdown.clone()));
-        let dispatcher = dispatcher::Dispatcher::new(self.pool, self.store, self.cipher, self.settings);
+        let schedule = schedule::DeliverySchedule {
+            store: self.store.clone(),
+        };
+        let projection = tokio::spawn(projections::runner::run(
+            self.pool.clone(),
+            self.bus,
+            schedule,
+            shutdown.clone(),
+        ));
+        let dispatcher =
+            dispatcher::Dispatcher::new(self.pool, self.store, self.cipher, self.settings);
         let dispatched = dispatcher.run(shutdown).await;
         let projected = projection.await?;
         dispatched.and(projected)
@@ -45,7 +53,8 @@ impl Delivery {
 
 /// Exponential back-off with jitter for transient errors: 1 s, 2 s, 4 s... capped at 60 s.
 pub fn backoff(attempt: i32) -> Duration {
-    let base = Duration::from_secs(1 << attempt.clamp(1, 7).saturating_sub(1)).min(Duration::from_secs(60));
+    let base = Duration::from_secs(1 << attempt.clamp(1, 7).saturating_sub(1))
+        .min(Duration::from_secs(60));
     let jitter: f64 = rand::random_range(0.8..1.2);
     base.mul_f64(jitter)
 }

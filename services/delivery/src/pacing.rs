@@ -35,9 +35,18 @@ impl Limits {
     /// Telegram's limits (Bot API FAQ).
     pub fn telegram() -> Self {
         Self {
-            per_chat: Window { max: 1, period: Duration::from_secs(1) },
-            per_group: Window { max: 20, period: Duration::from_secs(60) },
-            per_bot: Window { max: 30, period: Duration::from_secs(1) },
+            per_chat: Window {
+                max: 1,
+                period: Duration::from_secs(1),
+            },
+            per_group: Window {
+                max: 20,
+                period: Duration::from_secs(60),
+            },
+            per_bot: Window {
+                max: 30,
+                period: Duration::from_secs(1),
+            },
         }
     }
 }
@@ -52,10 +61,18 @@ impl Log {
     /// When the next send is allowed under `window` (now if there is room).
     fn next_free(&mut self, window: Window, now: Instant) -> Instant {
         let period = window.period + SAFETY_MARGIN;
-        while self.sends.front().is_some_and(|t| now.duration_since(*t) >= period) {
+        while self
+            .sends
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= period)
+        {
             self.sends.pop_front();
         }
-        if self.sends.len() < window.max { now } else { self.sends[self.sends.len() - window.max] + period }
+        if self.sends.len() < window.max {
+            now
+        } else {
+            self.sends[self.sends.len() - window.max] + period
+        }
     }
 }
 
@@ -77,11 +94,20 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, chats: HashMap::new(), bots: HashMap::new() }
+        Self {
+            limits,
+            chats: HashMap::new(),
+            bots: HashMap::new(),
+        }
     }
 
     /// Takes a slot for one message from `bot` to `telegram_chat_id`, or says when to ask again.
-    pub fn try_acquire(&mut self, bot: Uuid, telegram_chat_id: i64, now: Instant) -> Result<(), Instant> {
+    pub fn try_acquire(
+        &mut self,
+        bot: Uuid,
+        telegram_chat_id: i64,
+        now: Instant,
+    ) -> Result<(), Instant> {
         let limits = self.limits;
         let chat = self.chats.entry((bot, telegram_chat_id)).or_default();
         let mut ready = chat.per_chat.next_free(limits.per_chat, now);
@@ -105,7 +131,13 @@ impl Pacer {
     }
 
     /// Telegram answered 429 for this chat: hold it (only it) for `retry_after`.
-    pub fn retry_after(&mut self, bot: Uuid, telegram_chat_id: i64, retry_after: Duration, now: Instant) {
+    pub fn retry_after(
+        &mut self,
+        bot: Uuid,
+        telegram_chat_id: i64,
+        retry_after: Duration,
+        now: Instant,
+    ) {
         let chat = self.chats.entry((bot, telegram_chat_id)).or_default();
         let until = now + retry_after + SAFETY_MARGIN;
         chat.blocked_until = Some(chat.blocked_until.map_or(until, |t| t.max(until)));
@@ -138,7 +170,10 @@ mod tests {
         let mut pacer = Pacer::new(Limits::telegram());
         let t0 = Instant::now();
         for i in 0..20 {
-            assert!(pacer.try_acquire(BOT, -100, t0 + ms(1100 * i)).is_ok(), "send {i}");
+            assert!(
+                pacer.try_acquire(BOT, -100, t0 + ms(1100 * i)).is_ok(),
+                "send {i}"
+            );
         }
         let refused = pacer.try_acquire(BOT, -100, t0 + ms(1100 * 20));
         assert_eq!(refused, Err(t0 + ms(60_060)));
@@ -161,7 +196,10 @@ mod tests {
         let mut pacer = Pacer::new(Limits::telegram());
         let t0 = Instant::now();
         pacer.retry_after(BOT, 42, Duration::from_secs(5), t0);
-        assert_eq!(pacer.try_acquire(BOT, 42, t0 + ms(2000)), Err(t0 + ms(5060)));
+        assert_eq!(
+            pacer.try_acquire(BOT, 42, t0 + ms(2000)),
+            Err(t0 + ms(5060))
+        );
         assert!(pacer.try_acquire(BOT, 7, t0 + ms(2000)).is_ok());
         assert!(pacer.try_acquire(BOT, 42, t0 + ms(5060)).is_ok());
     }

@@ -17,7 +17,12 @@ impl Projection for DeliverySchedule {
         "delivery_schedule"
     }
 
-    async fn apply(&self, conn: &mut PgConnection, _position: u64, envelope: &EventEnvelope) -> anyhow::Result<()> {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        _position: u64,
+        envelope: &EventEnvelope,
+    ) -> anyhow::Result<()> {
         if envelope.aggregate_type != "Post" {
             return Ok(());
         }
@@ -26,12 +31,15 @@ impl Projection for DeliverySchedule {
             Some(Event::PostApproved(_)) => {
                 // The post's chats and time come from the event store itself: the truth, now.
                 let post: Post = self.store.load(post_id).await?;
-                let (Some(workspace_id), Some(due_at)) = (post.workspace_id, post.publish_at) else {
+                let (Some(workspace_id), Some(due_at)) = (post.workspace_id, post.publish_at)
+                else {
                     anyhow::bail!("approved post {post_id} has no plan");
                 };
                 for chat_id in &post.chat_order {
                     let chat: Chat = self.store.load(*chat_id).await?;
-                    let Some(bot_id) = chat.bot_id else { anyhow::bail!("chat {chat_id} of post {post_id} is unknown") };
+                    let Some(bot_id) = chat.bot_id else {
+                        anyhow::bail!("chat {chat_id} of post {post_id} is unknown")
+                    };
                     sqlx::query(
                         "INSERT INTO delivery_queue (post_id, chat_id, workspace_id, bot_id, telegram_chat_id, due_at)
                          VALUES ($1, $2, $3, $4, $5, $6)

@@ -17,7 +17,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// What a send attempt means for delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendResult {
-    Sent { message_id: i32 },
+    Sent {
+        message_id: i32,
+    },
     /// 429: Telegram asks this chat to wait.
     RetryAfter(Duration),
     /// Telegram refused for good (blocked, kicked, chat not found, bad markup, too long...).
@@ -30,12 +32,19 @@ pub enum SendResult {
 
 /// Builds a teloxide bot for `token`, talking to `api_url` (the real Bot API or the sandbox).
 pub fn bot(token: &str, api_url: &url::Url) -> anyhow::Result<teloxide::Bot> {
-    let client = teloxide::net::default_reqwest_settings().timeout(REQUEST_TIMEOUT).build()?;
+    let client = teloxide::net::default_reqwest_settings()
+        .timeout(REQUEST_TIMEOUT)
+        .build()?;
     Ok(teloxide::Bot::with_client(token, client).set_api_url(api_url.clone()))
 }
 
 /// Sends one text message and classifies the outcome.
-pub async fn send_text(bot: &teloxide::Bot, chat_id: i64, text: &str, parse_mode: Option<ParseMode>) -> SendResult {
+pub async fn send_text(
+    bot: &teloxide::Bot,
+    chat_id: i64,
+    text: &str,
+    parse_mode: Option<ParseMode>,
+) -> SendResult {
     let mut request = bot.send_message(ChatId(chat_id), text);
     if let Some(mode) = parse_mode {
         request = request.parse_mode(match mode {
@@ -44,7 +53,9 @@ pub async fn send_text(bot: &teloxide::Bot, chat_id: i64, text: &str, parse_mode
         });
     }
     match request.await {
-        Ok(message) => SendResult::Sent { message_id: message.id.0 },
+        Ok(message) => SendResult::Sent {
+            message_id: message.id.0,
+        },
         Err(error) => classify(&error),
     }
 }
@@ -53,24 +64,39 @@ pub async fn send_text(bot: &teloxide::Bot, chat_id: i64, text: &str, parse_mode
 pub fn classify(error: &RequestError) -> SendResult {
     match error {
         RequestError::RetryAfter(seconds) => SendResult::RetryAfter(seconds.duration()),
-        RequestError::MigrateToChatId(to) => {
-            SendResult::Permanent(format!("group chat was upgraded to a supergroup chat (new id {to})"))
-        }
+        RequestError::MigrateToChatId(to) => SendResult::Permanent(format!(
+            "group chat was upgraded to a supergroup chat (new id {to})"
+        )),
         RequestError::Api(ApiError::Unknown(description)) if is_server_error(description) => {
             SendResult::Transient(description.clone())
         }
         RequestError::Api(api) => SendResult::Permanent(api.to_string()),
-        RequestError::Network(e) if e.is_connect() => SendResult::Transient(format!("connection failed: {e}")),
-        RequestError::Network(e) if e.is_timeout() => SendResult::InDoubt("no answer from Telegram before the timeout".into()),
-        RequestError::Network(_) => SendResult::InDoubt("the connection broke before Telegram's answer arrived".into()),
-        RequestError::InvalidJson { .. } => SendResult::InDoubt("Telegram's answer could not be read".into()),
-        RequestError::Io(_) => SendResult::InDoubt("input/output error while waiting for Telegram's answer".into()),
+        RequestError::Network(e) if e.is_connect() => {
+            SendResult::Transient(format!("connection failed: {e}"))
+        }
+        RequestError::Network(e) if e.is_timeout() => {
+            SendResult::InDoubt("no answer from Telegram before the timeout".into())
+        }
+        RequestError::Network(_) => {
+            SendResult::InDoubt("the connection broke before Telegram's answer arrived".into())
+        }
+        RequestError::InvalidJson { .. } => {
+            SendResult::InDoubt("Telegram's answer could not be read".into())
+        }
+        RequestError::Io(_) => {
+            SendResult::InDoubt("input/output error while waiting for Telegram's answer".into())
+        }
     }
 }
 
 /// Telegram's 5xx descriptions (teloxide reports them as unknown API errors).
 fn is_server_error(description: &str) -> bool {
-    ["Internal Server Error", "Bad Gateway", "Service Unavailable", "Gateway Timeout"]
-        .iter()
-        .any(|s| description.contains(s))
+    [
+        "Internal Server Error",
+        "Bad Gateway",
+        "Service Unavailable",
+        "Gateway Timeout",
+    ]
+    .iter()
+    .any(|s| description.contains(s))
 }

@@ -1,1 +1,258 @@
-fn main() {}
+//! The `herald` command: parses arguments, sets up telemetry and configuration, runs services.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use herald::{Herald, bind, secret_key};
+use platform::shutdown::cancel_on_signal;
+use platform::{Config, Secret, Shutdown};
+
+const AFTER_HELP: &str = "\
+Configuration (environment, or the same keys in lowercase in a TOML file given by --config):
+  HERALD_DATABASE_URL      PostgreSQL URL            [default: postgres://postgres@127.0.0.1:5432/herald]
+  HERALD_NATS_URL          NATS with JetStream       [default: nats://127.0.0.1:4222]
+  HERALD_NATS_PREFIX       subject/stream prefix     [default: herald]
+  HERALD_HTTP_ADDR         HTTP API address          [default: 127.0.0.1:8080]
+  HERALD_TELEGRAM_API_URL  real Bot API base URL, e.g. https://api.telegram.org
+                           (unset = sandbox mode: messages go to the built-in emulator only)
+  HERALD_SANDBOX_ADDR      sandbox emulator address  [default: 127.0.0.1:8081]
+  HERALD_ADMIN_TOKEN       bearer token of the API   (unset: `herald up` generates and prints one)
+  HERALD_SECRET_KEY        base64 key encrypting bot tokens (unset: <data dir>/secret.key)
+  HERALD_DATA_DIR          local state               [default: .herald]
+  HERALD_LOG               log filter                [default: info]
+
+Examples:
+  herald up                              everything in one process, sandboxed
+  herald delivery                        one more delivery worker
+  herald projections rebuild calendar    drop and rebuild the calendar from history";
+
+/// Herald: plan, approve, publish and audit Telegram posts at scale, safely.
+#[derive(Parser)]
+#[command(version, about, after_help = AFTER_HELP)]
+struct Cli {
+    /// TOML configuration file (overridden by HERALD_* variables)
+    #[arg(long, global = true, env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in one process: API, relay, projector, delivery, and the sandbox
+    /// Telegram emulator unless a real Bot API URL is configured
+    Up,
+    /// Run only the HTTP API
+    Api,
+    /// Run only the outbox relay (PostgreSQL -> NATS JetStream); extra ones wait as standbys
+    Relay,
+    /// Run only the projections (calendar, audit)
+    Projector,
+    /// Run only the delivery service (sends due posts through the Bot API)
+    Delivery,
+    /// Run only the sandbox Telegram Bot API emulator
+    Sandbox,
+    /// Maintain projections
+    Projections {
+        #[command(subcommand)]
+        action: ProjectionAction,
+    },
+    /// Apply database migrations and exit
+    Migrate,
+    /// Print a new random secret key for HERALD_SECRET_KEY
+    Keygen,
+}
+
+#[derive(Subcommand)]
+enum ProjectionAction {
+    /// Drop a projection's rows and rebuild them from the event stream (calendar, audit)
+    Rebuild { name: String },
+}
+
+type Service = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+#[tokio::main]
+async fn main() {
+    platform::telemetry::init();
+    if let Err(error) = run(Cli::parse()).await {
+        eprintln!("herald: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    let shutdown = Shutdown::new();
+    cancel_on_signal(shutdown.clone());
+    match cli.command {
+        Command::Keygen => {
+            println!("{}", platform::TokenCipher::generate_key().expose());
+            Ok(())
+        }
+        Command::Sandbox => {
+            let listener = bind(
+                config.sandbox_addr,
+                "sandbox Telegram",
+                "HERALD_SANDBOX_ADDR",
+            )
+            .await?;
+            println!(
+                "sandbox Telegram Bot API on http://{} (received messages: GET /sandbox/messages)",
+                config.sandbox_addr
+            );
+            sandbox::Sandbox::new(Default::default())
+                .serve(listener, async move { shutdown.cancelled().await })
+                .await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            let pool = platform::postgres::connect(
+                &config.database_url,
+                std::time::Duration::from_secs(30),
+            )
+            .await?;
+            store::migrate(&pool).await?;
+            println!("database schema is up to date");
+            Ok(())
+        }
+        Command::Projections {
+            action: ProjectionAction::Rebuild { name },
+        } => {
+            let herald = Herald::connect(
+                config.clone(),
+                secret_key(&config, false).or_else(|_| ephemeral_cipher())?,
+            )
+            .await?;
+            let started = std::time::Instant::now();
+            let progress = |done: u64, total: u64| {
+                eprint!("\rrebuilding {name}: {done}/{total} events");
+            };
+            let total = herald.rebuild(&name, &progress).await?;
+            eprintln!();
+            println!(
+                "rebuilt {name} from {total} events in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        command => serve(command, config, shutdown).await,
+    }
+}
+
+/// Rebuilding a projection never decrypts tokens; any key will do when none is configured.
+fn ephemeral_cipher() -> anyhow::Result<platform::TokenCipher> {
+    Ok(platform::TokenCipher::from_base64_key(
+        &platform::TokenCipher::generate_key(),
+    )?)
+}
+
+/// Runs long-lived services until a signal, or until one of them fails.
+async fn serve(command: Command, config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let up = matches!(command, Command::Up);
+    let cipher = secret_key(&config, up)?;
+    let herald = Herald::connect(config.clone(), cipher).await?;
+    let mut services: Vec<(&str, Service)> = Vec::new();
+
+    if up && config.sandbox_mode() {
+        let listener = bind(
+            config.sandbox_addr,
+            "sandbox Telegram",
+            "HERALD_SANDBOX_ADDR",
+        )
+        .await?;
+        let stop = shutdown.clone();
+        services.push((
+            "sandbox",
+            Box::pin(async move {
+                sandbox::Sandbox::new(Default::default())
+                    .serve(listener, async move { stop.cancelled().await })
+                    .await
+                    .map_err(Into::into)
+            }),
+        ));
+    }
+    if up || matches!(command, Command::Api) {
+        let token = admin_token(&config, up)?;
+        let listener = bind(config.http_addr, "HTTP API", "HERALD_HTTP_ADDR").await?;
+        let (h, s) = (herald.clone(), shutdown.clone());
+        services.push((
+            "api",
+            Box::pin(async move { h.api(listener, token, s).await }),
+        ));
+    }
+    if up || matches!(command, Command::Relay) {
+        let (h, s) = (herald.clone(), shutdown.clone());
+        services.push(("relay", Box::pin(async move { h.relay(s).await })));
+    }
+    if up || matches!(command, Command::Projector) {
+        let (h, s) = (herald.clone(), shutdown.clone());
+        services.push(("projector", Box::pin(async move { h.projector(s).await })));
+    }
+    if up || matches!(command, Command::Delivery) {
+        let settings = herald.delivery_settings()?;
+        let (h, s) = (herald.clone(), shutdown.clone());
+        services.push((
+            "delivery",
+            Box::pin(async move { h.delivery(settings, s).await }),
+        ));
+    }
+
+    if up {
+        print_banner(&config);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, service) in services {
+        tasks.spawn(async move { (name, service.await) });
+    }
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (name, result) = joined.context("a service panicked")?;
+        if let Err(error) = result {
+            tracing::error!(
+                service = name,
+                error = format!("{error:#}"),
+                "service failed; stopping the others"
+            );
+            failure.get_or_insert(error.context(format!("the {name} service failed")));
+            shutdown.cancel();
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// The admin token: configured, or (for `herald up` only) generated and printed once.
+fn admin_token(config: &Config, may_generate: bool) -> anyhow::Result<Secret<String>> {
+    match (&config.admin_token, may_generate) {
+        (Some(token), _) => Ok(token.clone()),
+        (None, true) => {
+            let token = platform::crypto::random_token();
+            println!(
+                "admin token (shown once; set HERALD_ADMIN_TOKEN to choose your own): {}",
+                token.expose()
+            );
+            Ok(token)
+        }
+        (None, false) => {
+            anyhow::bail!("HERALD_ADMIN_TOKEN is not set: the API refuses to run without a token")
+        }
+    }
+}
+
+fn print_banner(config: &Config) {
+    println!(
+        "Herald is up: API on http://{} (OpenAPI: /v1/openapi.json)",
+        config.http_addr
+    );
+    if config.sandbox_mode() {
+        println!(
+            "sandbox mode: posts go to the built-in Telegram emulator on http://{} (see GET /sandbox/messages); nothing reaches real Telegram",
+            config.sandbox_addr
+        );
+    } else {
+        println!("live mode: posts go to the configured Telegram Bot API");
+    }
+    println!("press Ctrl-C to stop");
+}

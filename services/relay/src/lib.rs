@@ -18,8 +18,8 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
-use platform::nats::Bus;
 use platform::Shutdown;
+use platform::nats::Bus;
 use schemas::{Message, StoredEvent, to_integration_event};
 use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Row};
@@ -32,7 +32,10 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Runs the relay until `shutdown` is cancelled.
 pub async fn run(pool: PgPool, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
     // The lock lives on this connection; it is released when the connection closes (also on crash).
-    let mut leader = pool.acquire().await.context("relay: acquiring a connection")?;
+    let mut leader = pool
+        .acquire()
+        .await
+        .context("relay: acquiring a connection")?;
     tracing::info!("relay waiting to become the active relay");
     tokio::select! {
         result = sqlx::query("SELECT pg_advisory_lock($1)").bind(LEADER_LOCK).execute(&mut *leader) => {
@@ -41,7 +44,9 @@ pub async fn run(pool: PgPool, bus: Bus, shutdown: Shutdown) -> anyhow::Result<(
         _ = shutdown.cancelled() => return Ok(()),
     }
     tracing::info!("relay active");
-    let mut listener = PgListener::connect_with(&pool).await.context("relay: listening for outbox notifications")?;
+    let mut listener = PgListener::connect_with(&pool)
+        .await
+        .context("relay: listening for outbox notifications")?;
     listener.listen("herald_outbox").await?;
     loop {
         if shutdown.is_cancelled() {
@@ -51,7 +56,10 @@ pub async fn run(pool: PgPool, bus: Bus, shutdown: Shutdown) -> anyhow::Result<(
             Ok(n) if n as i64 == BATCH => continue,
             Ok(_) => {}
             Err(error) => {
-                tracing::error!(error = format!("{error:#}"), "relay batch failed, will retry");
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "relay batch failed, will retry"
+                );
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -98,20 +106,39 @@ pub async fn publish_batch(pool: &PgPool, bus: &Bus) -> anyhow::Result<usize> {
                 .unwrap_or_default(),
         };
         // A conversion error is a bug: stop here (and retry) rather than publish out of order.
-        let envelope = to_integration_event(&stored)
-            .with_context(|| format!("converting event {}:{}:{}", stored.aggregate_type, stored.aggregate_id, stored.sequence))?;
-        let subject = bus.names.event_subject(&envelope.aggregate_type, &envelope.workspace_id, &envelope.aggregate_id);
+        let envelope = to_integration_event(&stored).with_context(|| {
+            format!(
+                "converting event {}:{}:{}",
+                stored.aggregate_type, stored.aggregate_id, stored.sequence
+            )
+        })?;
+        let subject = bus.names.event_subject(
+            &envelope.aggregate_type,
+            &envelope.workspace_id,
+            &envelope.aggregate_id,
+        );
         let message = PublishMessage::build()
             .message_id(&envelope.event_id)
             .payload(envelope.encode_to_vec().into());
-        acks.push(bus.jetstream.send_publish(subject, message).await.context("publishing to JetStream")?);
+        acks.push(
+            bus.jetstream
+                .send_publish(subject, message)
+                .await
+                .context("publishing to JetStream")?,
+        );
         ids.push(row.try_get::<i64, _>("id")?);
     }
     for ack in acks {
-        ack.await.context("JetStream did not acknowledge a published event")?;
+        ack.await
+            .context("JetStream did not acknowledge a published event")?;
     }
-    sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
-    tx.commit().await.context("removing published rows from the outbox")?;
+    sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit()
+        .await
+        .context("removing published rows from the outbox")?;
     tracing::debug!(published = ids.len(), "relayed events");
     Ok(ids.len())
 }

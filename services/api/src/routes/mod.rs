@@ -1,0 +1,113 @@
+mod directory;
+mod posts;
+mod views;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use serde_json::json;
+use store::RequestContext;
+
+use crate::auth::{Actor, require_bearer};
+use crate::{ApiError, AppState, OPENAPI};
+
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/workspaces", post(directory::create_workspace))
+        .route("/v1/workspaces/{ws}", get(directory::get_workspace))
+        .route("/v1/workspaces/{ws}/bots", post(directory::register_bot))
+        .route("/v1/workspaces/{ws}/chats", post(directory::connect_chat))
+        .route(
+            "/v1/workspaces/{ws}/chats/{id}/opt-out",
+            post(directory::opt_out),
+        )
+        .route("/v1/workspaces/{ws}/posts", post(posts::plan))
+        .route("/v1/workspaces/{ws}/posts/{id}", get(posts::get))
+        .route(
+            "/v1/workspaces/{ws}/posts/{id}/approve",
+            post(posts::approve),
+        )
+        .route("/v1/workspaces/{ws}/posts/{id}/reject", post(posts::reject))
+        .route("/v1/workspaces/{ws}/posts/{id}/cancel", post(posts::cancel))
+        .route("/v1/workspaces/{ws}/calendar", get(views::calendar))
+        .route("/v1/workspaces/{ws}/audit", get(views::audit))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_bearer,
+        ));
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/openapi.json", get(openapi))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_such_route",
+                "no such route; see GET /v1/openapi.json",
+            )
+        })
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready only when PostgreSQL and NATS are reachable.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
+    let nats = state.bus.as_ref().is_some_and(|bus| bus.is_connected());
+    let status = if postgres && nats {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = |ok: bool| if ok { "ok" } else { "unreachable" };
+    (
+        status,
+        Json(json!({ "ready": postgres && nats, "postgres": word(postgres), "nats": word(nats) })),
+    )
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// The request context of a command: the authenticated actor and a correlation id (taken
+/// from `X-Correlation-Id` when the caller sends a sane one).
+pub struct Context(pub RequestContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Context {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let actor = parts
+            .extensions
+            .get::<Actor>()
+            .map_or("anonymous".to_owned(), |a| a.0.clone());
+        let mut context = RequestContext::new(actor);
+        if let Some(id) = parts
+            .headers
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            let sane = !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+            if !sane {
+                return Err(ApiError::bad_request(
+                    "invalid_correlation_id",
+                    "X-Correlation-Id must be 1-128 letters, digits or -_.:",
+                ));
+            }
+            context.correlation_id = id.to_owned();
+        }
+        Ok(Self(context))
+    }
+}

@@ -1,0 +1,174 @@
+//! Planning, approving, rejecting, cancelling and reading posts.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use domain::{Id, ParseMode, Post, PostCommand, PostState};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Context;
+use super::directory::workspace;
+use crate::extract::{ApiJson, parse_id};
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize)]
+pub struct NewPost {
+    chat_ids: Vec<String>,
+    text: String,
+    #[serde(default)]
+    parse_mode: Option<String>,
+    publish_at: String,
+}
+
+pub async fn plan(
+    State(state): State<AppState>,
+    Path(ws): Path<String>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<NewPost>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let chat_ids = body
+        .chat_ids
+        .iter()
+        .map(|id| parse_id(id, "chat_ids entry"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let parse_mode = match body.parse_mode.as_deref() {
+        None => None,
+        Some("HTML") => Some(ParseMode::Html),
+        Some("MarkdownV2") => Some(ParseMode::MarkdownV2),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "invalid_parse_mode",
+                format!(
+                    "parse_mode {other:?} is not supported; use \"HTML\" or \"MarkdownV2\", or leave it out"
+                ),
+            ));
+        }
+    };
+    let publish_at = DateTime::parse_from_rfc3339(&body.publish_at)
+        .map_err(|_| {
+            ApiError::invalid(
+                "invalid_publish_at",
+                format!(
+                    "publish_at {:?} is not an RFC 3339 time such as 2026-12-01T09:00:00Z",
+                    body.publish_at
+                ),
+            )
+        })?
+        .to_utc();
+    let id = Id::now_v7();
+    let command = PostCommand::Plan {
+        workspace_id: ws,
+        chat_ids,
+        text: body.text,
+        parse_mode,
+        publish_at,
+        now: Utc::now(),
+    };
+    state.store.execute::<Post>(ws, id, command, &ctx).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "state": PostState::Planned.as_str() })),
+    ))
+}
+
+/// Loads a post of the workspace in the path (404 if it belongs elsewhere or does not exist).
+async fn load(state: &AppState, ws: &str, id: &str) -> Result<(Id, Id, Post), ApiError> {
+    let ws = workspace(state, ws).await?;
+    let id = parse_id(id, "post id")?;
+    let post: Post = state.store.load(id).await?;
+    if post.workspace_id != Some(ws) {
+        return Err(ApiError::not_found("post"));
+    }
+    Ok((ws, id, post))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((ws, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (ws, id, post) = load(&state, &ws, &id).await?;
+    Ok(Json(post_json(ws, id, &post)))
+}
+
+fn post_json(ws: Id, id: Id, post: &Post) -> Value {
+    let deliveries: Vec<Value> = post
+        .deliveries()
+        .map(|(chat_id, d)| {
+            json!({
+                "chat_id": chat_id,
+                "status": d.status.as_str(),
+                "telegram_message_id": d.telegram_message_id,
+                "error": d.error,
+            })
+        })
+        .collect();
+    json!({
+        "id": id,
+        "workspace_id": ws,
+        "state": post.summary_state(),
+        "text": post.text,
+        "parse_mode": post.parse_mode.map(ParseMode::as_str),
+        "publish_at": post.publish_at,
+        "deliveries": deliveries,
+    })
+}
+
+async fn transition(
+    state: AppState,
+    ws: String,
+    id: String,
+    ctx: store::RequestContext,
+    command: PostCommand,
+) -> Result<Json<Value>, ApiError> {
+    let (ws, id, _) = load(&state, &ws, &id).await?;
+    state.store.execute::<Post>(ws, id, command, &ctx).await?;
+    let post: Post = state.store.load(id).await?;
+    Ok(Json(post_json(ws, id, &post)))
+}
+
+pub async fn approve(
+    State(state): State<AppState>,
+    Path((ws, id)): Path<(String, String)>,
+    Context(ctx): Context,
+) -> Result<Json<Value>, ApiError> {
+    transition(state, ws, id, ctx, PostCommand::Approve).await
+}
+
+#[derive(Deserialize, Default)]
+pub struct Reason {
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn reject(
+    State(state): State<AppState>,
+    Path((ws, id)): Path<(String, String)>,
+    Context(ctx): Context,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    // The body is optional: an empty one means "no reason given".
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        String::new()
+    } else {
+        serde_json::from_slice::<Reason>(&body)
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_json",
+                    format!("the body must be {{\"reason\": \"...\"}}: {e}"),
+                )
+            })?
+            .reason
+    };
+    transition(state, ws, id, ctx, PostCommand::Reject { reason }).await
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path((ws, id)): Path<(String, String)>,
+    Context(ctx): Context,
+) -> Result<Json<Value>, ApiError> {
+    transition(state, ws, id, ctx, PostCommand::Cancel).await
+}

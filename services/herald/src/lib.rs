@@ -1,0 +1,168 @@
+//! Assembles Herald's services from configuration. `main.rs` only parses the command line;
+//! tests build the same services through [`Herald`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use platform::nats::Bus;
+use platform::{Config, Secret, Shutdown, TokenCipher};
+use projections::{Audit, Calendar};
+use sqlx::PgPool;
+use store::EventStore;
+use tokio::net::TcpListener;
+
+/// How long a service waits for PostgreSQL and NATS to come up at start.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Connections and shared pieces every service is built from.
+#[derive(Clone)]
+pub struct Herald {
+    pub config: Config,
+    pub pool: PgPool,
+    pub bus: Bus,
+    pub store: EventStore,
+    pub cipher: TokenCipher,
+}
+
+impl Herald {
+    /// Connects to PostgreSQL (applying migrations) and NATS (creating the stream).
+    pub async fn connect(config: Config, cipher: TokenCipher) -> anyhow::Result<Self> {
+        let pool = platform::postgres::connect(&config.database_url, PATIENCE).await?;
+        store::migrate(&pool).await?;
+        let bus = Bus::connect(&config.nats_url, &config.nats_prefix, PATIENCE).await?;
+        let store = EventStore::new(pool.clone());
+        Ok(Self {
+            config,
+            pool,
+            bus,
+            store,
+            cipher,
+        })
+    }
+
+    pub async fn api(
+        &self,
+        listener: TcpListener,
+        admin_token: Secret<String>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
+        let state = api::AppState {
+            store: self.store.clone(),
+            pool: self.pool.clone(),
+            bus: Some(self.bus.clone()),
+            cipher: self.cipher.clone(),
+            admin_token: Arc::new(admin_token),
+        };
+        api::serve(listener, state, shutdown).await
+    }
+
+    pub async fn relay(&self, shutdown: Shutdown) -> anyhow::Result<()> {
+        relay::run(self.pool.clone(), self.bus.clone(), shutdown).await
+    }
+
+    /// Runs every read-model projection (calendar and audit).
+    pub async fn projector(&self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let calendar = projections::runner::run(
+            self.pool.clone(),
+            self.bus.clone(),
+            Calendar,
+            shutdown.clone(),
+        );
+        let audit = projections::runner::run(self.pool.clone(), self.bus.clone(), Audit, shutdown);
+        let (calendar, audit) = tokio::join!(calendar, audit);
+        calendar.and(audit)
+    }
+
+    pub async fn delivery(
+        &self,
+        settings: delivery::Settings,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
+        let delivery = delivery::Delivery {
+            pool: self.pool.clone(),
+            bus: self.bus.clone(),
+            store: self.store.clone(),
+            cipher: self.cipher.clone(),
+            settings,
+        };
+        delivery.run(shutdown).await
+    }
+
+    /// Delivery settings for the configured Bot API (or the sandbox).
+    pub fn delivery_settings(&self) -> anyhow::Result<delivery::Settings> {
+        let url = url::Url::parse(&self.config.bot_api_url()).with_context(
+            || "HERALD_TELEGRAM_API_URL is not a URL such as https://api.telegram.org",
+        )?;
+        Ok(delivery::Settings::new(url))
+    }
+
+    /// Drops and rebuilds the named projection from the event stream.
+    pub async fn rebuild(
+        &self,
+        name: &str,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> anyhow::Result<u64> {
+        match name {
+            "calendar" => {
+                projections::runner::rebuild(&self.pool, &self.bus, &Calendar, progress).await
+            }
+            "audit" => projections::runner::rebuild(&self.pool, &self.bus, &Audit, progress).await,
+            other => bail!(
+                "no projection named {other:?}; choose one of: {}",
+                projections::NAMES.join(", ")
+            ),
+        }
+    }
+}
+
+/// The key that encrypts bot tokens: `HERALD_SECRET_KEY`, else `<data dir>/secret.key`. When
+/// `create` is set and neither exists, a new key is generated into that file (mode 0600).
+pub fn secret_key(config: &Config, create: bool) -> anyhow::Result<TokenCipher> {
+    if let Some(key) = &config.secret_key {
+        return TokenCipher::from_base64_key(key).context("HERALD_SECRET_KEY is not valid");
+    }
+    let path = config.data_dir.join("secret.key");
+    if path.exists() {
+        let key = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        return TokenCipher::from_base64_key(&Secret::new(key))
+            .with_context(|| format!("{} is not a valid key", path.display()));
+    }
+    if !create {
+        bail!(
+            "no secret key: set HERALD_SECRET_KEY (generate one with `herald keygen`) or run `herald up` once to create {}",
+            path.display()
+        );
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let key = TokenCipher::generate_key();
+    write_private(&path, key.expose())?;
+    tracing::info!(path = %path.display(), "generated a new secret key for bot tokens; back it up, tokens cannot be read without it");
+    TokenCipher::from_base64_key(&key).map_err(Into::into)
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// Binds a TCP listener with an actionable error.
+pub async fn bind(
+    addr: std::net::SocketAddr,
+    what: &str,
+    variable: &str,
+) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the {what}: is it already in use? choose another with {variable}"))
+}

@@ -1,0 +1,343 @@
+//! The Bot API routes: `/bot{token}/{method}` over GET and POST.
+//!
+//! Only what Herald needs is emulated, but with Telegram's exact answers so
+//! that the real client code paths run: token and method checks, parameter
+//! validation, injected faults, then flood control.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::Sandbox;
+use crate::faults::Fault;
+use crate::limits::retry_after_secs;
+use crate::markup::{self, ParseMode};
+use crate::objects;
+use crate::params::Params;
+use crate::reply::{self, ApiError, ApiResult};
+use crate::state::{Admission, Outgoing};
+
+/// Telegram's limit on the visible text of a message, in UTF-16 units.
+const MAX_TEXT_UTF16: usize = 4096;
+
+/// Telegram's cap on the long-polling timeout of `getUpdates`.
+const MAX_POLL_SECS: u64 = 50;
+
+pub(crate) fn routes() -> Router<Sandbox> {
+    // A segment cannot be matched as `bot{token}` directly, so the whole
+    // segment is captured and the `bot` prefix checked in the handler.
+    Router::new().route("/{bot_token}/{method}", get(bot_method).post(bot_method))
+}
+
+/// Unknown paths answer like the Bot API does.
+pub(crate) async fn not_found() -> Response {
+    ApiError::not_found().into_response()
+}
+
+/// The bot id: the numeric part of a well-formed token
+/// (`<digits>:<at least 20 of [A-Za-z0-9_-]>`).
+fn bot_id(token: &str) -> Option<i64> {
+    let (id, secret) = token.split_once(':')?;
+    let well_formed = !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && secret.len() >= 20
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if well_formed { id.parse().ok() } else { None }
+}
+
+async fn bot_method(
+    State(sandbox): State<Sandbox>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(Path((segment, method))) = path else {
+        return not_found().await;
+    };
+    let Some(token) = segment.strip_prefix("bot") else {
+        return not_found().await;
+    };
+    let Some(bot_id) = bot_id(token) else {
+        tracing::debug!(%method, "rejected a malformed bot token");
+        return ApiError::unauthorized().into_response();
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(err) => return ApiError::bad_request(err.body_text()).into_response(),
+    };
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let params = match Params::parse(uri.query(), content_type, &body) {
+        Ok(params) => params,
+        Err(err) => return err.into_response(),
+    };
+    // Telegram matches method names case-insensitively: teloxide sends
+    // `SendMessage`, most other clients `sendMessage`.
+    let result = match method.to_ascii_lowercase().as_str() {
+        "sendmessage" => return send_message(&sandbox, bot_id, &params).await,
+        "getme" => Ok(objects::me(bot_id)),
+        "getupdates" => get_updates(&sandbox, &params).await,
+        "getchat" => get_chat(&sandbox, &params),
+        "getwebhookinfo" => Ok(json!({
+            "url": "",
+            "has_custom_certificate": false,
+            "pending_update_count": 0,
+        })),
+        "deletewebhook" | "close" | "logout" => Ok(Value::Bool(true)),
+        _ => Err(ApiError::not_found()),
+    };
+    if let Err(err) = &result {
+        tracing::debug!(bot_id, %method, status = err.status.as_u16(), "Bot API call failed");
+    }
+    reply::respond(result)
+}
+
+/// `getUpdates`: the sandbox has no users, so there never are updates. A
+/// long poll is honoured (up to Telegram's cap) so that a polling client
+/// does not spin, and ends early when the server shuts down.
+async fn get_updates(sandbox: &Sandbox, params: &Params) -> ApiResult {
+    let timeout = params
+        .integer("timeout")
+        .and_then(|secs| u64::try_from(secs).ok())
+        .unwrap_or(0)
+        .min(MAX_POLL_SECS);
+    if timeout > 0 {
+        let mut stopping = sandbox.shared.stopping.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(timeout)) => {}
+            _ = stopping.wait_for(|stopping| *stopping) => {}
+        }
+    }
+    Ok(json!([]))
+}
+
+fn get_chat(sandbox: &Sandbox, params: &Params) -> ApiResult {
+    let chat_id = params.chat_id()?;
+    let chat_type = sandbox.state().chat_type(chat_id);
+    Ok(objects::chat_full_info(chat_id, chat_type))
+}
+
+/// A `sendMessage` request that passed validation.
+struct SendMessage {
+    chat_id: i64,
+    text: String,
+    parse_mode: Option<String>,
+    /// The text as the recipient sees it (markup stripped).
+    visible: String,
+}
+
+impl SendMessage {
+    /// Telegram's checks, in the Bot API's order: the text and its markup
+    /// first, then the chat.
+    fn validate(params: &Params) -> Result<Self, ApiError> {
+        let text = params.string("text").unwrap_or_default().into_owned();
+        let parse_mode = params
+            .string("parse_mode")
+            .map(|mode| mode.into_owned())
+            .filter(|mode| !mode.is_empty());
+        let mode = ParseMode::from_param(parse_mode.as_deref().unwrap_or(""))
+            .map_err(|()| ApiError::bad_request("unsupported parse_mode"))?;
+        let visible = markup::visible_text(&text, mode)
+            .map_err(|detail| ApiError::bad_request(format!("can't parse entities: {detail}")))?;
+        // Telegram trims the visible text before checking it.
+        let visible = visible.trim().to_owned();
+        if visible.is_empty() {
+            return Err(ApiError::bad_request("message text is empty"));
+        }
+        let chat_id = params.chat_id()?;
+        if markup::utf16_len(&visible) > MAX_TEXT_UTF16 {
+            return Err(ApiError::bad_request("message is too long"));
+        }
+        Ok(Self {
+            chat_id,
+            text,
+            parse_mode,
+            visible,
+        })
+    }
+}
+
+/// `sendMessage`: validation, then fault rules, then rate limits.
+async fn send_message(sandbox: &Sandbox, bot_id: i64, params: &Params) -> Response {
+    let request = match SendMessage::validate(params) {
+        Ok(request) => request,
+        Err(err) => {
+            tracing::debug!(bot_id, status = err.status.as_u16(), "sendMessage rejected");
+            return err.into_response();
+        }
+    };
+    let chat_id = request.chat_id;
+    let fault = {
+        let mut state = sandbox.state();
+        let fault = state.faults.take(bot_id, chat_id);
+        if fault.is_some() {
+            state.stats.faults_injected += 1;
+        }
+        fault
+    };
+    let mut admission = if sandbox.shared.enforce_limits {
+        Admission::Limited
+    } else {
+        Admission::Unlimited
+    };
+    let mut drop_answer = false;
+    if let Some(fault) = fault {
+        tracing::debug!(bot_id, chat_id, ?fault, "injecting fault");
+        let err = match fault {
+            Fault::Latency { ms } => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                None
+            }
+            Fault::AcceptThenDrop => {
+                if admission == Admission::Limited {
+                    admission = Admission::Forced;
+                }
+                drop_answer = true;
+                None
+            }
+            Fault::RetryAfter { retry_after } => {
+                sandbox.state().stats.rate_limited += 1;
+                Some(ApiError::too_many_requests(retry_after))
+            }
+            Fault::ServerError => Some(ApiError::internal()),
+            Fault::Forbidden { description } => Some(ApiError::forbidden(description)),
+            Fault::ChatNotFound => Some(ApiError::chat_not_found()),
+            Fault::Migrate { to_chat_id } => Some(ApiError::migrated(to_chat_id)),
+            Fault::Unauthorized => Some(ApiError::unauthorized()),
+        };
+        if let Some(err) = err {
+            return err.into_response();
+        }
+    }
+
+    let outgoing = Outgoing {
+        bot_id,
+        chat_id,
+        text: &request.text,
+        parse_mode: request.parse_mode.as_deref(),
+    };
+    let (accepted, chat_type) = {
+        let mut state = sandbox.state();
+        let accepted = state.accept(&outgoing, admission, Instant::now());
+        (accepted, state.chat_type(chat_id))
+    };
+    let received = match accepted {
+        Ok(received) => received,
+        Err(wait) => {
+            let retry_after = retry_after_secs(wait);
+            tracing::debug!(bot_id, chat_id, retry_after, "sendMessage rate limited");
+            return ApiError::too_many_requests(retry_after).into_response();
+        }
+    };
+    tracing::debug!(
+        bot_id,
+        chat_id,
+        message_id = received.message_id,
+        "sendMessage accepted"
+    );
+    if drop_answer {
+        return broken_answer();
+    }
+    let message = objects::text_message(
+        bot_id,
+        chat_id,
+        chat_type,
+        received.message_id,
+        received.received_at,
+        &request.visible,
+    );
+    reply::respond(Ok(message))
+}
+
+/// A 200 whose body breaks off mid-JSON: hyper aborts the connection when
+/// the body stream fails, so the client gets a transport error after the
+/// message was recorded — the "did it go out?" case.
+fn broken_answer() -> Response {
+    let chunks: [Result<Bytes, io::Error>; 2] = [
+        Ok(Bytes::from_static(b"{\"ok\":true,\"result\":{")),
+        Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "sandbox fault: accept_then_drop",
+        )),
+    ];
+    let mut response = Body::from_stream(futures::stream::iter(chunks)).into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_format() {
+        assert_eq!(
+            bot_id("123456:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            Some(123_456)
+        );
+        assert_eq!(bot_id("1:abcdefghij-_KLMNOPQRST"), Some(1));
+        assert_eq!(bot_id("123456:short"), None);
+        assert_eq!(bot_id(":AAAAAAAAAAAAAAAAAAAAAAAA"), None);
+        assert_eq!(bot_id("12a:AAAAAAAAAAAAAAAAAAAAAAAA"), None);
+        assert_eq!(bot_id("12:AAAAAAAAAAAAAAAAAAAAAAA!"), None);
+        assert_eq!(bot_id("123456"), None);
+        assert_eq!(
+            bot_id("99999999999999999999:AAAAAAAAAAAAAAAAAAAAAAAA"),
+            None
+        );
+    }
+
+    fn validate(body: Value) -> Result<SendMessage, ApiError> {
+        let body = body.to_string();
+        let params = Params::parse(None, Some("application/json"), body.as_bytes())?;
+        SendMessage::validate(&params)
+    }
+
+    #[test]
+    fn send_message_validation() {
+        let err = |body| validate(body).err().map(|err| err.description);
+        assert_eq!(
+            err(json!({"chat_id": 1})).as_deref(),
+            Some("Bad Request: message text is empty")
+        );
+        assert_eq!(
+            err(json!({"chat_id": 1, "text": "  \n"})).as_deref(),
+            Some("Bad Request: message text is empty")
+        );
+        assert_eq!(
+            err(json!({"chat_id": 1, "text": "<b></b>", "parse_mode": "HTML"})).as_deref(),
+            Some("Bad Request: message text is empty")
+        );
+        assert_eq!(
+            err(json!({"chat_id": 1, "text": "x", "parse_mode": "bbcode"})).as_deref(),
+            Some("Bad Request: unsupported parse_mode")
+        );
+        assert_eq!(
+            err(json!({"chat_id": "@news", "text": "x"})).as_deref(),
+            Some("Bad Request: chat not found")
+        );
+        assert_eq!(
+            err(json!({"chat_id": 1, "text": "a".repeat(4097)})).as_deref(),
+            Some("Bad Request: message is too long")
+        );
+        // Markup does not count towards the length.
+        let text = format!("<b>{}</b>", "a".repeat(4096));
+        let ok = validate(json!({"chat_id": 1, "text": text, "parse_mode": "html"}));
+        assert_eq!(ok.map(|m| m.visible.len()).ok(), Some(4096));
+    }
+}

@@ -1,0 +1,162 @@
+//! The Bot API objects the sandbox answers with (User, Chat, Message, …),
+//! shaped so that teloxide deserializes them like real Telegram answers.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Telegram's chat types. The sandbox has no chat registry, so the type is
+/// inferred from the id the way Telegram allocates ids, unless overridden
+/// with [`crate::Sandbox::set_chat_type`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatType {
+    Private,
+    Group,
+    Supergroup,
+    Channel,
+}
+
+/// Supergroups and channels have ids of the form `-100xxxxxxxxxx`.
+const CHANNEL_ID_BOUND: i64 = -1_000_000_000_000;
+
+impl ChatType {
+    /// Positive ids are users (private chats), ids at or below
+    /// `-1000000000000` supergroups (a channel cannot be told apart from its
+    /// id; override it), other negative ids basic groups.
+    pub fn infer(chat_id: i64) -> Self {
+        if chat_id > 0 {
+            Self::Private
+        } else if chat_id <= CHANNEL_ID_BOUND {
+            Self::Supergroup
+        } else {
+            Self::Group
+        }
+    }
+}
+
+/// The bot itself as a `User`.
+pub(crate) fn bot_user(bot_id: i64) -> Value {
+    json!({
+        "id": bot_id,
+        "is_bot": true,
+        "first_name": "Sandbox bot",
+        "username": format!("sandbox_{bot_id}_bot"),
+    })
+}
+
+/// The answer of `getMe`: the bot user plus the bot-only flags teloxide's
+/// `Me` requires.
+pub(crate) fn me(bot_id: i64) -> Value {
+    let mut me = bot_user(bot_id);
+    if let Value::Object(fields) = &mut me {
+        for (flag, value) in [
+            ("can_join_groups", true),
+            ("can_read_all_group_messages", false),
+            ("supports_inline_queries", false),
+            ("can_connect_to_business", false),
+            ("has_main_web_app", false),
+        ] {
+            fields.insert(flag.to_owned(), Value::Bool(value));
+        }
+    }
+    me
+}
+
+/// A `Chat` as embedded in messages.
+pub(crate) fn chat(chat_id: i64, chat_type: ChatType) -> Value {
+    match chat_type {
+        ChatType::Private => json!({
+            "id": chat_id,
+            "type": "private",
+            "first_name": "Sandbox user",
+        }),
+        ChatType::Group => json!({
+            "id": chat_id,
+            "type": "group",
+            "title": format!("Sandbox group {chat_id}"),
+        }),
+        ChatType::Supergroup => json!({
+            "id": chat_id,
+            "type": "supergroup",
+            "title": format!("Sandbox supergroup {chat_id}"),
+        }),
+        ChatType::Channel => json!({
+            "id": chat_id,
+            "type": "channel",
+            "title": format!("Sandbox channel {chat_id}"),
+        }),
+    }
+}
+
+/// A `ChatFullInfo`, the answer of `getChat`: the chat plus the fields the
+/// Bot API always includes there.
+pub(crate) fn chat_full_info(chat_id: i64, chat_type: ChatType) -> Value {
+    let mut info = chat(chat_id, chat_type);
+    if let Value::Object(fields) = &mut info {
+        fields.insert("accent_color_id".to_owned(), json!(0));
+        fields.insert("max_reaction_count".to_owned(), json!(11));
+        fields.insert(
+            "accepted_gift_types".to_owned(),
+            json!({
+                "unlimited_gifts": false,
+                "limited_gifts": false,
+                "unique_gifts": false,
+                "premium_subscription": false,
+            }),
+        );
+    }
+    info
+}
+
+/// The `Message` answered by `sendMessage`. `text` is the visible text
+/// (markup stripped), as Telegram returns it. In channels the sender is the
+/// channel itself (`sender_chat`, no `from`); elsewhere it is the bot.
+pub(crate) fn text_message(
+    bot_id: i64,
+    chat_id: i64,
+    chat_type: ChatType,
+    message_id: i32,
+    date: DateTime<Utc>,
+    text: &str,
+) -> Value {
+    let chat = chat(chat_id, chat_type);
+    let mut message = json!({
+        "message_id": message_id,
+        "date": date.timestamp(),
+        "chat": chat.clone(),
+        "text": text,
+    });
+    if let Value::Object(fields) = &mut message {
+        if chat_type == ChatType::Channel {
+            fields.insert("sender_chat".to_owned(), chat);
+        } else {
+            fields.insert("from".to_owned(), bot_user(bot_id));
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_type_is_inferred_from_the_id() {
+        assert_eq!(ChatType::infer(42), ChatType::Private);
+        assert_eq!(ChatType::infer(-42), ChatType::Group);
+        assert_eq!(ChatType::infer(-999_999_999_999), ChatType::Group);
+        assert_eq!(ChatType::infer(-1_000_000_000_000), ChatType::Supergroup);
+        assert_eq!(ChatType::infer(-1_001_234_567_890), ChatType::Supergroup);
+    }
+
+    #[test]
+    fn channel_messages_are_sent_by_the_channel() {
+        let date = DateTime::<Utc>::UNIX_EPOCH;
+        let message = text_message(1, -1_001, ChatType::Channel, 1, date, "x");
+        assert!(message.get("from").is_none());
+        assert_eq!(message["sender_chat"]["type"], "channel");
+        let message = text_message(1, 5, ChatType::Private, 1, date, "x");
+        assert_eq!(message["from"]["id"], 1);
+    }
+}

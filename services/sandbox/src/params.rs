@@ -1,0 +1,199 @@
+//! Bot API method parameters.
+//!
+//! The Bot API accepts parameters in the query string, a JSON body or a
+//! form-urlencoded body (teloxide sends JSON, curl users send forms), and is
+//! lenient about types: `"42"` is as good a `chat_id` as `42`. Parameters
+//! are therefore merged into one JSON object and read through typed getters.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::reply::ApiError;
+
+#[derive(Debug, Default)]
+pub(crate) struct Params(Map<String, Value>);
+
+impl Params {
+    /// Merges the query string and the body; body values win.
+    pub(crate) fn parse(
+        query: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Self, ApiError> {
+        let mut params = Map::new();
+        if let Some(query) = query {
+            for (key, value) in decode_form(query.as_bytes()) {
+                params.insert(key, Value::String(value));
+            }
+        }
+        let content_type = content_type.unwrap_or("").to_ascii_lowercase();
+        let is_json = content_type.starts_with("application/json")
+            || (content_type.is_empty() && body.trim_ascii_start().starts_with(b"{"));
+        if body.trim_ascii().is_empty() {
+            // Nothing to merge.
+        } else if is_json {
+            match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(fields)) => params.extend(fields),
+                Ok(_) => return Err(ApiError::bad_request("parameters must be a JSON object")),
+                Err(_) => return Err(ApiError::bad_request("can't parse JSON object")),
+            }
+        } else if content_type.starts_with("multipart/") {
+            return Err(ApiError::bad_request(
+                "multipart/form-data is not supported by the sandbox; send JSON or a form",
+            ));
+        } else {
+            for (key, value) in decode_form(body) {
+                params.insert(key, Value::String(value));
+            }
+        }
+        Ok(Self(params))
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|value| !value.is_null())
+    }
+
+    /// A string parameter; numbers and booleans are taken as their text.
+    pub(crate) fn string(&self, key: &str) -> Option<Cow<'_, str>> {
+        match self.get(key)? {
+            Value::String(text) => Some(Cow::Borrowed(text)),
+            Value::Number(number) => Some(Cow::Owned(number.to_string())),
+            Value::Bool(flag) => Some(Cow::Owned(flag.to_string())),
+            _ => None,
+        }
+    }
+
+    /// An integer parameter given as a JSON number or a decimal string.
+    pub(crate) fn integer(&self, key: &str) -> Option<i64> {
+        match self.get(key)? {
+            Value::Number(number) => number.as_i64(),
+            Value::String(text) => text.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// `chat_id` as a numeric id. The sandbox knows no usernames, so an
+    /// `@channel` (or anything not numeric) is a chat that does not exist.
+    pub(crate) fn chat_id(&self) -> Result<i64, ApiError> {
+        match self.string("chat_id") {
+            None => Err(ApiError::bad_request("chat_id is empty")),
+            Some(text) if text.trim().is_empty() => Err(ApiError::bad_request("chat_id is empty")),
+            Some(_) => self
+                .integer("chat_id")
+                .filter(|&id| id != 0)
+                .ok_or_else(ApiError::chat_not_found),
+        }
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` pairs (`+` is a space,
+/// invalid `%` escapes are kept literally, invalid UTF-8 is replaced).
+pub(crate) fn decode_form(input: &[u8]) -> Vec<(String, String)> {
+    input
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let mut parts = pair.splitn(2, |&b| b == b'=');
+            let key = parts.next().unwrap_or_default();
+            let value = parts.next().unwrap_or_default();
+            (percent_decode(key), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(input: &[u8]) -> String {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        let hex = |offset: usize| {
+            input
+                .get(i + offset)
+                .and_then(|&d| char::from(d).to_digit(16))
+        };
+        match (b, hex(1), hex(2)) {
+            (b'%', Some(hi), Some(lo)) => {
+                // Two hex digits are below 256, so the cast is lossless.
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding() {
+        assert_eq!(
+            decode_form(b"chat_id=-100&text=a+b%20c%21&x&bad=%zz%4"),
+            vec![
+                ("chat_id".to_owned(), "-100".to_owned()),
+                ("text".to_owned(), "a b c!".to_owned()),
+                ("x".to_owned(), String::new()),
+                ("bad".to_owned(), "%zz%4".to_owned()),
+            ]
+        );
+        assert_eq!(
+            decode_form("text=%F0%9F%98%80".as_bytes()),
+            vec![("text".to_owned(), "😀".to_owned())]
+        );
+    }
+
+    #[test]
+    fn body_overrides_query() {
+        let params = Params::parse(
+            Some("chat_id=1&text=q"),
+            Some("application/json"),
+            br#"{"chat_id": 2}"#,
+        )
+        .expect("valid");
+        assert_eq!(params.chat_id(), Ok(2));
+        assert_eq!(params.string("text").as_deref(), Some("q"));
+    }
+
+    #[test]
+    fn form_body_and_sniffed_json() {
+        let form = Params::parse(
+            None,
+            Some("application/x-www-form-urlencoded"),
+            b"chat_id=42&text=hi",
+        )
+        .expect("valid");
+        assert_eq!(form.chat_id(), Ok(42));
+        let json = Params::parse(None, None, br#"{"chat_id":"7"}"#).expect("valid");
+        assert_eq!(json.chat_id(), Ok(7));
+    }
+
+    #[test]
+    fn chat_id_errors() {
+        let parse = |body: &str| {
+            Params::parse(None, Some("application/json"), body.as_bytes()).expect("valid")
+        };
+        assert_eq!(
+            parse(r#"{"chat_id":"@herald"}"#).chat_id(),
+            Err(ApiError::chat_not_found())
+        );
+        assert_eq!(
+            parse(r#"{"chat_id":1.5}"#).chat_id(),
+            Err(ApiError::chat_not_found())
+        );
+        assert_eq!(
+            parse("{}").chat_id(),
+            Err(ApiError::bad_request("chat_id is empty"))
+        );
+        assert!(Params::parse(None, Some("application/json"), b"{").is_err());
+        assert!(Params::parse(None, Some("application/json"), b"[1]").is_err());
+    }
+}
