@@ -1,1 +1,388 @@
+//! System-test harness: [`spawn_app`] starts a complete Herald (API, relay, projector,
+//! delivery) plus the sandbox Telegram in-process, against the real PostgreSQL and NATS
+//! JetStream. Each app gets its own database and its own NATS prefix/stream, so tests run in
+//! parallel and can be re-run.
+//!
+//! `HERALD_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) names a
+//! maintenance database on a server where the tests may create databases; `HERALD_NATS_URL`
+//! (default `nats://127.0.0.1:4222`) a NATS server with JetStream.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use herald::Herald;
+use platform::{Config, Secret, Shutdown, TokenCipher};
+use reqwest::StatusCode;
+use sandbox::{Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use tokio::task::JoinHandle;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// A token of BotFather's shape; the sandbox derives the bot id (`123456`) from it.
+pub const BOT_TOKEN: &str = "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+
+fn maintenance_url() -> String {
+    std::env::var("HERALD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn nats_url() -> String {
+    std::env::var("HERALD_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A service running as a task that a test can kill (abort, like a crash) and restart.
+pub struct Killable {
+    shutdown: Shutdown,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Killable {
+    fn spawn<F: Future<Output = anyhow::Result<()>> + Send + 'static>(
+        start: impl FnOnce(Shutdown) -> F,
+    ) -> Self {
+        let shutdown = Shutdown::new();
+        let handle = tokio::spawn(start(shutdown.clone()));
+        Self { shutdown, handle }
+    }
+
+    /// Aborts the task wherever it is: in-flight transactions roll back, nothing is flushed.
+    pub async fn kill(self) {
+        self.handle.abort();
+        let _ = self.handle.await;
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.handle.await;
+    }
+}
+
+/// A running Herald for one test.
+pub struct TestApp {
+    pub herald: Herald,
+    pub sandbox: Sandbox,
+    pub base: String,
+    pub client: reqwest::Client,
+    database: String,
+    pub relay: Option<Killable>,
+    pub projector: Option<Killable>,
+    pub delivery: Option<Killable>,
+    api: Killable,
+    sandbox_shutdown: Shutdown,
+}
+
+/// Options for [`spawn_app_with`].
+pub struct AppOptions {
+    pub sandbox: SandboxConfig,
+    pub delivery: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            sandbox: SandboxConfig::default(),
+            delivery: true,
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let _ = tracing_init();
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let database = format!("herald_t_{suffix}");
+    let mut admin = PgConnection::connect(&maintenance_url())
+        .await
+        .expect("connect to the test PostgreSQL (HERALD_TEST_DATABASE_URL)");
+    sqlx::query(&format!("CREATE DATABASE {database}"))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    let mut url = url_with_database(&maintenance_url(), &database);
+    url.push_str(if url.contains('?') { "&" } else { "?" });
+    url.push_str("application_name=herald-test");
+
+    let sandbox = Sandbox::new(options.sandbox);
+    let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox_addr = sandbox_listener.local_addr().unwrap();
+    let sandbox_shutdown = Shutdown::new();
+    let stop = sandbox_shutdown.clone();
+    tokio::spawn(
+        sandbox
+            .clone()
+            .serve(sandbox_listener, async move { stop.cancelled().await }),
+    );
+
+    let config = config_for(&url, &format!("t_{suffix}"), sandbox_addr);
+    let cipher = TokenCipher::from_base64_key(&TokenCipher::generate_key()).unwrap();
+    let herald = Herald::connect(config, cipher)
+        .await
+        .expect("connect herald");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let h = herald.clone();
+    let api = Killable::spawn(move |s| async move {
+        h.api(listener, Secret::new(ADMIN_TOKEN.into()), s).await
+    });
+    let mut app = TestApp {
+        herald,
+        sandbox,
+        base,
+        client: reqwest::Client::new(),
+        database,
+        relay: None,
+        projector: None,
+        delivery: None,
+        api,
+        sandbox_shutdown,
+    };
+    app.start_relay();
+    app.start_projector();
+    if options.delivery {
+        app.start_delivery();
+    }
+    app
+}
+
+fn config_for(database_url: &str, prefix: &str, sandbox: SocketAddr) -> Config {
+    let pairs = [
+        ("HERALD_DATABASE_URL", database_url.to_owned()),
+        ("HERALD_NATS_URL", nats_url()),
+        ("HERALD_NATS_PREFIX", prefix.to_owned()),
+        ("HERALD_SANDBOX_ADDR", sandbox.to_string()),
+    ];
+    Config::from_sources(None, |key| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap()
+}
+
+fn url_with_database(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("a database URL ends in /<database>");
+    match query {
+        Some(q) => format!("{server}/{database}?{q}"),
+        None => format!("{server}/{database}"),
+    }
+}
+
+fn tracing_init() -> Option<()> {
+    std::env::var("HERALD_TEST_LOG")
+        .ok()
+        .map(|_| platform::telemetry::init())
+}
+
+impl TestApp {
+    pub fn start_relay(&mut self) {
+        let h = self.herald.clone();
+        self.relay = Some(Killable::spawn(move |s| async move { h.relay(s).await }));
+    }
+
+    pub fn start_projector(&mut self) {
+        let h = self.herald.clone();
+        self.projector = Some(Killable::spawn(
+            move |s| async move { h.projector(s).await },
+        ));
+    }
+
+    pub fn start_delivery(&mut self) {
+        let h = self.herald.clone();
+        let mut settings = h.delivery_settings().unwrap();
+        settings.tick = Duration::from_millis(50);
+        settings.worker_timeout = Duration::from_secs(2);
+        self.delivery = Some(Killable::spawn(move |s| async move {
+            h.delivery(settings, s).await
+        }));
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("http request");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    /// POSTs and expects `expected`, returning the body.
+    pub async fn post_ok(&self, path: &str, body: Value, expected: StatusCode) -> Value {
+        let (status, value) = self.post(path, body).await;
+        assert_eq!(status, expected, "POST {path} answered {value}");
+        value
+    }
+
+    /// A workspace with one bot; returns (workspace id, bot id).
+    pub async fn workspace_with_bot(&self) -> (String, String) {
+        let ws = self
+            .post_ok(
+                "/v1/workspaces",
+                json!({"name": "Acme"}),
+                StatusCode::CREATED,
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let bot = self
+            .post_ok(
+                &format!("/v1/workspaces/{ws}/bots"),
+                json!({"name": "news", "token": BOT_TOKEN}),
+                StatusCode::CREATED,
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (ws, bot)
+    }
+
+    pub async fn connect_chat(&self, ws: &str, bot: &str, telegram_chat_id: i64) -> String {
+        let body = json!({"bot_id": bot, "telegram_chat_id": telegram_chat_id, "title": format!("chat {telegram_chat_id}")});
+        self.post_ok(
+            &format!("/v1/workspaces/{ws}/chats"),
+            body,
+            StatusCode::CREATED,
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Plans a post due at now + `delay` to `chats`; returns its id.
+    pub async fn plan(&self, ws: &str, chats: &[&str], text: &str, delay: Duration) -> String {
+        let publish_at = (chrono::Utc::now() + delay).to_rfc3339();
+        let body = json!({"chat_ids": chats, "text": text, "publish_at": publish_at});
+        self.post_ok(
+            &format!("/v1/workspaces/{ws}/posts"),
+            body,
+            StatusCode::CREATED,
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn approve(&self, ws: &str, post: &str) {
+        self.post_ok(
+            &format!("/v1/workspaces/{ws}/posts/{post}/approve"),
+            json!({}),
+            StatusCode::OK,
+        )
+        .await;
+    }
+
+    pub async fn post_state(&self, ws: &str, post: &str) -> Value {
+        let (status, body) = self.get(&format!("/v1/workspaces/{ws}/posts/{post}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Polls `check` until it returns `Some`, or panics after `timeout` with `what`.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out after {timeout:?} waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until no delivery of the post is pending, and returns the post.
+    pub async fn settled(&self, ws: &str, post: &str, timeout: Duration) -> Value {
+        self.eventually("the post's deliveries to settle", timeout, || async {
+            let body = self.post_state(ws, post).await;
+            let pending = body["deliveries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["status"] == "pending");
+            (!pending).then_some(body)
+        })
+        .await
+    }
+
+    /// Number of events committed to the event store.
+    pub async fn stored_events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.herald.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Stops everything and drops the test's database and stream.
+    pub async fn cleanup(mut self) {
+        for service in [
+            self.delivery.take(),
+            self.projector.take(),
+            self.relay.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            service.stop().await;
+        }
+        self.api.stop().await;
+        self.sandbox_shutdown.cancel();
+        let _ = self
+            .herald
+            .bus
+            .jetstream
+            .delete_stream(self.herald.bus.names.events_stream())
+            .await;
+        self.herald.pool.close().await;
+        if let Ok(mut admin) = PgConnection::connect(&maintenance_url()).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.database
+            ))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+}
