@@ -20,8 +20,10 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::Projection;
 
-/// Advisory-lock class of projection runners (the key is the hash of the projection name).
-const LOCK_CLASS: i32 = 0x4852_4c44;
+/// The advisory lock that makes one runner per projection active.
+fn lock_name(projection: &str) -> String {
+    format!("herald:projection:{projection}")
+}
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// Runs `projection` until `shutdown`, restarting from its checkpoint after any error.
@@ -32,13 +34,11 @@ pub async fn run<P: Projection>(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let name = projection.name();
-    let mut lock_conn = pool.acquire().await?;
-    tokio::select! {
-        locked = sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))").bind(LOCK_CLASS).bind(name).execute(&mut *lock_conn) => {
-            locked.with_context(|| format!("projection {name}: taking its lock"))?;
-        }
+    let lock = lock_name(name);
+    let _active = tokio::select! {
+        lock = platform::postgres::lock(&pool, &lock) => lock?,
         _ = shutdown.cancelled() => return Ok(()),
-    }
+    };
     tracing::info!(projection = name, "projection active");
     loop {
         match follow(&pool, &bus, &projection, &shutdown, None, &|_, _| {}).await {
@@ -82,20 +82,9 @@ pub async fn rebuild<P: Projection>(
     tx.commit().await?;
     tracing::info!(projection = name, target, "projection reset, replaying");
 
-    let mut lock_conn = pool.acquire().await?;
-    let (no_runner,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1, hashtext($2))")
-        .bind(LOCK_CLASS)
-        .bind(name)
-        .fetch_one(&mut *lock_conn)
-        .await?;
-    if no_runner {
+    if let Some(_no_runner) = platform::postgres::try_lock(pool, &lock_name(name)).await? {
         let never = Shutdown::new();
         follow(pool, bus, projection, &never, Some(target), progress).await?;
-        sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
-            .bind(LOCK_CLASS)
-            .bind(name)
-            .execute(&mut *lock_conn)
-            .await?;
     } else {
         loop {
             let applied = load_checkpoint(pool, name).await?;

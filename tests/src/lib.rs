@@ -43,7 +43,14 @@ impl Killable {
         start: impl FnOnce(Shutdown) -> F,
     ) -> Self {
         let shutdown = Shutdown::new();
-        let handle = tokio::spawn(start(shutdown.clone()));
+        let service = start(shutdown.clone());
+        let handle = tokio::spawn(async move {
+            let result = service.await;
+            if let Err(error) = &result {
+                eprintln!("service ended with an error: {error:#}");
+            }
+            result
+        });
         Self { shutdown, handle }
     }
 

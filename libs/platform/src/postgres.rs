@@ -30,3 +30,36 @@ pub async fn connect(url: &Secret<String>, patience: Duration) -> anyhow::Result
         }
     }
 }
+
+/// A session-level PostgreSQL advisory lock, held on a connection of its own that is *detached*
+/// from the pool: dropping the guard (or the process dying) closes that connection, which
+/// releases the lock. A pooled connection would go back to the pool still holding it.
+pub struct SessionLock {
+    _connection: sqlx::PgConnection,
+}
+
+/// Waits for the advisory lock called `name` (one holder per database at a time).
+pub async fn lock(pool: &PgPool, name: &str) -> anyhow::Result<SessionLock> {
+    let mut connection = pool.acquire().await?.detach();
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(name)
+        .execute(&mut connection)
+        .await
+        .with_context(|| format!("taking the lock {name:?}"))?;
+    Ok(SessionLock {
+        _connection: connection,
+    })
+}
+
+/// Takes the advisory lock called `name` if nobody holds it.
+pub async fn try_lock(pool: &PgPool, name: &str) -> anyhow::Result<Option<SessionLock>> {
+    let mut connection = pool.acquire().await?.detach();
+    let (taken,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock(hashtext($1))")
+        .bind(name)
+        .fetch_one(&mut connection)
+        .await
+        .with_context(|| format!("trying the lock {name:?}"))?;
+    Ok(taken.then_some(SessionLock {
+        _connection: connection,
+    }))
+}

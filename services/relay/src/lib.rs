@@ -24,25 +24,18 @@ use schemas::{Message, StoredEvent, to_integration_event};
 use sqlx::postgres::PgListener;
 use sqlx::{PgPool, Row};
 
-/// Advisory lock key held by the active relay ("herald-relay").
-const LEADER_LOCK: i64 = 0x6865_7261_6c64_0001;
+/// Advisory lock held by the active relay.
+const LEADER_LOCK: &str = "herald:relay";
 const BATCH: i64 = 500;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 /// Runs the relay until `shutdown` is cancelled.
 pub async fn run(pool: PgPool, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
-    // The lock lives on this connection; it is released when the connection closes (also on crash).
-    let mut leader = pool
-        .acquire()
-        .await
-        .context("relay: acquiring a connection")?;
     tracing::info!("relay waiting to become the active relay");
-    tokio::select! {
-        result = sqlx::query("SELECT pg_advisory_lock($1)").bind(LEADER_LOCK).execute(&mut *leader) => {
-            result.context("relay: taking the leader lock")?;
-        }
+    let leader = tokio::select! {
+        lock = platform::postgres::lock(&pool, LEADER_LOCK) => lock?,
         _ = shutdown.cancelled() => return Ok(()),
-    }
+    };
     tracing::info!("relay active");
     let mut listener = PgListener::connect_with(&pool)
         .await
