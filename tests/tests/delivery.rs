@@ -1,0 +1,203 @@
+//! Delivery against the sandbox Telegram over real HTTP: pacing, 429 scoped to one chat,
+//! permanent errors not retried, transient errors retried, in-doubt sends flagged.
+
+use std::time::Duration;
+
+use sandbox::{Fault, FaultRule};
+use system_tests::spawn_app;
+
+fn status_of(post: &serde_json::Value, chat: &str) -> (String, Option<String>) {
+    let delivery = post["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["chat_id"] == chat)
+        .unwrap();
+    (
+        delivery["status"].as_str().unwrap().to_owned(),
+        delivery["error"].as_str().map(str::to_owned),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_to_one_chat_go_out_in_order_one_per_second_without_429s() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let chat = app.connect_chat(&ws, &bot, 4001).await;
+    let mut posts = Vec::new();
+    for i in 0..3 {
+        // Later posts are due later, but all are due within the first second.
+        let post = app
+            .plan(
+                &ws,
+                &[&chat],
+                &format!("post {i}"),
+                Duration::from_millis(100 * i),
+            )
+            .await;
+        posts.push(post);
+    }
+    for post in posts.iter().rev() {
+        app.approve(&ws, post).await;
+    }
+    for post in &posts {
+        app.settled(&ws, post, Duration::from_secs(15)).await;
+    }
+    let received = app.sandbox.messages(Some(4001));
+    let texts: Vec<&str> = received.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["post 0", "post 1", "post 2"], "publish-time order");
+    for pair in received.windows(2) {
+        let gap = pair[1].received_at - pair[0].received_at;
+        assert!(
+            gap >= chrono::TimeDelta::milliseconds(1000),
+            "sent {gap} apart"
+        );
+    }
+    assert_eq!(
+        app.sandbox.stats().rate_limited,
+        0,
+        "the pacer stays under Telegram's limit"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_holds_only_the_limited_chat() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let limited = app.connect_chat(&ws, &bot, 5001).await;
+    let free = app.connect_chat(&ws, &bot, 5002).await;
+    app.sandbox
+        .inject(FaultRule::new(Fault::RetryAfter { retry_after: 2 }).for_chat(5001));
+
+    let post = app
+        .plan(&ws, &[&limited, &free], "hello", Duration::ZERO)
+        .await;
+    let approved_at = chrono::Utc::now();
+    app.approve(&ws, &post).await;
+    let settled = app.settled(&ws, &post, Duration::from_secs(15)).await;
+    assert_eq!(settled["state"], "delivered", "{settled}");
+
+    let free_at = app.sandbox.messages(Some(5002))[0].received_at;
+    let limited_msgs = app.sandbox.messages(Some(5001));
+    assert_eq!(limited_msgs.len(), 1, "delivered once after waiting");
+    assert!(
+        free_at - approved_at < chrono::TimeDelta::milliseconds(1500),
+        "the other chat was not held"
+    );
+    assert!(
+        limited_msgs[0].received_at - approved_at >= chrono::TimeDelta::seconds(2),
+        "retry_after was honoured"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_errors_fail_once_and_are_never_retried() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let blocked = app.connect_chat(&ws, &bot, 6001).await;
+    let missing = app.connect_chat(&ws, &bot, -6002).await;
+    let blocked_fault = Fault::Forbidden {
+        description: "Forbidden: bot was blocked by the user".into(),
+    };
+    app.sandbox
+        .inject(FaultRule::new(blocked_fault).for_chat(6001).times(5));
+    app.sandbox
+        .inject(FaultRule::new(Fault::ChatNotFound).for_chat(-6002).times(5));
+
+    let post = app
+        .plan(&ws, &[&blocked, &missing], "hello", Duration::ZERO)
+        .await;
+    app.approve(&ws, &post).await;
+    let settled = app.settled(&ws, &post, Duration::from_secs(15)).await;
+    assert_eq!(settled["state"], "failed");
+    let (status, error) = status_of(&settled, &blocked);
+    assert_eq!(status, "failed");
+    assert!(
+        error.unwrap().starts_with("permanent"),
+        "classified permanent"
+    );
+    assert_eq!(status_of(&settled, &missing).0, "failed");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Each rule was hit exactly once: 4 of 5 uses remain.
+    let remaining: Vec<u32> = app.sandbox.faults().iter().map(|f| f.times).collect();
+    assert_eq!(remaining, [4, 4], "one attempt per chat");
+    assert!(app.sandbox.messages(None).is_empty());
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_error_is_retried_and_then_delivered_once() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let chat = app.connect_chat(&ws, &bot, 7001).await;
+    app.sandbox
+        .inject(FaultRule::new(Fault::ServerError).for_chat(7001));
+    let post = app.plan(&ws, &[&chat], "hello", Duration::ZERO).await;
+    app.approve(&ws, &post).await;
+    // teloxide itself waits 10 s after a 5xx before returning it.
+    let settled = app.settled(&ws, &post, Duration::from_secs(30)).await;
+    assert_eq!(settled["state"], "delivered", "{settled}");
+    assert_eq!(app.sandbox.messages(Some(7001)).len(), 1);
+    assert!(app.sandbox.faults().is_empty(), "the fault was hit");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_is_flagged_unknown_and_not_resent() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let chat = app.connect_chat(&ws, &bot, 8001).await;
+    app.sandbox
+        .inject(FaultRule::new(Fault::AcceptThenDrop).for_chat(8001));
+    let post = app.plan(&ws, &[&chat], "maybe", Duration::ZERO).await;
+    app.approve(&ws, &post).await;
+    let settled = app.settled(&ws, &post, Duration::from_secs(15)).await;
+    assert_eq!(status_of(&settled, &chat).0, "unknown", "{settled}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        app.sandbox.messages(Some(8001)).len(),
+        1,
+        "Telegram got it once; Herald did not resend"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_worker_killed_mid_send_leaves_the_delivery_in_doubt_not_resent() {
+    let mut app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let chat = app.connect_chat(&ws, &bot, 9001).await;
+    let other = app.connect_chat(&ws, &bot, 9002).await;
+    app.sandbox
+        .inject(FaultRule::new(Fault::Latency { ms: 1500 }).for_chat(9001));
+    let post = app.plan(&ws, &[&chat], "slow", Duration::ZERO).await;
+    app.approve(&ws, &post).await;
+    // Wait until the request is on the wire (the row is claimed), then crash the worker.
+    app.eventually("the send to start", Duration::from_secs(10), || async {
+        let sending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM delivery_queue WHERE state = 'sending'")
+                .fetch_one(&app.herald.pool)
+                .await
+                .unwrap();
+        (sending == 1).then_some(())
+    })
+    .await;
+    app.delivery.take().unwrap().kill().await;
+    app.start_delivery();
+
+    let settled = app.settled(&ws, &post, Duration::from_secs(20)).await;
+    let (status, error) = status_of(&settled, &chat);
+    assert_eq!(status, "unknown", "{settled}");
+    assert!(error.unwrap().contains("resolve"));
+    // The restarted worker keeps delivering other posts, and never resent the one in doubt.
+    let control = app
+        .plan(&ws, &[&other], "after restart", Duration::ZERO)
+        .await;
+    app.approve(&ws, &control).await;
+    app.settled(&ws, &control, Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(app.sandbox.messages(Some(9001)).len() <= 1);
+    app.cleanup().await;
+}
