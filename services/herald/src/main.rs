@@ -127,8 +127,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             let started = std::time::Instant::now();
+            let last = std::sync::atomic::AtomicU64::new(u64::MAX);
             let progress = |done: u64, total: u64| {
-                eprint!("\rrebuilding {name}: {done}/{total} events");
+                if last.swap(done, std::sync::atomic::Ordering::Relaxed) != done {
+                    eprint!("\rrebuilding {name}: {done}/{total} events");
+                }
             };
             let total = herald.rebuild(&name, &progress).await?;
             eprintln!();
