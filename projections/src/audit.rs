@@ -77,6 +77,26 @@ fn details(event: Option<&Event>) -> Value {
             json!({ "chat_id": e.chat_id, "class": e.class().as_str_name(), "detail": e.detail })
         }
         Some(Event::DeliveryUnknown(e)) => json!({ "chat_id": e.chat_id, "detail": e.detail }),
-        Some(Event::PostApproved(_) | Event::PostCancelled(_)) | None => json!({}),
+        Some(Event::PostRescheduled(e)) => json!({
+            "publish_at": schemas::from_millis(e.publish_at_ms).map(|t| t.to_rfc3339()),
+        }),
+        Some(Event::DeliveryResolved(e)) => json!({
+            "chat_id": e.chat_id,
+            "resolution": e.resolution,
+            "telegram_message_id": e.telegram_message_id,
+        }),
+        Some(Event::ChatBlocked(e)) => json!({ "reason": e.reason }),
+        Some(Event::ChatMigrated(e)) => json!({
+            "from_telegram_chat_id": e.from_telegram_chat_id,
+            "to_telegram_chat_id": e.to_telegram_chat_id,
+        }),
+        Some(Event::ChatHourlyCapSet(e)) => json!({ "hourly_cap": e.cap }),
+        Some(Event::BotPaused(e)) => json!({ "reason": e.reason }),
+        Some(Event::BotHourlyCapSet(e)) => json!({ "hourly_cap": e.cap }),
+        Some(Event::BotPaidBroadcastSet(e)) => json!({ "allowed": e.allowed }),
+        Some(Event::InDoubtPolicySet(e)) => json!({ "policy": e.policy }),
+        Some(Event::PostApproved(_) | Event::PostCancelled(_) | Event::BotTokenReplaced(_)) | None => {
+            json!({})
+        }
     }
 }

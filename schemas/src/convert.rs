@@ -1,7 +1,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::{BotEvent, ChatEvent, FailureClass, ParseMode, PostEvent, WorkspaceEvent};
+use domain::{
+    BotEvent, ChatEvent, FailureClass, InDoubtPolicy, ParseMode, PostEvent, Resolution,
+    WorkspaceEvent,
+};
 
 use crate::metadata;
 use crate::v1::{self, event_envelope::Event};
@@ -91,6 +94,15 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
             WorkspaceEvent::WorkspaceCreated { name } => {
                 Event::WorkspaceCreated(v1::WorkspaceCreated { name })
             }
+            WorkspaceEvent::InDoubtPolicySet { policy } => {
+                Event::InDoubtPolicySet(v1::InDoubtPolicySet {
+                    policy: match policy {
+                        InDoubtPolicy::Flag => "flag",
+                        InDoubtPolicy::Resend => "resend",
+                    }
+                    .into(),
+                })
+            }
         },
         "Bot" => match decode(stored)? {
             BotEvent::BotRegistered {
@@ -101,6 +113,12 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
                 name,
                 telegram_bot_id,
             }),
+            BotEvent::BotPaused { reason } => Event::BotPaused(v1::BotPaused { reason }),
+            BotEvent::BotTokenReplaced { .. } => Event::BotTokenReplaced(v1::BotTokenReplaced {}),
+            BotEvent::BotHourlyCapSet { cap } => Event::BotHourlyCapSet(v1::BotHourlyCapSet { cap }),
+            BotEvent::BotPaidBroadcastSet { allowed } => {
+                Event::BotPaidBroadcastSet(v1::BotPaidBroadcastSet { allowed })
+            }
         },
         "Chat" => match decode(stored)? {
             ChatEvent::ChatConnected {
@@ -114,6 +132,17 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
                 title,
             }),
             ChatEvent::ChatOptedOut { reason } => Event::ChatOptedOut(v1::ChatOptedOut { reason }),
+            ChatEvent::ChatBlocked { reason } => Event::ChatBlocked(v1::ChatBlocked { reason }),
+            ChatEvent::ChatMigrated {
+                from_telegram_chat_id,
+                to_telegram_chat_id,
+            } => Event::ChatMigrated(v1::ChatMigrated {
+                from_telegram_chat_id,
+                to_telegram_chat_id,
+            }),
+            ChatEvent::ChatHourlyCapSet { cap } => {
+                Event::ChatHourlyCapSet(v1::ChatHourlyCapSet { cap })
+            }
         },
         "Post" => post_event(decode(stored)?),
         other => return Err(ConvertError::UnknownAggregate(other.to_owned())),
@@ -122,6 +151,25 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
 
 fn post_event(event: PostEvent) -> Event {
     match event {
+        PostEvent::PostRescheduled { publish_at } => Event::PostRescheduled(v1::PostRescheduled {
+            publish_at_ms: publish_at.timestamp_millis(),
+        }),
+        PostEvent::DeliveryResolved {
+            chat_id,
+            resolution,
+        } => {
+            let (resolution, telegram_message_id) = match resolution {
+                Resolution::MarkDelivered {
+                    telegram_message_id,
+                } => ("mark_delivered", telegram_message_id),
+                Resolution::Resend => ("resend", None),
+            };
+            Event::DeliveryResolved(v1::DeliveryResolved {
+                chat_id: chat_id.to_string(),
+                resolution: resolution.into(),
+                telegram_message_id,
+            })
+        }
         PostEvent::PostPlanned {
             chat_ids,
             text,

@@ -5,6 +5,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{self, HourlyCap};
 use crate::{DomainError, EVENT_VERSION, Id, Services};
 
 const MAX_NAME: usize = 200;
@@ -33,6 +34,14 @@ pub enum BotCommand {
         /// The bot token, already encrypted at rest (opaque to the domain).
         encrypted_token: String,
     },
+    /// Telegram answered 401: the token was revoked. Sending stops, the queue is kept.
+    Pause { reason: String },
+    /// A new token from BotFather; resumes a paused bot.
+    ReplaceToken { telegram_bot_id: i64, encrypted_token: String },
+    /// The workspace's cap on messages per hour for this bot (`None`: the default).
+    SetHourlyCap { cap: Option<u32> },
+    /// Opt in to paid broadcasts (up to 1000 msg/s, charged in Telegram Stars per message).
+    SetPaidBroadcast { allowed: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,13 +52,22 @@ pub enum BotEvent {
         telegram_bot_id: i64,
         encrypted_token: String,
     },
+    BotPaused { reason: String },
+    BotTokenReplaced { encrypted_token: String },
+    BotHourlyCapSet { cap: Option<u32> },
+    BotPaidBroadcastSet { allowed: bool },
 }
 
 impl DomainEvent for BotEvent {
     fn event_type(&self) -> String {
         match self {
-            Self::BotRegistered { .. } => "BotRegistered".into(),
+            Self::BotRegistered { .. } => "BotRegistered",
+            Self::BotPaused { .. } => "BotPaused",
+            Self::BotTokenReplaced { .. } => "BotTokenReplaced",
+            Self::BotHourlyCapSet { .. } => "BotHourlyCapSet",
+            Self::BotPaidBroadcastSet { .. } => "BotPaidBroadcastSet",
         }
+        .into()
     }
     fn event_version(&self) -> String {
         EVENT_VERSION.into()
@@ -62,6 +80,17 @@ pub struct Bot {
     pub name: String,
     pub telegram_bot_id: i64,
     pub encrypted_token: String,
+    /// Why the circuit breaker stopped this bot, while it is stopped.
+    pub paused: Option<String>,
+    pub hourly_cap: Option<u32>,
+    pub allow_paid_broadcast: bool,
+}
+
+impl Bot {
+    /// The cap in force: the workspace's, else the conservative default.
+    pub fn effective_hourly_cap(&self) -> u32 {
+        self.hourly_cap.unwrap_or(limits::DEFAULT_BOT_HOURLY_CAP)
+    }
 }
 
 impl Aggregate for Bot {
@@ -77,13 +106,11 @@ impl Aggregate for Bot {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        match command {
-            BotCommand::Register {
-                workspace_id,
-                name,
-                telegram_bot_id,
-                encrypted_token,
-            } => {
+        if !matches!(command, BotCommand::Register { .. }) && self.workspace_id.is_none() {
+            return Err(DomainError::NotFound);
+        }
+        let event = match command {
+            BotCommand::Register { workspace_id, name, telegram_bot_id, encrypted_token } => {
                 if self.workspace_id.is_some() {
                     return Err(DomainError::AlreadyExists);
                 }
@@ -91,31 +118,47 @@ impl Aggregate for Bot {
                 if name.is_empty() || name.chars().count() > MAX_NAME {
                     return Err(DomainError::InvalidBotName { max: MAX_NAME });
                 }
-                let event = BotEvent::BotRegistered {
-                    workspace_id,
-                    name,
-                    telegram_bot_id,
-                    encrypted_token,
-                };
-                sink.write(event, self).await;
+                BotEvent::BotRegistered { workspace_id, name, telegram_bot_id, encrypted_token }
             }
-        }
+            BotCommand::Pause { reason } => {
+                if self.paused.is_some() {
+                    return Ok(());
+                }
+                BotEvent::BotPaused { reason }
+            }
+            BotCommand::ReplaceToken { telegram_bot_id, encrypted_token } => {
+                if telegram_bot_id != self.telegram_bot_id {
+                    return Err(DomainError::TokenForAnotherBot(telegram_bot_id));
+                }
+                BotEvent::BotTokenReplaced { encrypted_token }
+            }
+            BotCommand::SetHourlyCap { cap } => {
+                if let Some(cap) = cap {
+                    HourlyCap::check(cap, limits::TELEGRAM_BOT_PER_HOUR)?;
+                }
+                BotEvent::BotHourlyCapSet { cap }
+            }
+            BotCommand::SetPaidBroadcast { allowed } => BotEvent::BotPaidBroadcastSet { allowed },
+        };
+        sink.write(event, self).await;
         Ok(())
     }
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            BotEvent::BotRegistered {
-                workspace_id,
-                name,
-                telegram_bot_id,
-                encrypted_token,
-            } => {
+            BotEvent::BotRegistered { workspace_id, name, telegram_bot_id, encrypted_token } => {
                 self.workspace_id = Some(workspace_id);
                 self.name = name;
                 self.telegram_bot_id = telegram_bot_id;
                 self.encrypted_token = encrypted_token;
             }
+            BotEvent::BotPaused { reason } => self.paused = Some(reason),
+            BotEvent::BotTokenReplaced { encrypted_token } => {
+                self.encrypted_token = encrypted_token;
+                self.paused = None;
+            }
+            BotEvent::BotHourlyCapSet { cap } => self.hourly_cap = cap,
+            BotEvent::BotPaidBroadcastSet { allowed } => self.allow_paid_broadcast = allowed,
         }
     }
 }
@@ -145,5 +188,49 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod circuit_breaker_tests {
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+    use crate::directory::fake::FakeDirectory;
+
+    fn registered() -> BotEvent {
+        BotEvent::BotRegistered { workspace_id: Id::from_u128(1), name: "b".into(), telegram_bot_id: 42, encrypted_token: "v1:a".into() }
+    }
+
+    fn framework() -> TestFramework<Bot> {
+        TestFramework::with(FakeDirectory::default().into_services())
+    }
+
+    #[tokio::test]
+    async fn a_new_token_for_the_same_bot_resumes_it() {
+        framework()
+            .given(vec![registered(), BotEvent::BotPaused { reason: "401".into() }])
+            .when_async(BotCommand::ReplaceToken { telegram_bot_id: 42, encrypted_token: "v1:b".into() })
+            .await
+            .then_expect_events(vec![BotEvent::BotTokenReplaced { encrypted_token: "v1:b".into() }]);
+        framework()
+            .given(vec![registered()])
+            .when_async(BotCommand::ReplaceToken { telegram_bot_id: 43, encrypted_token: "v1:b".into() })
+            .await
+            .then_expect_error(DomainError::TokenForAnotherBot(43));
+    }
+
+    #[tokio::test]
+    async fn pausing_twice_records_once_and_caps_stay_below_telegram() {
+        framework()
+            .given(vec![registered(), BotEvent::BotPaused { reason: "401".into() }])
+            .when_async(BotCommand::Pause { reason: "again".into() })
+            .await
+            .then_expect_events(vec![]);
+        framework()
+            .given(vec![registered()])
+            .when_async(BotCommand::SetHourlyCap { cap: Some(200_000) })
+            .await
+            .then_expect_error(DomainError::InvalidHourlyCap { max: limits::TELEGRAM_BOT_PER_HOUR });
     }
 }

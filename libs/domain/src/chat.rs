@@ -1,10 +1,12 @@
 //! A chat (private chat, group, supergroup or channel) connected to one of the workspace's bots.
-//! Opting out is final for planning and delivery: nothing is sent to an opted-out chat.
+//! Opting out is final for planning and delivery: nothing is sent to an opted-out chat. A chat
+//! that blocked or kicked the bot (Telegram's 403) is unreachable: planning to it is refused.
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{self, HourlyCap};
 use crate::{DomainError, EVENT_VERSION, Id, Services};
 
 const MAX_TITLE: usize = 255;
@@ -20,6 +22,18 @@ pub enum ChatCommand {
     OptOut {
         reason: String,
     },
+    /// Telegram answered 403 (blocked, kicked, deactivated): stop sending there.
+    MarkBlocked {
+        reason: String,
+    },
+    /// Telegram says the group became a supergroup with a new id.
+    Migrate {
+        to_telegram_chat_id: i64,
+    },
+    /// A workspace's own cap on messages per hour to this chat (`None`: the default).
+    SetHourlyCap {
+        cap: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +47,16 @@ pub enum ChatEvent {
     ChatOptedOut {
         reason: String,
     },
+    ChatBlocked {
+        reason: String,
+    },
+    ChatMigrated {
+        from_telegram_chat_id: i64,
+        to_telegram_chat_id: i64,
+    },
+    ChatHourlyCapSet {
+        cap: Option<u32>,
+    },
 }
 
 impl DomainEvent for ChatEvent {
@@ -40,6 +64,9 @@ impl DomainEvent for ChatEvent {
         match self {
             Self::ChatConnected { .. } => "ChatConnected".into(),
             Self::ChatOptedOut { .. } => "ChatOptedOut".into(),
+            Self::ChatBlocked { .. } => "ChatBlocked".into(),
+            Self::ChatMigrated { .. } => "ChatMigrated".into(),
+            Self::ChatHourlyCapSet { .. } => "ChatHourlyCapSet".into(),
         }
     }
     fn event_version(&self) -> String {
@@ -54,6 +81,16 @@ pub struct Chat {
     pub telegram_chat_id: i64,
     pub title: String,
     pub opted_out: bool,
+    /// Why Telegram refused this chat for good, if it did.
+    pub blocked: Option<String>,
+    pub hourly_cap: Option<u32>,
+}
+
+impl Chat {
+    /// The cap in force: the workspace's, else the conservative default.
+    pub fn effective_hourly_cap(&self) -> u32 {
+        self.hourly_cap.unwrap_or(limits::DEFAULT_CHAT_HOURLY_CAP)
+    }
 }
 
 impl Aggregate for Chat {
@@ -117,6 +154,39 @@ impl Aggregate for Chat {
                     .await;
                 }
             }
+            ChatCommand::MarkBlocked { reason } => {
+                if self.workspace_id.is_none() {
+                    return Err(DomainError::NotFound);
+                }
+                if self.blocked.is_none() {
+                    sink.write(ChatEvent::ChatBlocked { reason }, self).await;
+                }
+            }
+            ChatCommand::Migrate { to_telegram_chat_id } => {
+                if self.workspace_id.is_none() {
+                    return Err(DomainError::NotFound);
+                }
+                if to_telegram_chat_id == 0 {
+                    return Err(DomainError::InvalidTelegramChatId);
+                }
+                if to_telegram_chat_id != self.telegram_chat_id {
+                    let event = ChatEvent::ChatMigrated {
+                        from_telegram_chat_id: self.telegram_chat_id,
+                        to_telegram_chat_id,
+                    };
+                    sink.write(event, self).await;
+                }
+            }
+            ChatCommand::SetHourlyCap { cap } => {
+                if self.workspace_id.is_none() {
+                    return Err(DomainError::NotFound);
+                }
+                let max = limits::telegram_chat_hourly_max(self.telegram_chat_id);
+                if let Some(cap) = cap {
+                    HourlyCap::check(cap, max)?;
+                }
+                sink.write(ChatEvent::ChatHourlyCapSet { cap }, self).await;
+            }
         }
         Ok(())
     }
@@ -135,6 +205,11 @@ impl Aggregate for Chat {
                 self.title = title;
             }
             ChatEvent::ChatOptedOut { .. } => self.opted_out = true,
+            ChatEvent::ChatBlocked { reason } => self.blocked = Some(reason),
+            ChatEvent::ChatMigrated { to_telegram_chat_id, .. } => {
+                self.telegram_chat_id = to_telegram_chat_id;
+            }
+            ChatEvent::ChatHourlyCapSet { cap } => self.hourly_cap = cap,
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct ChatInfo {
     pub bot_id: Id,
     pub telegram_chat_id: i64,
     pub opted_out: bool,
+    /// Why Telegram refused this chat for good, if it did.
+    pub blocked: Option<String>,
 }
 
 /// What a rule needs to know about a bot.

@@ -51,6 +51,14 @@ pub enum DomainError {
         state: &'static str,
         action: &'static str,
     },
+    #[error("chat {chat} cannot receive messages: {reason}")]
+    ChatBlocked { chat: crate::Id, reason: String },
+    #[error("hourly_cap must be between 1 and {max} (Telegram's own limit for this chat or bot), or null for the default")]
+    InvalidHourlyCap { max: u32 },
+    #[error("this token belongs to another bot (id {0}); register that bot separately")]
+    TokenForAnotherBot(i64),
+    #[error("the delivery to chat {0} is not in doubt; only deliveries with status unknown can be resolved")]
+    DeliveryNotInDoubt(crate::Id),
     #[error("the directory of chats and bots could not be read: {0}")]
     DirectoryUnavailable(String),
 }
@@ -76,6 +84,10 @@ impl DomainError {
             Self::NotFound => "not_found",
             Self::AlreadyApproved => "already_approved",
             Self::InvalidTransition { .. } => "invalid_transition",
+            Self::ChatBlocked { .. } => "chat_blocked",
+            Self::InvalidHourlyCap { .. } => "invalid_hourly_cap",
+            Self::TokenForAnotherBot(_) => "token_for_another_bot",
+            Self::DeliveryNotInDoubt(_) => "delivery_not_in_doubt",
             Self::DirectoryUnavailable(_) => "directory_unavailable",
         }
     }
@@ -87,7 +99,9 @@ impl DomainError {
             Self::AlreadyExists
             | Self::AlreadyApproved
             | Self::InvalidTransition { .. }
-            | Self::ChatOptedOut(_) => ErrorKind::Conflict,
+            | Self::ChatOptedOut(_)
+            | Self::ChatBlocked { .. }
+            | Self::DeliveryNotInDoubt(_) => ErrorKind::Conflict,
             Self::DirectoryUnavailable(_) => ErrorKind::Unavailable,
             _ => ErrorKind::Invalid,
         }

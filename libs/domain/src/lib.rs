@@ -9,6 +9,7 @@ mod bot;
 mod chat;
 mod directory;
 mod error;
+pub mod limits;
 mod post;
 mod text;
 mod workspace;
@@ -19,10 +20,10 @@ pub use directory::{BotInfo, ChatInfo, Directory, DirectoryFuture, Services};
 pub use error::{DomainError, ErrorKind};
 pub use post::{
     DeliveryOutcome, DeliveryState, DeliveryStatus, FailureClass, ParseMode, Post, PostCommand,
-    PostEvent, PostState,
+    PostEvent, PostState, Resolution,
 };
 pub use text::{MAX_TEXT_UTF16, telegram_length};
-pub use workspace::{Workspace, WorkspaceCommand, WorkspaceEvent};
+pub use workspace::{InDoubtPolicy, Workspace, WorkspaceCommand, WorkspaceEvent};
 
 /// Identifiers are UUIDs; aggregates are stored under their id's hyphenated string form.
 pub type Id = uuid::Uuid;

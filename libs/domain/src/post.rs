@@ -83,10 +83,30 @@ pub enum PostCommand {
         reason: String,
     },
     Cancel,
+    /// Moves the publish time of a post that is not yet (fully) delivered.
+    Reschedule {
+        publish_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
     RecordDelivery {
         chat_id: Id,
         outcome: DeliveryOutcome,
     },
+    /// An operator's (or the workspace policy's) decision about a delivery in doubt.
+    ResolveDelivery {
+        chat_id: Id,
+        resolution: Resolution,
+    },
+}
+
+/// How an in-doubt delivery is settled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// Someone checked the chat: the message is there.
+    MarkDelivered { telegram_message_id: Option<i32> },
+    /// Someone checked the chat (or the policy says so): send it again.
+    Resend,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +136,13 @@ pub enum PostEvent {
         chat_id: Id,
         detail: String,
     },
+    PostRescheduled {
+        publish_at: DateTime<Utc>,
+    },
+    DeliveryResolved {
+        chat_id: Id,
+        resolution: Resolution,
+    },
 }
 
 impl DomainEvent for PostEvent {
@@ -128,6 +155,8 @@ impl DomainEvent for PostEvent {
             Self::PostDelivered { .. } => "PostDelivered",
             Self::DeliveryFailed { .. } => "DeliveryFailed",
             Self::DeliveryUnknown { .. } => "DeliveryUnknown",
+            Self::PostRescheduled { .. } => "PostRescheduled",
+            Self::DeliveryResolved { .. } => "DeliveryResolved",
         }
         .into()
     }
@@ -282,6 +311,9 @@ impl Post {
                     if chat.opted_out {
                         return Err(DomainError::ChatOptedOut(*chat_id));
                     }
+                    if let Some(reason) = chat.blocked {
+                        return Err(DomainError::ChatBlocked { chat: *chat_id, reason });
+                    }
                 }
                 _ => return Err(DomainError::UnknownChat(*chat_id)),
             }
@@ -354,6 +386,22 @@ impl Aggregate for Post {
                 }
                 _ => return Err(self.refuse("cancelled")),
             },
+            PostCommand::Reschedule { publish_at, now } => match self.summary_state() {
+                "planned" | "approved" => {
+                    check_publish_at(publish_at, now)?;
+                    PostEvent::PostRescheduled { publish_at }
+                }
+                state => return Err(DomainError::InvalidTransition { state, action: "rescheduled" }),
+            },
+            PostCommand::ResolveDelivery { chat_id, resolution } => {
+                let Some(current) = self.deliveries.get(&chat_id) else {
+                    return Err(DomainError::NotFound);
+                };
+                if current.status != DeliveryState::Unknown {
+                    return Err(DomainError::DeliveryNotInDoubt(chat_id));
+                }
+                PostEvent::DeliveryResolved { chat_id, resolution }
+            }
             PostCommand::RecordDelivery { chat_id, outcome } => {
                 let Some(current) = self.deliveries.get(&chat_id) else {
                     return Err(DomainError::NotFound);
@@ -434,6 +482,18 @@ impl Aggregate for Post {
                     },
                 );
             }
+            PostEvent::PostRescheduled { publish_at } => self.publish_at = Some(publish_at),
+            PostEvent::DeliveryResolved { chat_id, resolution } => {
+                let status = match resolution {
+                    Resolution::MarkDelivered { telegram_message_id } => DeliveryStatus {
+                        status: DeliveryState::Delivered,
+                        telegram_message_id,
+                        error: None,
+                    },
+                    Resolution::Resend => DeliveryStatus::default(),
+                };
+                self.set_delivery(chat_id, status);
+            }
             PostEvent::DeliveryUnknown { chat_id, detail } => {
                 self.set_delivery(
                     chat_id,
@@ -446,6 +506,14 @@ impl Aggregate for Post {
             }
         }
     }
+}
+
+/// A publish time may be at most [`PUBLISH_AT_GRACE`] in the past ("as soon as possible").
+fn check_publish_at(publish_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), DomainError> {
+    if publish_at < now - PUBLISH_AT_GRACE {
+        return Err(DomainError::PublishAtInPast { grace_minutes: PUBLISH_AT_GRACE.num_minutes() });
+    }
+    Ok(())
 }
 
 impl Post {
@@ -481,6 +549,7 @@ mod tests {
             bot_id: Id::from_u128(2),
             telegram_chat_id: 5,
             opted_out,
+            blocked: None,
         };
         directory.chats.insert(CHAT, info(WS, false));
         directory.chats.insert(OPTED_OUT, info(WS, true));
@@ -660,6 +729,42 @@ mod tests {
             })
             .await
             .then_expect_events(vec![]);
+    }
+
+    #[tokio::test]
+    async fn only_in_doubt_deliveries_are_resolved_and_resend_makes_them_pending() {
+        let unknown = PostEvent::DeliveryUnknown { chat_id: CHAT, detail: "timeout".into() };
+        let resolve = |resolution| PostCommand::ResolveDelivery { chat_id: CHAT, resolution };
+        framework()
+            .given(vec![planned(), PostEvent::PostApproved, unknown.clone()])
+            .when_async(resolve(Resolution::Resend))
+            .await
+            .then_expect_events(vec![PostEvent::DeliveryResolved { chat_id: CHAT, resolution: Resolution::Resend }]);
+        framework()
+            .given(vec![planned(), PostEvent::PostApproved])
+            .when_async(resolve(Resolution::Resend))
+            .await
+            .then_expect_error(DomainError::DeliveryNotInDoubt(CHAT));
+        let mut post = Post::default();
+        for event in [planned(), PostEvent::PostApproved, unknown, PostEvent::DeliveryResolved { chat_id: CHAT, resolution: Resolution::Resend }] {
+            post.apply(event);
+        }
+        assert_eq!(post.deliveries[&CHAT].status, DeliveryState::Pending);
+    }
+
+    #[tokio::test]
+    async fn rescheduling_is_allowed_until_delivered() {
+        let later = now() + TimeDelta::hours(2);
+        framework()
+            .given(vec![planned(), PostEvent::PostApproved])
+            .when_async(PostCommand::Reschedule { publish_at: later, now: now() })
+            .await
+            .then_expect_events(vec![PostEvent::PostRescheduled { publish_at: later }]);
+        framework()
+            .given(vec![planned(), PostEvent::PostApproved, PostEvent::PostDelivered { chat_id: CHAT, telegram_message_id: 1 }])
+            .when_async(PostCommand::Reschedule { publish_at: later, now: now() })
+            .await
+            .then_expect_error(DomainError::InvalidTransition { state: "delivered", action: "rescheduled" });
     }
 
     #[test]

@@ -11,17 +11,31 @@ const MAX_NAME: usize = 200;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub enum WorkspaceCommand {
     Create { name: String },
+    SetInDoubtPolicy { policy: InDoubtPolicy },
+}
+
+/// What delivery does when a send is in doubt (the request may or may not have reached
+/// Telegram). Flagging for an operator is the default; resending risks a duplicate post and
+/// must be chosen explicitly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InDoubtPolicy {
+    #[default]
+    Flag,
+    Resend,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum WorkspaceEvent {
     WorkspaceCreated { name: String },
+    InDoubtPolicySet { policy: InDoubtPolicy },
 }
 
 impl DomainEvent for WorkspaceEvent {
     fn event_type(&self) -> String {
         match self {
             Self::WorkspaceCreated { .. } => "WorkspaceCreated".into(),
+            Self::InDoubtPolicySet { .. } => "InDoubtPolicySet".into(),
         }
     }
     fn event_version(&self) -> String {
@@ -32,6 +46,7 @@ impl DomainEvent for WorkspaceEvent {
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Workspace {
     pub name: Option<String>,
+    pub in_doubt_policy: InDoubtPolicy,
 }
 
 impl Workspace {
@@ -65,6 +80,13 @@ impl Aggregate for Workspace {
                 sink.write(WorkspaceEvent::WorkspaceCreated { name }, self)
                     .await;
             }
+            WorkspaceCommand::SetInDoubtPolicy { policy } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                sink.write(WorkspaceEvent::InDoubtPolicySet { policy }, self)
+                    .await;
+            }
         }
         Ok(())
     }
@@ -72,6 +94,7 @@ impl Aggregate for Workspace {
     fn apply(&mut self, event: Self::Event) {
         match event {
             WorkspaceEvent::WorkspaceCreated { name } => self.name = Some(name),
+            WorkspaceEvent::InDoubtPolicySet { policy } => self.in_doubt_policy = policy,
         }
     }
 }

@@ -27,6 +27,7 @@ impl Directory for StoreDirectory {
                     bot_id,
                     telegram_chat_id: chat.telegram_chat_id,
                     opted_out: chat.opted_out,
+                    blocked: chat.blocked,
                 }),
                 _ => None,
             })
