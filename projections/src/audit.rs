@@ -95,7 +95,8 @@ fn details(event: Option<&Event>) -> Value {
         Some(Event::BotHourlyCapSet(e)) => json!({ "hourly_cap": e.cap }),
         Some(Event::BotPaidBroadcastSet(e)) => json!({ "allowed": e.allowed }),
         Some(Event::InDoubtPolicySet(e)) => json!({ "policy": e.policy }),
-        Some(Event::PostApproved(_) | Event::PostCancelled(_) | Event::BotTokenReplaced(_)) | None => {
+        Some(Event::PostApproved(_) | Event::PostCancelled(_) | Event::BotTokenReplaced(_))
+        | None => {
             json!({})
         }
     }

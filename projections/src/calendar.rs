@@ -85,12 +85,14 @@ impl Projection for Calendar {
                 .await?
             }
             Event::PostRescheduled(r) => {
-                sqlx::query("UPDATE calendar SET publish_at = $2, updated_at = $3 WHERE post_id = $1")
-                    .bind(post_id)
-                    .bind(schemas::from_millis(r.publish_at_ms).unwrap_or(at))
-                    .bind(at)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "UPDATE calendar SET publish_at = $2, updated_at = $3 WHERE post_id = $1",
+                )
+                .bind(post_id)
+                .bind(schemas::from_millis(r.publish_at_ms).unwrap_or(at))
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
             }
             Event::DeliveryResolved(r) => {
                 let (delivery, message_id) = match r.resolution.as_str() {

@@ -115,7 +115,9 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
             }),
             BotEvent::BotPaused { reason } => Event::BotPaused(v1::BotPaused { reason }),
             BotEvent::BotTokenReplaced { .. } => Event::BotTokenReplaced(v1::BotTokenReplaced {}),
-            BotEvent::BotHourlyCapSet { cap } => Event::BotHourlyCapSet(v1::BotHourlyCapSet { cap }),
+            BotEvent::BotHourlyCapSet { cap } => {
+                Event::BotHourlyCapSet(v1::BotHourlyCapSet { cap })
+            }
             BotEvent::BotPaidBroadcastSet { allowed } => {
                 Event::BotPaidBroadcastSet(v1::BotPaidBroadcastSet { allowed })
             }

@@ -37,7 +37,10 @@ pub enum BotCommand {
     /// Telegram answered 401: the token was revoked. Sending stops, the queue is kept.
     Pause { reason: String },
     /// A new token from BotFather; resumes a paused bot.
-    ReplaceToken { telegram_bot_id: i64, encrypted_token: String },
+    ReplaceToken {
+        telegram_bot_id: i64,
+        encrypted_token: String,
+    },
     /// The workspace's cap on messages per hour for this bot (`None`: the default).
     SetHourlyCap { cap: Option<u32> },
     /// Opt in to paid broadcasts (up to 1000 msg/s, charged in Telegram Stars per message).
@@ -52,10 +55,18 @@ pub enum BotEvent {
         telegram_bot_id: i64,
         encrypted_token: String,
     },
-    BotPaused { reason: String },
-    BotTokenReplaced { encrypted_token: String },
-    BotHourlyCapSet { cap: Option<u32> },
-    BotPaidBroadcastSet { allowed: bool },
+    BotPaused {
+        reason: String,
+    },
+    BotTokenReplaced {
+        encrypted_token: String,
+    },
+    BotHourlyCapSet {
+        cap: Option<u32>,
+    },
+    BotPaidBroadcastSet {
+        allowed: bool,
+    },
 }
 
 impl DomainEvent for BotEvent {
@@ -110,7 +121,12 @@ impl Aggregate for Bot {
             return Err(DomainError::NotFound);
         }
         let event = match command {
-            BotCommand::Register { workspace_id, name, telegram_bot_id, encrypted_token } => {
+            BotCommand::Register {
+                workspace_id,
+                name,
+                telegram_bot_id,
+                encrypted_token,
+            } => {
                 if self.workspace_id.is_some() {
                     return Err(DomainError::AlreadyExists);
                 }
@@ -118,7 +134,12 @@ impl Aggregate for Bot {
                 if name.is_empty() || name.chars().count() > MAX_NAME {
                     return Err(DomainError::InvalidBotName { max: MAX_NAME });
                 }
-                BotEvent::BotRegistered { workspace_id, name, telegram_bot_id, encrypted_token }
+                BotEvent::BotRegistered {
+                    workspace_id,
+                    name,
+                    telegram_bot_id,
+                    encrypted_token,
+                }
             }
             BotCommand::Pause { reason } => {
                 if self.paused.is_some() {
@@ -126,7 +147,10 @@ impl Aggregate for Bot {
                 }
                 BotEvent::BotPaused { reason }
             }
-            BotCommand::ReplaceToken { telegram_bot_id, encrypted_token } => {
+            BotCommand::ReplaceToken {
+                telegram_bot_id,
+                encrypted_token,
+            } => {
                 if telegram_bot_id != self.telegram_bot_id {
                     return Err(DomainError::TokenForAnotherBot(telegram_bot_id));
                 }
@@ -146,7 +170,12 @@ impl Aggregate for Bot {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            BotEvent::BotRegistered { workspace_id, name, telegram_bot_id, encrypted_token } => {
+            BotEvent::BotRegistered {
+                workspace_id,
+                name,
+                telegram_bot_id,
+                encrypted_token,
+            } => {
                 self.workspace_id = Some(workspace_id);
                 self.name = name;
                 self.telegram_bot_id = telegram_bot_id;
@@ -199,7 +228,12 @@ mod circuit_breaker_tests {
     use crate::directory::fake::FakeDirectory;
 
     fn registered() -> BotEvent {
-        BotEvent::BotRegistered { workspace_id: Id::from_u128(1), name: "b".into(), telegram_bot_id: 42, encrypted_token: "v1:a".into() }
+        BotEvent::BotRegistered {
+            workspace_id: Id::from_u128(1),
+            name: "b".into(),
+            telegram_bot_id: 42,
+            encrypted_token: "v1:a".into(),
+        }
     }
 
     fn framework() -> TestFramework<Bot> {
@@ -209,13 +243,26 @@ mod circuit_breaker_tests {
     #[tokio::test]
     async fn a_new_token_for_the_same_bot_resumes_it() {
         framework()
-            .given(vec![registered(), BotEvent::BotPaused { reason: "401".into() }])
-            .when_async(BotCommand::ReplaceToken { telegram_bot_id: 42, encrypted_token: "v1:b".into() })
+            .given(vec![
+                registered(),
+                BotEvent::BotPaused {
+                    reason: "401".into(),
+                },
+            ])
+            .when_async(BotCommand::ReplaceToken {
+                telegram_bot_id: 42,
+                encrypted_token: "v1:b".into(),
+            })
             .await
-            .then_expect_events(vec![BotEvent::BotTokenReplaced { encrypted_token: "v1:b".into() }]);
+            .then_expect_events(vec![BotEvent::BotTokenReplaced {
+                encrypted_token: "v1:b".into(),
+            }]);
         framework()
             .given(vec![registered()])
-            .when_async(BotCommand::ReplaceToken { telegram_bot_id: 43, encrypted_token: "v1:b".into() })
+            .when_async(BotCommand::ReplaceToken {
+                telegram_bot_id: 43,
+                encrypted_token: "v1:b".into(),
+            })
             .await
             .then_expect_error(DomainError::TokenForAnotherBot(43));
     }
@@ -223,14 +270,23 @@ mod circuit_breaker_tests {
     #[tokio::test]
     async fn pausing_twice_records_once_and_caps_stay_below_telegram() {
         framework()
-            .given(vec![registered(), BotEvent::BotPaused { reason: "401".into() }])
-            .when_async(BotCommand::Pause { reason: "again".into() })
+            .given(vec![
+                registered(),
+                BotEvent::BotPaused {
+                    reason: "401".into(),
+                },
+            ])
+            .when_async(BotCommand::Pause {
+                reason: "again".into(),
+            })
             .await
             .then_expect_events(vec![]);
         framework()
             .given(vec![registered()])
             .when_async(BotCommand::SetHourlyCap { cap: Some(200_000) })
             .await
-            .then_expect_error(DomainError::InvalidHourlyCap { max: limits::TELEGRAM_BOT_PER_HOUR });
+            .then_expect_error(DomainError::InvalidHourlyCap {
+                max: limits::TELEGRAM_BOT_PER_HOUR,
+            });
     }
 }

@@ -162,7 +162,9 @@ impl Aggregate for Chat {
                     sink.write(ChatEvent::ChatBlocked { reason }, self).await;
                 }
             }
-            ChatCommand::Migrate { to_telegram_chat_id } => {
+            ChatCommand::Migrate {
+                to_telegram_chat_id,
+            } => {
                 if self.workspace_id.is_none() {
                     return Err(DomainError::NotFound);
                 }
@@ -206,7 +208,10 @@ impl Aggregate for Chat {
             }
             ChatEvent::ChatOptedOut { .. } => self.opted_out = true,
             ChatEvent::ChatBlocked { reason } => self.blocked = Some(reason),
-            ChatEvent::ChatMigrated { to_telegram_chat_id, .. } => {
+            ChatEvent::ChatMigrated {
+                to_telegram_chat_id,
+                ..
+            } => {
                 self.telegram_chat_id = to_telegram_chat_id;
             }
             ChatEvent::ChatHourlyCapSet { cap } => self.hourly_cap = cap,

@@ -53,11 +53,15 @@ pub enum DomainError {
     },
     #[error("chat {chat} cannot receive messages: {reason}")]
     ChatBlocked { chat: crate::Id, reason: String },
-    #[error("hourly_cap must be between 1 and {max} (Telegram's own limit for this chat or bot), or null for the default")]
+    #[error(
+        "hourly_cap must be between 1 and {max} (Telegram's own limit for this chat or bot), or null for the default"
+    )]
     InvalidHourlyCap { max: u32 },
     #[error("this token belongs to another bot (id {0}); register that bot separately")]
     TokenForAnotherBot(i64),
-    #[error("the delivery to chat {0} is not in doubt; only deliveries with status unknown can be resolved")]
+    #[error(
+        "the delivery to chat {0} is not in doubt; only deliveries with status unknown can be resolved"
+    )]
     DeliveryNotInDoubt(crate::Id),
     #[error("the directory of chats and bots could not be read: {0}")]
     DirectoryUnavailable(String),

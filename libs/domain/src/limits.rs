@@ -18,7 +18,11 @@ pub const DEFAULT_BOT_HOURLY_CAP: u32 = 20_000;
 
 /// Telegram's hourly maximum for a chat id (negative ids are groups and channels).
 pub fn telegram_chat_hourly_max(telegram_chat_id: i64) -> u32 {
-    if telegram_chat_id < 0 { TELEGRAM_GROUP_PER_HOUR } else { TELEGRAM_CHAT_PER_HOUR }
+    if telegram_chat_id < 0 {
+        TELEGRAM_GROUP_PER_HOUR
+    } else {
+        TELEGRAM_CHAT_PER_HOUR
+    }
 }
 
 /// Validation of a configured hourly cap.

@@ -312,7 +312,10 @@ impl Post {
                         return Err(DomainError::ChatOptedOut(*chat_id));
                     }
                     if let Some(reason) = chat.blocked {
-                        return Err(DomainError::ChatBlocked { chat: *chat_id, reason });
+                        return Err(DomainError::ChatBlocked {
+                            chat: *chat_id,
+                            reason,
+                        });
                     }
                 }
                 _ => return Err(DomainError::UnknownChat(*chat_id)),
@@ -391,16 +394,27 @@ impl Aggregate for Post {
                     check_publish_at(publish_at, now)?;
                     PostEvent::PostRescheduled { publish_at }
                 }
-                state => return Err(DomainError::InvalidTransition { state, action: "rescheduled" }),
+                state => {
+                    return Err(DomainError::InvalidTransition {
+                        state,
+                        action: "rescheduled",
+                    });
+                }
             },
-            PostCommand::ResolveDelivery { chat_id, resolution } => {
+            PostCommand::ResolveDelivery {
+                chat_id,
+                resolution,
+            } => {
                 let Some(current) = self.deliveries.get(&chat_id) else {
                     return Err(DomainError::NotFound);
                 };
                 if current.status != DeliveryState::Unknown {
                     return Err(DomainError::DeliveryNotInDoubt(chat_id));
                 }
-                PostEvent::DeliveryResolved { chat_id, resolution }
+                PostEvent::DeliveryResolved {
+                    chat_id,
+                    resolution,
+                }
             }
             PostCommand::RecordDelivery { chat_id, outcome } => {
                 let Some(current) = self.deliveries.get(&chat_id) else {
@@ -483,9 +497,14 @@ impl Aggregate for Post {
                 );
             }
             PostEvent::PostRescheduled { publish_at } => self.publish_at = Some(publish_at),
-            PostEvent::DeliveryResolved { chat_id, resolution } => {
+            PostEvent::DeliveryResolved {
+                chat_id,
+                resolution,
+            } => {
                 let status = match resolution {
-                    Resolution::MarkDelivered { telegram_message_id } => DeliveryStatus {
+                    Resolution::MarkDelivered {
+                        telegram_message_id,
+                    } => DeliveryStatus {
                         status: DeliveryState::Delivered,
                         telegram_message_id,
                         error: None,
@@ -511,7 +530,9 @@ impl Aggregate for Post {
 /// A publish time may be at most [`PUBLISH_AT_GRACE`] in the past ("as soon as possible").
 fn check_publish_at(publish_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), DomainError> {
     if publish_at < now - PUBLISH_AT_GRACE {
-        return Err(DomainError::PublishAtInPast { grace_minutes: PUBLISH_AT_GRACE.num_minutes() });
+        return Err(DomainError::PublishAtInPast {
+            grace_minutes: PUBLISH_AT_GRACE.num_minutes(),
+        });
     }
     Ok(())
 }
@@ -733,20 +754,37 @@ mod tests {
 
     #[tokio::test]
     async fn only_in_doubt_deliveries_are_resolved_and_resend_makes_them_pending() {
-        let unknown = PostEvent::DeliveryUnknown { chat_id: CHAT, detail: "timeout".into() };
-        let resolve = |resolution| PostCommand::ResolveDelivery { chat_id: CHAT, resolution };
+        let unknown = PostEvent::DeliveryUnknown {
+            chat_id: CHAT,
+            detail: "timeout".into(),
+        };
+        let resolve = |resolution| PostCommand::ResolveDelivery {
+            chat_id: CHAT,
+            resolution,
+        };
         framework()
             .given(vec![planned(), PostEvent::PostApproved, unknown.clone()])
             .when_async(resolve(Resolution::Resend))
             .await
-            .then_expect_events(vec![PostEvent::DeliveryResolved { chat_id: CHAT, resolution: Resolution::Resend }]);
+            .then_expect_events(vec![PostEvent::DeliveryResolved {
+                chat_id: CHAT,
+                resolution: Resolution::Resend,
+            }]);
         framework()
             .given(vec![planned(), PostEvent::PostApproved])
             .when_async(resolve(Resolution::Resend))
             .await
             .then_expect_error(DomainError::DeliveryNotInDoubt(CHAT));
         let mut post = Post::default();
-        for event in [planned(), PostEvent::PostApproved, unknown, PostEvent::DeliveryResolved { chat_id: CHAT, resolution: Resolution::Resend }] {
+        for event in [
+            planned(),
+            PostEvent::PostApproved,
+            unknown,
+            PostEvent::DeliveryResolved {
+                chat_id: CHAT,
+                resolution: Resolution::Resend,
+            },
+        ] {
             post.apply(event);
         }
         assert_eq!(post.deliveries[&CHAT].status, DeliveryState::Pending);
@@ -757,14 +795,30 @@ mod tests {
         let later = now() + TimeDelta::hours(2);
         framework()
             .given(vec![planned(), PostEvent::PostApproved])
-            .when_async(PostCommand::Reschedule { publish_at: later, now: now() })
+            .when_async(PostCommand::Reschedule {
+                publish_at: later,
+                now: now(),
+            })
             .await
             .then_expect_events(vec![PostEvent::PostRescheduled { publish_at: later }]);
         framework()
-            .given(vec![planned(), PostEvent::PostApproved, PostEvent::PostDelivered { chat_id: CHAT, telegram_message_id: 1 }])
-            .when_async(PostCommand::Reschedule { publish_at: later, now: now() })
+            .given(vec![
+                planned(),
+                PostEvent::PostApproved,
+                PostEvent::PostDelivered {
+                    chat_id: CHAT,
+                    telegram_message_id: 1,
+                },
+            ])
+            .when_async(PostCommand::Reschedule {
+                publish_at: later,
+                now: now(),
+            })
             .await
-            .then_expect_error(DomainError::InvalidTransition { state: "delivered", action: "rescheduled" });
+            .then_expect_error(DomainError::InvalidTransition {
+                state: "delivered",
+                action: "rescheduled",
+            });
     }
 
     #[test]

@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery",
         include_str!("../migrations/0003_delivery.sql"),
     ),
+    (
+        4,
+        "delivery safety",
+        include_str!("../migrations/0004_delivery_safety.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

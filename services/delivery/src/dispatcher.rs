@@ -1,11 +1,17 @@
-//! Claims due deliveries, paces them and sends them, one message at a time per chat.
+//! Claims due deliveries, paces them and sends them, one message at a time per chat, and turns
+//! every answer into events: delivered, failed (permanent / transient), unknown (in doubt),
+//! chat blocked, chat migrated, bot paused.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use domain::{Bot, Chat, DeliveryOutcome, FailureClass, Id, Post, PostCommand, PostState};
+use chrono::{DateTime, Utc};
+use domain::{
+    Bot, BotCommand, Chat, ChatCommand, DeliveryOutcome, FailureClass, Id, InDoubtPolicy, Post,
+    PostCommand, PostState, Resolution, Workspace, limits,
+};
 use platform::{Shutdown, TokenCipher};
 use sqlx::{PgPool, Row};
 use store::{CommandError, EventStore, RequestContext};
@@ -13,11 +19,13 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::pacing::{Limits, Pacer};
+use crate::pacing::{Caps, Limits, Pacer, Slowdown};
 use crate::telegram::{self, SendResult};
 
 /// The actor recorded on delivery outcome events.
 pub const ACTOR: &str = "service:delivery";
+/// The actor recorded when the workspace's in-doubt policy resends.
+pub const POLICY_ACTOR: &str = "policy:in_doubt_resend";
 
 /// Tunables of the dispatcher.
 #[derive(Debug, Clone)]
@@ -54,23 +62,46 @@ struct Job {
     chat_id: Id,
     workspace_id: Id,
     bot_id: Id,
-    telegram_chat_id: i64,
     attempts: i32,
+    migrated: bool,
+    paid_broadcast: bool,
 }
 
 /// What a finished send task reports back to the dispatcher.
 struct Done {
     chat_id: Id,
     bot_id: Id,
-    telegram_chat_id: i64,
     retry_after: Option<Duration>,
 }
 
 /// What to do with a row after an attempt.
 enum Next {
+    /// An outcome to record as an event; the row is done.
     Record(DeliveryOutcome),
-    RetryLater { after: Duration },
+    /// Nothing was sent (or Telegram refused it): try again later.
+    RetryLater {
+        after: Duration,
+        rate_limited: bool,
+    },
+    /// The post was moved: wait for its new time.
+    Defer {
+        due_at: DateTime<Utc>,
+    },
+    /// The bot is paused: keep the row for when it resumes.
+    Hold,
+    /// The group became a supergroup: send once more to its new id.
+    Migrated {
+        to: i64,
+    },
     Cancelled,
+}
+
+/// Per-bot and per-chat settings from `delivery_limits` (only rows that differ from defaults).
+#[derive(Debug, Clone, Default)]
+struct Overrides {
+    hourly_cap: Option<u32>,
+    paused: bool,
+    paid_broadcast: bool,
 }
 
 /// State shared by send tasks.
@@ -79,7 +110,8 @@ struct Shared {
     store: EventStore,
     cipher: TokenCipher,
     settings: Settings,
-    bots: Mutex<HashMap<Id, teloxide::Bot>>,
+    /// teloxide clients by bot, with the encrypted token they were built from.
+    bots: Mutex<HashMap<Id, (String, teloxide::Bot)>>,
 }
 
 pub struct Dispatcher {
@@ -87,6 +119,7 @@ pub struct Dispatcher {
     worker_id: String,
     pacer: Pacer,
     in_flight: HashSet<Id>,
+    overrides: HashMap<(String, Id), Overrides>,
 }
 
 impl Dispatcher {
@@ -102,12 +135,16 @@ impl Dispatcher {
             }),
             worker_id: format!("delivery-{}", uuid::Uuid::new_v4()),
             in_flight: HashSet::new(),
+            overrides: HashMap::new(),
         }
     }
 
     pub async fn run(mut self, shutdown: Shutdown) -> anyhow::Result<()> {
         let settings = self.shared.settings.clone();
         tracing::info!(worker = %self.worker_id, api = %redacted_origin(&settings.api_url), "delivery dispatcher started");
+        self.seed_pacer()
+            .await
+            .context("reading the last hour of sends")?;
         let mut tasks: JoinSet<Done> = JoinSet::new();
         let mut tick = tokio::time::interval(settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -116,8 +153,8 @@ impl Dispatcher {
             tokio::select! {
                 _ = tick.tick() => {
                     if last_heartbeat.elapsed() >= settings.worker_timeout / 5 {
-                        if let Err(error) = self.heartbeat_and_recover().await {
-                            tracing::warn!(error = format!("{error:#}"), "delivery heartbeat failed");
+                        if let Err(error) = self.housekeeping().await {
+                            tracing::warn!(error = format!("{error:#}"), "delivery housekeeping failed");
                         }
                         last_heartbeat = Instant::now();
                     }
@@ -155,20 +192,57 @@ impl Dispatcher {
     fn finish(&mut self, done: Done) {
         self.in_flight.remove(&done.chat_id);
         if let Some(retry_after) = done.retry_after {
-            self.pacer.retry_after(
-                done.bot_id,
-                done.telegram_chat_id,
-                retry_after,
-                Instant::now(),
+            match self
+                .pacer
+                .retry_after(done.bot_id, done.chat_id, retry_after, Instant::now())
+            {
+                Slowdown::Chat { penalty } if penalty >= 2 => tracing::warn!(
+                    chat_id = %done.chat_id, penalty, "telegram keeps rate-limiting this chat; pacing it slower"
+                ),
+                Slowdown::Chat { .. } => {}
+                Slowdown::Bot => tracing::warn!(
+                    bot_id = %done.bot_id, retry_after_s = retry_after.as_secs(), "telegram rate-limited several chats of this bot; holding the bot"
+                ),
+            }
+        }
+    }
+
+    /// Counts the last hour's sends (also those before a restart) against the hourly caps.
+    async fn seed_pacer(&mut self) -> anyhow::Result<()> {
+        let rows = sqlx::query(
+            "SELECT bot_id, chat_id, telegram_chat_id, EXTRACT(EPOCH FROM (now() - at))::float8 AS age
+               FROM delivery_attempts
+              WHERE outcome = 'sent' AND at > now() - interval '1 hour'
+              ORDER BY at",
+        )
+        .fetch_all(&self.shared.pool)
+        .await?;
+        let now = Instant::now();
+        for row in &rows {
+            let age = Duration::from_secs_f64(row.try_get::<f64, _>("age")?.max(0.0));
+            let group = row.try_get::<i64, _>("telegram_chat_id")? < 0;
+            self.pacer.record(
+                row.try_get("bot_id")?,
+                row.try_get("chat_id")?,
+                group,
+                now.checked_sub(age).unwrap_or(now),
             );
         }
+        Ok(())
+    }
+
+    fn overrides(&self, scope: &str, id: Id) -> Overrides {
+        self.overrides
+            .get(&(scope.to_owned(), id))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Claims due rows the pacer allows now: the earliest per chat, one in flight per chat.
     async fn claim_due(&mut self, room: usize) -> anyhow::Result<Vec<Job>> {
         let mut tx = self.shared.pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT post_id, chat_id, workspace_id, bot_id, telegram_chat_id, attempts,
+            "SELECT post_id, chat_id, workspace_id, bot_id, telegram_chat_id, attempts, migrated,
                     (not_before IS NOT NULL AND not_before > now()) AS backing_off
                FROM delivery_queue
               WHERE state = 'scheduled' AND due_at <= now()
@@ -191,23 +265,38 @@ impl Dispatcher {
             {
                 continue;
             }
-            let job = Job {
-                post_id: row.try_get("post_id")?,
-                chat_id,
-                workspace_id: row.try_get("workspace_id")?,
-                bot_id: row.try_get("bot_id")?,
-                telegram_chat_id: row.try_get("telegram_chat_id")?,
-                attempts: row.try_get::<i32, _>("attempts")? + 1,
+            let bot_id: Id = row.try_get("bot_id")?;
+            let bot = self.overrides("bot", bot_id);
+            if bot.paused {
+                continue;
+            }
+            let telegram_chat_id: i64 = row.try_get("telegram_chat_id")?;
+            let caps = Caps {
+                bot_hourly: bot.hourly_cap.unwrap_or(limits::DEFAULT_BOT_HOURLY_CAP),
+                chat_hourly: self
+                    .overrides("chat", chat_id)
+                    .hourly_cap
+                    .unwrap_or(limits::DEFAULT_CHAT_HOURLY_CAP),
+                paid_broadcast: bot.paid_broadcast,
             };
             if self
                 .pacer
-                .try_acquire(job.bot_id, job.telegram_chat_id, now)
-                .is_ok()
+                .try_acquire(bot_id, chat_id, telegram_chat_id < 0, caps, now)
+                .is_err()
             {
-                jobs.push(job);
-                if jobs.len() >= room {
-                    break;
-                }
+                continue;
+            }
+            jobs.push(Job {
+                post_id: row.try_get("post_id")?,
+                chat_id,
+                workspace_id: row.try_get("workspace_id")?,
+                bot_id,
+                attempts: row.try_get::<i32, _>("attempts")? + 1,
+                migrated: row.try_get("migrated")?,
+                paid_broadcast: bot.paid_broadcast,
+            });
+            if jobs.len() >= room {
+                break;
             }
         }
         if !jobs.is_empty() {
@@ -228,18 +317,46 @@ impl Dispatcher {
         Ok(jobs)
     }
 
-    /// Proves this worker alive, and flags the `sending` rows of dead workers as in doubt.
-    async fn heartbeat_and_recover(&self) -> anyhow::Result<()> {
-        let pool = &self.shared.pool;
+    /// Heartbeat, fresh caps and circuit-breaker state, in-doubt recovery of dead workers' rows.
+    async fn housekeeping(&mut self) -> anyhow::Result<()> {
+        let pool = self.shared.pool.clone();
         sqlx::query(
             "INSERT INTO delivery_workers (worker_id, heartbeat_at) VALUES ($1, now())
              ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()",
         )
         .bind(&self.worker_id)
-        .execute(pool)
+        .execute(&pool)
         .await?;
-        let timeout_secs = self.shared.settings.worker_timeout.as_secs_f64();
-        let mut tx = pool.begin().await?;
+        let rows = sqlx::query("SELECT scope, id, hourly_cap, paused_reason, allow_paid_broadcast FROM delivery_limits")
+            .fetch_all(&pool)
+            .await?;
+        self.overrides = rows
+            .iter()
+            .map(|r| {
+                let key = (r.try_get::<String, _>("scope")?, r.try_get::<Id, _>("id")?);
+                let value = Overrides {
+                    hourly_cap: r
+                        .try_get::<Option<i32>, _>("hourly_cap")?
+                        .map(|c| c.max(0) as u32),
+                    paused: r.try_get::<Option<String>, _>("paused_reason")?.is_some(),
+                    paid_broadcast: r.try_get("allow_paid_broadcast")?,
+                };
+                Ok((key, value))
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        self.recover_in_doubt().await?;
+        sqlx::query("DELETE FROM delivery_workers WHERE heartbeat_at < now() - interval '1 day'")
+            .execute(&pool)
+            .await?;
+        sqlx::query("DELETE FROM delivery_attempts WHERE at < now() - interval '2 days'")
+            .execute(&pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Rows left `sending` by a worker that stopped heart-beating are in doubt.
+    async fn recover_in_doubt(&self) -> anyhow::Result<()> {
+        let mut tx = self.shared.pool.begin().await?;
         let orphans = sqlx::query(
             "SELECT post_id, chat_id, workspace_id FROM delivery_queue q
               WHERE state = 'sending' AND claimed_by <> $1
@@ -249,9 +366,10 @@ impl Dispatcher {
                 FOR UPDATE SKIP LOCKED",
         )
         .bind(&self.worker_id)
-        .bind(timeout_secs)
+        .bind(self.shared.settings.worker_timeout.as_secs_f64())
         .fetch_all(&mut *tx)
         .await?;
+        let mut in_doubt = Vec::new();
         for row in orphans {
             let (post_id, chat_id, workspace_id): (Id, Id, Id) = (
                 row.try_get("post_id")?,
@@ -259,10 +377,17 @@ impl Dispatcher {
                 row.try_get("workspace_id")?,
             );
             tracing::warn!(%post_id, %chat_id, "delivery in doubt: its worker stopped while sending");
-            let outcome = DeliveryOutcome::Unknown {
-                detail: "the delivery worker stopped while the request may have been on the wire; check the chat, then resolve".into(),
-            };
-            record(&self.shared.store, workspace_id, post_id, chat_id, outcome).await?;
+            let detail = "the delivery worker stopped while the request may have been on the wire; check the chat, then resolve";
+            record(
+                &self.shared.store,
+                workspace_id,
+                post_id,
+                chat_id,
+                DeliveryOutcome::Unknown {
+                    detail: detail.into(),
+                },
+            )
+            .await?;
             sqlx::query(
                 "UPDATE delivery_queue SET state = 'done' WHERE post_id = $1 AND chat_id = $2",
             )
@@ -270,11 +395,12 @@ impl Dispatcher {
             .bind(chat_id)
             .execute(&mut *tx)
             .await?;
+            in_doubt.push((workspace_id, post_id, chat_id));
         }
         tx.commit().await?;
-        sqlx::query("DELETE FROM delivery_workers WHERE heartbeat_at < now() - interval '1 day'")
-            .execute(pool)
-            .await?;
+        for (workspace_id, post_id, chat_id) in in_doubt {
+            apply_in_doubt_policy(&self.shared.store, workspace_id, post_id, chat_id).await?;
+        }
         Ok(())
     }
 }
@@ -288,11 +414,15 @@ async fn deliver(job: Job, shared: Arc<Shared>) -> Done {
             tracing::warn!(post_id = %job.post_id, chat_id = %job.chat_id, error = format!("{error:#}"), "delivery attempt could not start");
             Next::RetryLater {
                 after: crate::backoff(job.attempts),
+                rate_limited: false,
             }
         }
     };
     let retry_after = match &next {
-        Next::RetryLater { after } => Some(*after),
+        Next::RetryLater {
+            after,
+            rate_limited: true,
+        } => Some(*after),
         _ => None,
     };
     // The outcome must be written; keep trying while the database is unavailable.
@@ -310,7 +440,6 @@ async fn deliver(job: Job, shared: Arc<Shared>) -> Done {
     Done {
         chat_id: job.chat_id,
         bot_id: job.bot_id,
-        telegram_chat_id: job.telegram_chat_id,
         retry_after,
     }
 }
@@ -321,6 +450,12 @@ async fn attempt(job: &Job, shared: &Shared) -> anyhow::Result<Next> {
     if post.state != PostState::Approved {
         return Ok(Next::Cancelled);
     }
+    if let Some(due_at) = post
+        .publish_at
+        .filter(|at| *at > Utc::now() + chrono::TimeDelta::milliseconds(500))
+    {
+        return Ok(Next::Defer { due_at });
+    }
     let chat: Chat = shared.store.load(job.chat_id).await?;
     if chat.opted_out {
         return Ok(Next::Record(DeliveryOutcome::Failed {
@@ -328,29 +463,90 @@ async fn attempt(job: &Job, shared: &Shared) -> anyhow::Result<Next> {
             detail: "the chat opted out before the post went out; nothing was sent".into(),
         }));
     }
-    let bot = match shared.bot(job.bot_id).await {
-        Ok(bot) => bot,
-        Err(error) => {
+    if let Some(reason) = &chat.blocked {
+        return Ok(Next::Record(DeliveryOutcome::Failed {
+            class: FailureClass::Permanent,
+            detail: format!("the chat is unreachable ({reason}); nothing was sent"),
+        }));
+    }
+    let bot = match shared.bot(job.bot_id).await? {
+        BotClient::Ready(bot) => bot,
+        BotClient::Paused => return Ok(Next::Hold),
+        BotClient::Unusable(reason) => {
             return Ok(Next::Record(DeliveryOutcome::Failed {
                 class: FailureClass::Permanent,
-                detail: format!("the bot cannot be used: {error}"),
+                detail: format!("the bot cannot be used: {reason}"),
             }));
         }
     };
-    let started = Instant::now();
-    let result = telegram::send_text(&bot, job.telegram_chat_id, &post.text, post.parse_mode).await;
-    tracing::debug!(post_id = %job.post_id, chat_id = %job.chat_id, elapsed_ms = started.elapsed().as_millis() as u64, result = ?std::mem::discriminant(&result), "sent");
+    let result = telegram::send_text(
+        &bot,
+        chat.telegram_chat_id,
+        &post.text,
+        post.parse_mode,
+        job.paid_broadcast,
+    )
+    .await;
+    log_attempt(shared, job, chat.telegram_chat_id, &result).await;
     Ok(match result {
         SendResult::Sent { message_id } => Next::Record(DeliveryOutcome::Delivered {
             telegram_message_id: message_id,
         }),
         SendResult::RetryAfter(after) => {
             tracing::info!(chat_id = %job.chat_id, retry_after_s = after.as_secs(), "telegram asked to slow down for this chat");
-            Next::RetryLater { after }
+            Next::RetryLater {
+                after,
+                rate_limited: true,
+            }
         }
         SendResult::Permanent(detail) => Next::Record(DeliveryOutcome::Failed {
             class: FailureClass::Permanent,
             detail,
+        }),
+        SendResult::Blocked(reason) => {
+            let command = ChatCommand::MarkBlocked {
+                reason: reason.clone(),
+            };
+            execute::<Chat>(&shared.store, job.workspace_id, job.chat_id, command, ACTOR).await?;
+            Next::Record(DeliveryOutcome::Failed {
+                class: FailureClass::Permanent,
+                detail: reason,
+            })
+        }
+        SendResult::Unauthorized => {
+            tracing::error!(bot_id = %job.bot_id, "telegram refused the bot token (401); pausing the bot until a new token is registered");
+            let reason =
+                "Telegram refused the bot token (401 Unauthorized): register a new token to resume"
+                    .to_owned();
+            let mut conn = shared.pool.acquire().await?;
+            crate::schedule::set_limit(
+                &mut conn,
+                "bot",
+                job.bot_id,
+                "paused_reason",
+                Some(reason.clone()),
+            )
+            .await?;
+            execute::<Bot>(
+                &shared.store,
+                job.workspace_id,
+                job.bot_id,
+                BotCommand::Pause { reason },
+                ACTOR,
+            )
+            .await?;
+            Next::Hold
+        }
+        SendResult::Migrated(to) if !job.migrated => {
+            let command = ChatCommand::Migrate {
+                to_telegram_chat_id: to,
+            };
+            execute::<Chat>(&shared.store, job.workspace_id, job.chat_id, command, ACTOR).await?;
+            Next::Migrated { to }
+        }
+        SendResult::Migrated(to) => Next::Record(DeliveryOutcome::Failed {
+            class: FailureClass::Permanent,
+            detail: format!("the chat migrated again (to {to}) after a migration; not sent"),
         }),
         SendResult::Transient(detail) if job.attempts >= shared.settings.max_attempts => {
             Next::Record(DeliveryOutcome::Failed {
@@ -362,16 +558,57 @@ async fn attempt(job: &Job, shared: &Shared) -> anyhow::Result<Next> {
             tracing::info!(chat_id = %job.chat_id, attempt = job.attempts, %detail, "transient delivery error, will retry");
             Next::RetryLater {
                 after: crate::backoff(job.attempts),
+                rate_limited: false,
             }
         }
         SendResult::InDoubt(detail) => Next::Record(DeliveryOutcome::Unknown { detail }),
     })
 }
 
-/// Writes the consequence of an attempt: an event on the post and the row's new state.
+/// Records the attempt's outcome class for safety stats and hourly caps (best effort).
+async fn log_attempt(shared: &Shared, job: &Job, telegram_chat_id: i64, result: &SendResult) {
+    let outcome = match result {
+        SendResult::Sent { .. } => "sent",
+        SendResult::RetryAfter(_) => "rate_limited",
+        SendResult::Blocked(_) => "forbidden",
+        SendResult::Permanent(_) => "permanent",
+        SendResult::Transient(_) => "transient",
+        SendResult::InDoubt(_) => "in_doubt",
+        SendResult::Unauthorized => "unauthorized",
+        SendResult::Migrated(_) => "migrated",
+    };
+    let logged = sqlx::query("INSERT INTO delivery_attempts (bot_id, chat_id, telegram_chat_id, outcome) VALUES ($1, $2, $3, $4)")
+        .bind(job.bot_id)
+        .bind(job.chat_id)
+        .bind(telegram_chat_id)
+        .bind(outcome)
+        .execute(&shared.pool)
+        .await;
+    if let Err(error) = logged {
+        tracing::warn!(%error, "could not log a delivery attempt");
+    }
+}
+
+/// Writes the consequence of an attempt: events and the row's new state.
 async fn settle(job: &Job, shared: &Shared, next: &Next) -> anyhow::Result<()> {
-    let key = (job.post_id, job.chat_id);
+    let row = |sql: &'static str| sqlx::query(sql).bind(job.post_id).bind(job.chat_id);
     match next {
+        Next::Record(outcome @ DeliveryOutcome::Unknown { .. }) => {
+            record(
+                &shared.store,
+                job.workspace_id,
+                job.post_id,
+                job.chat_id,
+                outcome.clone(),
+            )
+            .await?;
+            // Done before the policy may put the row back for a resend.
+            row("UPDATE delivery_queue SET state = 'done' WHERE post_id = $1 AND chat_id = $2 AND state = 'sending'")
+                .execute(&shared.pool)
+                .await?;
+            apply_in_doubt_policy(&shared.store, job.workspace_id, job.post_id, job.chat_id)
+                .await?;
+        }
         Next::Record(outcome) => {
             record(
                 &shared.store,
@@ -381,36 +618,72 @@ async fn settle(job: &Job, shared: &Shared, next: &Next) -> anyhow::Result<()> {
                 outcome.clone(),
             )
             .await?;
-            sqlx::query(
-                "UPDATE delivery_queue SET state = 'done' WHERE post_id = $1 AND chat_id = $2",
-            )
-            .bind(key.0)
-            .bind(key.1)
-            .execute(&shared.pool)
-            .await?;
+            row("UPDATE delivery_queue SET state = 'done' WHERE post_id = $1 AND chat_id = $2 AND state = 'sending'")
+                .execute(&shared.pool)
+                .await?;
         }
-        Next::RetryLater { after } => {
-            sqlx::query(
-                "UPDATE delivery_queue SET state = 'scheduled', claimed_by = NULL, not_before = now() + make_interval(secs => $3)
-                  WHERE post_id = $1 AND chat_id = $2",
-            )
-            .bind(key.0)
-            .bind(key.1)
+        Next::RetryLater { after, .. } => {
+            row("UPDATE delivery_queue SET state = 'scheduled', claimed_by = NULL, not_before = now() + make_interval(secs => $3)
+                  WHERE post_id = $1 AND chat_id = $2")
             .bind(after.as_secs_f64())
             .execute(&shared.pool)
             .await?;
         }
+        Next::Defer { due_at } => {
+            row("UPDATE delivery_queue SET state = 'scheduled', claimed_by = NULL, due_at = $3, attempts = attempts - 1
+                  WHERE post_id = $1 AND chat_id = $2")
+            .bind(due_at)
+            .execute(&shared.pool)
+            .await?;
+        }
+        Next::Hold => {
+            row("UPDATE delivery_queue SET state = 'scheduled', claimed_by = NULL, attempts = attempts - 1
+                  WHERE post_id = $1 AND chat_id = $2")
+            .execute(&shared.pool)
+            .await?;
+        }
+        Next::Migrated { to } => {
+            row("UPDATE delivery_queue SET state = 'scheduled', claimed_by = NULL, telegram_chat_id = $3, migrated = true
+                  WHERE post_id = $1 AND chat_id = $2")
+            .bind(to)
+            .execute(&shared.pool)
+            .await?;
+        }
         Next::Cancelled => {
-            sqlx::query(
+            row(
                 "UPDATE delivery_queue SET state = 'cancelled' WHERE post_id = $1 AND chat_id = $2",
             )
-            .bind(key.0)
-            .bind(key.1)
             .execute(&shared.pool)
             .await?;
         }
     }
     Ok(())
+}
+
+async fn execute<A>(
+    store: &EventStore,
+    workspace_id: Id,
+    id: Id,
+    command: A::Command,
+    actor: &str,
+) -> anyhow::Result<()>
+where
+    A: cqrs_es::Aggregate<Error = domain::DomainError>,
+    A::Command: Clone,
+    EventStore: store::Handles<A>,
+{
+    match store
+        .execute::<A>(workspace_id, id, command, &RequestContext::new(actor))
+        .await
+    {
+        Ok(()) => Ok(()),
+        // Refused by the domain (e.g. the target no longer matches): nothing to retry.
+        Err(CommandError::Domain(error)) => {
+            tracing::warn!(%id, code = error.code(), "delivery command refused");
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn record(
@@ -420,42 +693,66 @@ async fn record(
     chat_id: Id,
     outcome: DeliveryOutcome,
 ) -> anyhow::Result<()> {
-    let context = RequestContext::new(ACTOR);
-    match store
-        .execute::<Post>(
-            workspace_id,
-            post_id,
-            PostCommand::RecordDelivery { chat_id, outcome },
-            &context,
-        )
-        .await
-    {
-        Ok(()) => Ok(()),
-        // The post no longer lists this chat: nothing to record (and nothing to retry).
-        Err(CommandError::Domain(error)) => {
-            tracing::warn!(%post_id, %chat_id, code = error.code(), "delivery outcome refused by the post");
-            Ok(())
-        }
-        Err(error) => Err(error.into()),
+    execute::<Post>(
+        store,
+        workspace_id,
+        post_id,
+        PostCommand::RecordDelivery { chat_id, outcome },
+        ACTOR,
+    )
+    .await
+}
+
+/// After a delivery was flagged in doubt: when the workspace chose the "resend" policy, resolve
+/// it so at once (audited under [`POLICY_ACTOR`]), which puts it back in the queue.
+async fn apply_in_doubt_policy(
+    store: &EventStore,
+    workspace_id: Id,
+    post_id: Id,
+    chat_id: Id,
+) -> anyhow::Result<()> {
+    let workspace: Workspace = store.load(workspace_id).await?;
+    if workspace.in_doubt_policy == InDoubtPolicy::Resend {
+        let command = PostCommand::ResolveDelivery {
+            chat_id,
+            resolution: Resolution::Resend,
+        };
+        execute::<Post>(store, workspace_id, post_id, command, POLICY_ACTOR).await?;
     }
+    Ok(())
+}
+
+enum BotClient {
+    Ready(teloxide::Bot),
+    Paused,
+    Unusable(String),
 }
 
 impl Shared {
-    /// The teloxide client of a bot, built once from its decrypted token.
-    async fn bot(&self, bot_id: Id) -> anyhow::Result<teloxide::Bot> {
-        let mut bots = self.bots.lock().await;
-        if let Some(bot) = bots.get(&bot_id) {
-            return Ok(bot.clone());
-        }
+    /// The teloxide client of a bot, rebuilt whenever its (encrypted) token changes.
+    async fn bot(&self, bot_id: Id) -> anyhow::Result<BotClient> {
         let aggregate: Bot = self.store.load(bot_id).await?;
-        anyhow::ensure!(
-            aggregate.workspace_id.is_some(),
-            "bot {bot_id} is not registered"
-        );
-        let token = self.cipher.decrypt(&aggregate.encrypted_token)?;
+        if aggregate.workspace_id.is_none() {
+            return Ok(BotClient::Unusable(format!(
+                "bot {bot_id} is not registered"
+            )));
+        }
+        if aggregate.paused.is_some() {
+            return Ok(BotClient::Paused);
+        }
+        let mut bots = self.bots.lock().await;
+        if let Some((token, bot)) = bots.get(&bot_id)
+            && *token == aggregate.encrypted_token
+        {
+            return Ok(BotClient::Ready(bot.clone()));
+        }
+        let token = match self.cipher.decrypt(&aggregate.encrypted_token) {
+            Ok(token) => token,
+            Err(error) => return Ok(BotClient::Unusable(error.to_string())),
+        };
         let bot = telegram::bot(token.expose(), &self.settings.api_url)?;
-        bots.insert(bot_id, bot.clone());
-        Ok(bot)
+        bots.insert(bot_id, (aggregate.encrypted_token, bot.clone()));
+        Ok(BotClient::Ready(bot))
     }
 }
 

@@ -22,8 +22,14 @@ pub enum SendResult {
     },
     /// 429: Telegram asks this chat to wait.
     RetryAfter(Duration),
-    /// Telegram refused for good (blocked, kicked, chat not found, bad markup, too long...).
+    /// Telegram refused for good (chat not found, bad markup, too long, no rights...).
     Permanent(String),
+    /// 403: the bot was blocked or kicked, or the user is deactivated; the chat is unreachable.
+    Blocked(String),
+    /// 401: the token was revoked or is wrong; the bot must stop.
+    Unauthorized,
+    /// The group became a supergroup with this new chat id.
+    Migrated(i64),
     /// Safe to retry: Telegram answered with a server error, or the connection never opened.
     Transient(String),
     /// The request may have reached Telegram, but no usable answer came back.
@@ -44,8 +50,12 @@ pub async fn send_text(
     chat_id: i64,
     text: &str,
     parse_mode: Option<ParseMode>,
+    paid_broadcast: bool,
 ) -> SendResult {
     let mut request = bot.send_message(ChatId(chat_id), text);
+    if paid_broadcast {
+        request = request.allow_paid_broadcast(true);
+    }
     if let Some(mode) = parse_mode {
         request = request.parse_mode(match mode {
             ParseMode::Html => teloxide::types::ParseMode::Html,
@@ -64,9 +74,20 @@ pub async fn send_text(
 pub fn classify(error: &RequestError) -> SendResult {
     match error {
         RequestError::RetryAfter(seconds) => SendResult::RetryAfter(seconds.duration()),
-        RequestError::MigrateToChatId(to) => SendResult::Permanent(format!(
-            "group chat was upgraded to a supergroup chat (new id {to})"
-        )),
+        RequestError::MigrateToChatId(to) => SendResult::Migrated(to.0),
+        RequestError::Api(ApiError::InvalidToken) => SendResult::Unauthorized,
+        RequestError::Api(
+            api @ (ApiError::BotBlocked
+            | ApiError::BotKicked
+            | ApiError::BotKickedFromSupergroup
+            | ApiError::BotKickedFromChannel
+            | ApiError::UserDeactivated),
+        ) => SendResult::Blocked(api.to_string()),
+        RequestError::Api(ApiError::Unknown(description))
+            if description.starts_with("Forbidden") =>
+        {
+            SendResult::Blocked(description.clone())
+        }
         RequestError::Api(ApiError::Unknown(description)) if is_server_error(description) => {
             SendResult::Transient(description.clone())
         }

@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use domain::{
-    Bot, BotCommand, Chat, ChatCommand, Id, Workspace, WorkspaceCommand, parse_bot_token,
+    Bot, BotCommand, Chat, ChatCommand, Id, InDoubtPolicy, Workspace, WorkspaceCommand,
+    parse_bot_token,
 };
 use platform::Secret;
 use serde::Deserialize;
@@ -145,4 +146,156 @@ pub async fn opt_out(
         )
         .await?;
     Ok(Json(json!({ "id": id, "opted_out": true })))
+}
+
+/// Loads a bot of the workspace in the path (404 otherwise).
+async fn bot_of(state: &AppState, ws: Id, id: &str) -> Result<(Id, Bot), ApiError> {
+    let id = parse_id(id, "bot id")?;
+    let bot: Bot = state.store.load(id).await?;
+    if bot.workspace_id != Some(ws) {
+        return Err(ApiError::not_found("bot"));
+    }
+    Ok((id, bot))
+}
+
+/// Loads a chat of the workspace in the path (404 otherwise).
+pub async fn chat_of(state: &AppState, ws: Id, id: &str) -> Result<(Id, Chat), ApiError> {
+    let id = parse_id(id, "chat id")?;
+    let chat: Chat = state.store.load(id).await?;
+    if chat.workspace_id != Some(ws) {
+        return Err(ApiError::not_found("chat"));
+    }
+    Ok((id, chat))
+}
+
+#[derive(Deserialize)]
+pub struct NewToken {
+    token: Secret<String>,
+}
+
+/// Registers a new token for a bot (after BotFather revoked the old one); resumes a paused bot.
+pub async fn replace_token(
+    State(state): State<AppState>,
+    Path((ws, id)): Path<(String, String)>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<NewToken>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let (id, _) = bot_of(&state, ws, &id).await?;
+    let token = body.token.expose().trim().to_owned();
+    let telegram_bot_id = parse_bot_token(&token)?;
+    let encrypted_token = state.cipher.encrypt(&Secret::new(token));
+    let command = BotCommand::ReplaceToken {
+        telegram_bot_id,
+        encrypted_token,
+    };
+    state.store.execute::<Bot>(ws, id, command, &ctx).await?;
+    Ok(Json(json!({ "id": id, "paused": false })))
+}
+
+#[derive(Deserialize)]
+pub struct BotLimits {
+    /// `null` restores the default; absent leaves it unchanged.
+    #[serde(default, with = "double_option")]
+    hourly_cap: Option<Option<u32>>,
+    allow_paid_broadcast: Option<bool>,
+}
+
+/// Sets a bot's hourly cap and paid-broadcast opt-in.
+pub async fn set_bot_limits(
+    State(state): State<AppState>,
+    Path((ws, id)): Path<(String, String)>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<BotLimits>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let (id, _) = bot_of(&state, ws, &id).await?;
+    if let Some(cap) = body.hourly_cap {
+        state
+            .store
+            .execute::<Bot>(ws, id, BotCommand::SetHourlyCap { cap }, &ctx)
+            .await?;
+    }
+    if let Some(allowed) = body.allow_paid_broadcast {
+        state
+            .store
+            .execute::<Bot>(ws, id, BotCommand::SetPaidBroadcast { allowed }, &ctx)
+            .await?;
+    }
+    let bot: Bot = state.store.load(id).await?;
+    Ok(Json(json!({
+        "id": id,
+        "hourly_cap": bot.effective_hourly_cap(),
+        "allow_paid_broadcast": bot.allow_paid_broadcast,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct ChatLimits {
+    #[serde(default, with = "double_option")]
+    hourly_cap: Option<Option<u32>>,
+}
+
+/// Sets a chat's hourly cap (never above Telegram's limit for the chat).
+pub async fn set_chat_limits(
+    State(state): State<AppState>,
+    Path((ws, id)): Path<(String, String)>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<ChatLimits>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let (id, _) = chat_of(&state, ws, &id).await?;
+    if let Some(cap) = body.hourly_cap {
+        state
+            .store
+            .execute::<Chat>(ws, id, ChatCommand::SetHourlyCap { cap }, &ctx)
+            .await?;
+    }
+    let chat: Chat = state.store.load(id).await?;
+    Ok(Json(
+        json!({ "id": id, "hourly_cap": chat.effective_hourly_cap() }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct Policy {
+    in_doubt: String,
+}
+
+/// Chooses what delivery does with in-doubt sends: "flag" (default) or "resend".
+pub async fn set_policy(
+    State(state): State<AppState>,
+    Path(ws): Path<String>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<Policy>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let policy = match body.in_doubt.as_str() {
+        "flag" => InDoubtPolicy::Flag,
+        "resend" => InDoubtPolicy::Resend,
+        other => {
+            return Err(ApiError::invalid(
+                "invalid_policy",
+                format!(
+                    "in_doubt {other:?} is not a policy; use \"flag\" (an operator decides) or \"resend\" (may post twice)"
+                ),
+            ));
+        }
+    };
+    state
+        .store
+        .execute::<Workspace>(ws, ws, WorkspaceCommand::SetInDoubtPolicy { policy }, &ctx)
+        .await?;
+    Ok(Json(json!({ "id": ws, "in_doubt": body.in_doubt })))
+}
+
+/// Distinguishes an absent field from an explicit `null`.
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
 }

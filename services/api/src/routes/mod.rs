@@ -1,12 +1,13 @@
 mod directory;
 mod posts;
+mod safety;
 mod views;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router, middleware};
 use serde_json::json;
 use store::RequestContext;
@@ -18,11 +19,32 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/workspaces", post(directory::create_workspace))
         .route("/v1/workspaces/{ws}", get(directory::get_workspace))
+        .route("/v1/workspaces/{ws}/policy", put(directory::set_policy))
         .route("/v1/workspaces/{ws}/bots", post(directory::register_bot))
+        .route(
+            "/v1/workspaces/{ws}/bots/{id}/token",
+            put(directory::replace_token),
+        )
+        .route(
+            "/v1/workspaces/{ws}/bots/{id}/limits",
+            put(directory::set_bot_limits),
+        )
+        .route(
+            "/v1/workspaces/{ws}/bots/{id}/safety-stats",
+            get(safety::bot),
+        )
         .route("/v1/workspaces/{ws}/chats", post(directory::connect_chat))
         .route(
             "/v1/workspaces/{ws}/chats/{id}/opt-out",
             post(directory::opt_out),
+        )
+        .route(
+            "/v1/workspaces/{ws}/chats/{id}/limits",
+            put(directory::set_chat_limits),
+        )
+        .route(
+            "/v1/workspaces/{ws}/chats/{id}/safety-stats",
+            get(safety::chat),
         )
         .route("/v1/workspaces/{ws}/posts", post(posts::plan))
         .route("/v1/workspaces/{ws}/posts/{id}", get(posts::get))
@@ -32,6 +54,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/workspaces/{ws}/posts/{id}/reject", post(posts::reject))
         .route("/v1/workspaces/{ws}/posts/{id}/cancel", post(posts::cancel))
+        .route(
+            "/v1/workspaces/{ws}/posts/{id}/reschedule",
+            post(posts::reschedule),
+        )
+        .route(
+            "/v1/workspaces/{ws}/posts/{id}/deliveries/{chat}/resolve",
+            post(posts::resolve),
+        )
         .route("/v1/workspaces/{ws}/calendar", get(views::calendar))
         .route("/v1/workspaces/{ws}/audit", get(views::audit))
         .route_layer(middleware::from_fn_with_state(

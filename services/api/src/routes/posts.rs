@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use domain::{Id, ParseMode, Post, PostCommand, PostState};
+use domain::{Id, ParseMode, Post, PostCommand, PostState, Resolution};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -171,4 +171,83 @@ pub async fn cancel(
     Context(ctx): Context,
 ) -> Result<Json<Value>, ApiError> {
     transition(state, ws, id, ctx, PostCommand::Cancel).await
+}
+
+#[derive(Deserialize)]
+pub struct NewTime {
+    publish_at: String,
+}
+
+fn parse_publish_at(value: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.to_utc())
+        .map_err(|_| {
+            ApiError::invalid(
+                "invalid_publish_at",
+                format!(
+                    "publish_at {value:?} is not an RFC 3339 time such as 2026-12-01T09:00:00Z"
+                ),
+            )
+        })
+}
+
+/// Moves a post that is not yet delivered; wins over a send that has not started.
+pub async fn reschedule(
+    State(state): State<AppState>,
+    Path((ws, id)): Path<(String, String)>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<NewTime>,
+) -> Result<Json<Value>, ApiError> {
+    let publish_at = parse_publish_at(&body.publish_at)?;
+    transition(
+        state,
+        ws,
+        id,
+        ctx,
+        PostCommand::Reschedule {
+            publish_at,
+            now: Utc::now(),
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct NewResolution {
+    resolution: String,
+    telegram_message_id: Option<i32>,
+}
+
+/// Settles a delivery in doubt: the operator checked the chat and says it is there
+/// (`mark_delivered`) or asks to send it again (`resend`). Audited like every command.
+pub async fn resolve(
+    State(state): State<AppState>,
+    Path((ws, id, chat)): Path<(String, String, String)>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<NewResolution>,
+) -> Result<Json<Value>, ApiError> {
+    let chat_id = parse_id(&chat, "chat id")?;
+    let resolution = match body.resolution.as_str() {
+        "mark_delivered" => Resolution::MarkDelivered {
+            telegram_message_id: body.telegram_message_id,
+        },
+        "resend" => Resolution::Resend,
+        other => {
+            return Err(ApiError::invalid(
+                "invalid_resolution",
+                format!("resolution {other:?} is not known; use \"mark_delivered\" or \"resend\""),
+            ));
+        }
+    };
+    transition(
+        state,
+        ws,
+        id,
+        ctx,
+        PostCommand::ResolveDelivery {
+            chat_id,
+            resolution,
+        },
+    )
+    .await
 }
