@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery safety",
         include_str!("../migrations/0004_delivery_safety.sql"),
     ),
+    (
+        5,
+        "delivery partitions",
+        include_str!("../migrations/0005_delivery_partitions.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

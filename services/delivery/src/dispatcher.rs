@@ -19,7 +19,8 @@ use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::pacing::{Caps, Limits, Pacer, Slowdown};
+use crate::leases::{Leases, reserve_bot_sends};
+use crate::pacing::{Caps, Limits, Pacer, SAFETY_MARGIN, Slowdown};
 use crate::telegram::{self, SendResult};
 
 /// The actor recorded on delivery outcome events.
@@ -120,11 +121,14 @@ pub struct Dispatcher {
     pacer: Pacer,
     in_flight: HashSet<Id>,
     overrides: HashMap<(String, Id), Overrides>,
+    leases: Leases,
 }
 
 impl Dispatcher {
     pub fn new(pool: PgPool, store: EventStore, cipher: TokenCipher, settings: Settings) -> Self {
+        let worker_id = format!("delivery-{}", uuid::Uuid::new_v4());
         Self {
+            leases: Leases::new(worker_id.clone(), settings.worker_timeout),
             pacer: Pacer::new(settings.limits),
             shared: Arc::new(Shared {
                 pool,
@@ -133,7 +137,7 @@ impl Dispatcher {
                 settings,
                 bots: Mutex::new(HashMap::new()),
             }),
-            worker_id: format!("delivery-{}", uuid::Uuid::new_v4()),
+            worker_id,
             in_flight: HashSet::new(),
             overrides: HashMap::new(),
         }
@@ -142,9 +146,6 @@ impl Dispatcher {
     pub async fn run(mut self, shutdown: Shutdown) -> anyhow::Result<()> {
         let settings = self.shared.settings.clone();
         tracing::info!(worker = %self.worker_id, api = %redacted_origin(&settings.api_url), "delivery dispatcher started");
-        self.seed_pacer()
-            .await
-            .context("reading the last hour of sends")?;
         let mut tasks: JoinSet<Done> = JoinSet::new();
         let mut tick = tokio::time::interval(settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -181,6 +182,7 @@ impl Dispatcher {
                 self.finish(done);
             }
         }
+        self.leases.release_all(&self.shared.pool).await?;
         sqlx::query("DELETE FROM delivery_workers WHERE worker_id = $1")
             .bind(&self.worker_id)
             .execute(&self.shared.pool)
@@ -207,55 +209,59 @@ impl Dispatcher {
         }
     }
 
-    /// Counts the last hour's sends (also those before a restart) against the hourly caps.
-    async fn seed_pacer(&mut self) -> anyhow::Result<()> {
+    /// Counts the last hour's sends to chats of newly owned partitions (made by this worker
+    /// before a restart, or by the previous owner) against the pacing windows and hourly caps.
+    async fn seed_pacer(&mut self, partitions: &[i16]) -> anyhow::Result<()> {
         let rows = sqlx::query(
             "SELECT bot_id, chat_id, telegram_chat_id, EXTRACT(EPOCH FROM (now() - at))::float8 AS age
                FROM delivery_attempts
-              WHERE outcome = 'sent' AND at > now() - interval '1 hour'
+              WHERE outcome = 'sent' AND at > now() - interval '1 hour' AND partition = ANY($1)
               ORDER BY at",
         )
+        .bind(partitions)
         .fetch_all(&self.shared.pool)
         .await?;
         let now = Instant::now();
         for row in &rows {
             let age = Duration::from_secs_f64(row.try_get::<f64, _>("age")?.max(0.0));
             let group = row.try_get::<i64, _>("telegram_chat_id")? < 0;
-            self.pacer.record(
-                row.try_get("bot_id")?,
-                row.try_get("chat_id")?,
-                group,
-                now.checked_sub(age).unwrap_or(now),
-            );
+            let at = now.checked_sub(age).unwrap_or(now);
+            self.pacer.record(row.try_get("bot_id")?, row.try_get("chat_id")?, group, at);
         }
         Ok(())
     }
 
     fn overrides(&self, scope: &str, id: Id) -> Overrides {
-        self.overrides
-            .get(&(scope.to_owned(), id))
-            .cloned()
-            .unwrap_or_default()
+        self.overrides.get(&(scope.to_owned(), id)).cloned().unwrap_or_default()
     }
 
-    /// Claims due rows the pacer allows now: the earliest per chat, one in flight per chat.
+    /// Claims due rows of this worker's partitions that the pacer and the shared per-bot budget
+    /// allow now: the earliest per chat, one in flight per chat.
     async fn claim_due(&mut self, room: usize) -> anyhow::Result<Vec<Job>> {
+        let now = Instant::now();
+        let owned = self.leases.owned(now).to_vec();
+        if owned.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.shared.pool.begin().await?;
+        // A chat with a send on the wire (perhaps by the partition's previous owner) waits.
         let rows = sqlx::query(
             "SELECT post_id, chat_id, workspace_id, bot_id, telegram_chat_id, attempts, migrated,
                     (not_before IS NOT NULL AND not_before > now()) AS backing_off
-               FROM delivery_queue
-              WHERE state = 'scheduled' AND due_at <= now()
+               FROM delivery_queue q
+              WHERE state = 'scheduled' AND due_at <= now() AND partition = ANY($1)
+                AND NOT EXISTS (SELECT 1 FROM delivery_queue s
+                                 WHERE s.chat_id = q.chat_id AND s.state = 'sending')
               ORDER BY due_at, post_id
               LIMIT 2000
                 FOR UPDATE SKIP LOCKED",
         )
+        .bind(&owned)
         .fetch_all(&mut *tx)
         .await
         .context("reading due deliveries")?;
-        let now = Instant::now();
         let mut seen = HashSet::new();
-        let mut jobs = Vec::new();
+        let mut candidates = Vec::new();
         for row in rows {
             let chat_id: Id = row.try_get("chat_id")?;
             // Only the earliest due row of a chat is a candidate: posts keep their order.
@@ -270,7 +276,7 @@ impl Dispatcher {
             if bot.paused {
                 continue;
             }
-            let telegram_chat_id: i64 = row.try_get("telegram_chat_id")?;
+            let group = row.try_get::<i64, _>("telegram_chat_id")? < 0;
             let caps = Caps {
                 bot_hourly: bot.hourly_cap.unwrap_or(limits::DEFAULT_BOT_HOURLY_CAP),
                 chat_hourly: self
@@ -279,14 +285,10 @@ impl Dispatcher {
                     .unwrap_or(limits::DEFAULT_CHAT_HOURLY_CAP),
                 paid_broadcast: bot.paid_broadcast,
             };
-            if self
-                .pacer
-                .try_acquire(bot_id, chat_id, telegram_chat_id < 0, caps, now)
-                .is_err()
-            {
+            if self.pacer.check(bot_id, chat_id, group, caps, now).is_err() {
                 continue;
             }
-            jobs.push(Job {
+            let job = Job {
                 post_id: row.try_get("post_id")?,
                 chat_id,
                 workspace_id: row.try_get("workspace_id")?,
@@ -294,11 +296,13 @@ impl Dispatcher {
                 attempts: row.try_get::<i32, _>("attempts")? + 1,
                 migrated: row.try_get("migrated")?,
                 paid_broadcast: bot.paid_broadcast,
-            });
-            if jobs.len() >= room {
+            };
+            candidates.push((job, group));
+            if candidates.len() >= room {
                 break;
             }
         }
+        let jobs = self.reserve(candidates, now).await?;
         if !jobs.is_empty() {
             let posts: Vec<Id> = jobs.iter().map(|j| j.post_id).collect();
             let chats: Vec<Id> = jobs.iter().map(|j| j.chat_id).collect();
@@ -317,7 +321,35 @@ impl Dispatcher {
         Ok(jobs)
     }
 
-    /// Heartbeat, fresh caps and circuit-breaker state, in-doubt recovery of dead workers' rows.
+    /// Keeps the candidates the shared per-bot budget allows (across all workers), in order,
+    /// and takes their slots in the local pacer.
+    async fn reserve(&mut self, candidates: Vec<(Job, bool)>, now: Instant) -> anyhow::Result<Vec<Job>> {
+        let mut wanted: HashMap<Id, (usize, bool)> = HashMap::new();
+        for (job, _) in &candidates {
+            wanted.entry(job.bot_id).or_insert((0, job.paid_broadcast)).0 += 1;
+        }
+        let mut granted: HashMap<Id, usize> = HashMap::new();
+        for (bot, (count, paid)) in wanted {
+            let window = self.pacer.bot_window(paid);
+            let period = window.period + SAFETY_MARGIN;
+            let got = reserve_bot_sends(&self.shared.pool, bot, count, window.max, period).await?;
+            granted.insert(bot, got);
+        }
+        let mut jobs = Vec::new();
+        for (job, group) in candidates {
+            let left = granted.entry(job.bot_id).or_default();
+            if *left == 0 {
+                continue;
+            }
+            *left -= 1;
+            self.pacer.record(job.bot_id, job.chat_id, group, now);
+            jobs.push(job);
+        }
+        Ok(jobs)
+    }
+
+    /// Heartbeat, partition leases, fresh caps and circuit-breaker state, and in-doubt recovery
+    /// of dead workers' rows.
     async fn housekeeping(&mut self) -> anyhow::Result<()> {
         let pool = self.shared.pool.clone();
         sqlx::query(
@@ -327,6 +359,10 @@ impl Dispatcher {
         .bind(&self.worker_id)
         .execute(&pool)
         .await?;
+        let gained = self.leases.refresh(&pool).await?;
+        if !gained.is_empty() {
+            self.seed_pacer(&gained).await.context("reading the last hour of sends")?;
+        }
         let rows = sqlx::query("SELECT scope, id, hourly_cap, paused_reason, allow_paid_broadcast FROM delivery_limits")
             .fetch_all(&pool)
             .await?;
@@ -335,9 +371,7 @@ impl Dispatcher {
             .map(|r| {
                 let key = (r.try_get::<String, _>("scope")?, r.try_get::<Id, _>("id")?);
                 let value = Overrides {
-                    hourly_cap: r
-                        .try_get::<Option<i32>, _>("hourly_cap")?
-                        .map(|c| c.max(0) as u32),
+                    hourly_cap: r.try_get::<Option<i32>, _>("hourly_cap")?.map(|c| c.max(0) as u32),
                     paused: r.try_get::<Option<String>, _>("paused_reason")?.is_some(),
                     paid_broadcast: r.try_get("allow_paid_broadcast")?,
                 };
@@ -345,12 +379,13 @@ impl Dispatcher {
             })
             .collect::<Result<_, sqlx::Error>>()?;
         self.recover_in_doubt().await?;
-        sqlx::query("DELETE FROM delivery_workers WHERE heartbeat_at < now() - interval '1 day'")
-            .execute(&pool)
-            .await?;
-        sqlx::query("DELETE FROM delivery_attempts WHERE at < now() - interval '2 days'")
-            .execute(&pool)
-            .await?;
+        for cleanup in [
+            "DELETE FROM delivery_workers WHERE heartbeat_at < now() - interval '1 day'",
+            "DELETE FROM delivery_attempts WHERE at < now() - interval '2 days'",
+            "DELETE FROM delivery_bot_sends WHERE at < now() - interval '1 minute'",
+        ] {
+            sqlx::query(cleanup).execute(&pool).await?;
+        }
         Ok(())
     }
 
@@ -577,11 +612,15 @@ async fn log_attempt(shared: &Shared, job: &Job, telegram_chat_id: i64, result: 
         SendResult::Unauthorized => "unauthorized",
         SendResult::Migrated(_) => "migrated",
     };
-    let logged = sqlx::query("INSERT INTO delivery_attempts (bot_id, chat_id, telegram_chat_id, outcome) VALUES ($1, $2, $3, $4)")
-        .bind(job.bot_id)
-        .bind(job.chat_id)
-        .bind(telegram_chat_id)
-        .bind(outcome)
+    let logged = sqlx::query(
+        "INSERT INTO delivery_attempts (bot_id, chat_id, telegram_chat_id, outcome, partition)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(job.bot_id)
+    .bind(job.chat_id)
+    .bind(telegram_chat_id)
+    .bind(outcome)
+    .bind(crate::partition_of(job.chat_id))
         .execute(&shared.pool)
         .await;
     if let Err(error) = logged {

@@ -9,6 +9,7 @@
 //! If the worker dies, such rows are flagged in doubt (`DeliveryUnknown`), never resent blindly.
 
 pub mod dispatcher;
+mod leases;
 pub mod pacing;
 pub mod schedule;
 pub mod telegram;
@@ -49,6 +50,14 @@ impl Delivery {
         let projected = projection.await?;
         dispatched.and(projected)
     }
+}
+
+/// Number of partitions chats are spread over (see `delivery_partitions`).
+pub const PARTITIONS: i16 = 32;
+
+/// The partition of a chat: stable, and even over random (UUID v4/v7) ids.
+pub fn partition_of(chat_id: uuid::Uuid) -> i16 {
+    (chat_id.as_u128() % PARTITIONS as u128) as i16
 }
 
 /// Exponential back-off with jitter for transient errors: 1 s, 2 s, 4 s... capped at 60 s.

@@ -151,14 +151,14 @@ impl Pacer {
     }
 
     /// Takes a slot for one message from `bot` to `chat`, or says when to ask again.
-    pub fn try_acquire(
-        &mut self,
-        bot: Uuid,
-        chat: Uuid,
-        group: bool,
-        caps: Caps,
-        now: Instant,
-    ) -> Result<(), Instant> {
+    pub fn try_acquire(&mut self, bot: Uuid, chat: Uuid, group: bool, caps: Caps, now: Instant) -> Result<(), Instant> {
+        self.check(bot, chat, group, caps, now)?;
+        self.record(bot, chat, group, now);
+        Ok(())
+    }
+
+    /// Whether a message from `bot` to `chat` may go now, without taking the slot.
+    pub fn check(&mut self, bot: Uuid, chat: Uuid, group: bool, caps: Caps, now: Instant) -> Result<(), Instant> {
         let limits = self.limits;
         let chat_state = self.chats.entry(chat).or_default();
         if chat_state.penalty_until.is_some_and(|t| t <= now) {
@@ -199,8 +199,12 @@ impl Pacer {
         if ready > now {
             return Err(ready);
         }
-        self.record(bot, chat, group, now);
         Ok(())
+    }
+
+    /// The per-bot window in force (paid broadcasts have a far larger one).
+    pub fn bot_window(&self, paid_broadcast: bool) -> Window {
+        if paid_broadcast { self.limits.per_paid_bot } else { self.limits.per_bot }
     }
 
     /// Counts a send that already happened (e.g. before a restart) against every window.

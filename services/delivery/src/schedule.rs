@@ -114,8 +114,8 @@ impl DeliverySchedule {
                 anyhow::bail!("chat {chat_id} of post {post_id} is unknown")
             };
             sqlx::query(
-                "INSERT INTO delivery_queue (post_id, chat_id, workspace_id, bot_id, telegram_chat_id, due_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO delivery_queue (post_id, chat_id, workspace_id, bot_id, telegram_chat_id, due_at, partition)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (post_id, chat_id) DO NOTHING",
             )
             .bind(post_id)
@@ -124,6 +124,7 @@ impl DeliverySchedule {
             .bind(bot_id)
             .bind(chat.telegram_chat_id)
             .bind(due_at)
+            .bind(crate::partition_of(*chat_id))
             .execute(&mut *conn)
             .await?;
         }
