@@ -69,6 +69,9 @@ impl Killable {
 /// A running Herald for one test.
 pub struct TestApp {
     pub herald: Herald,
+    /// The key bot tokens are encrypted with (for services started as separate processes).
+    pub secret_key: String,
+    pub sandbox_addr: SocketAddr,
     pub sandbox: Sandbox,
     pub base: String,
     pub client: reqwest::Client,
@@ -126,7 +129,8 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     );
 
     let config = config_for(&url, &format!("t_{suffix}"), sandbox_addr);
-    let cipher = TokenCipher::from_base64_key(&TokenCipher::generate_key()).unwrap();
+    let secret_key = TokenCipher::generate_key();
+    let cipher = TokenCipher::from_base64_key(&secret_key).unwrap();
     let herald = Herald::connect(config, cipher)
         .await
         .expect("connect herald");
@@ -138,6 +142,8 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         h.api(listener, Secret::new(ADMIN_TOKEN.into()), s).await
     });
     let mut app = TestApp {
+        secret_key: secret_key.expose().clone(),
+        sandbox_addr,
         herald,
         sandbox,
         base,
@@ -193,6 +199,30 @@ fn tracing_init() -> Option<()> {
 }
 
 impl TestApp {
+    /// A command running `herald <subcommand>` as a separate process against this app's
+    /// database, NATS prefix, sandbox and key. `binary` is the path of the `herald` executable.
+    pub fn herald_process(&self, binary: &str, subcommand: &str) -> std::process::Command {
+        let config = &self.herald.config;
+        let mut command = std::process::Command::new(binary);
+        command
+            .arg(subcommand)
+            .env("HERALD_DATABASE_URL", config.database_url.expose())
+            .env("HERALD_NATS_URL", &config.nats_url)
+            .env("HERALD_NATS_PREFIX", &config.nats_prefix)
+            .env("HERALD_SANDBOX_ADDR", self.sandbox_addr.to_string())
+            .env("HERALD_SECRET_KEY", &self.secret_key)
+            .env("HERALD_DELIVERY_WORKER_TIMEOUT", "2")
+            .env(
+                "HERALD_LOG",
+                std::env::var("HERALD_TEST_PROCESS_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .env_remove("HERALD_TELEGRAM_API_URL")
+            .env_remove("HERALD_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        command
+    }
+
     pub fn start_relay(&mut self) {
         let h = self.herald.clone();
         self.relay = Some(Killable::spawn(move |s| async move { h.relay(s).await }));

@@ -30,6 +30,10 @@ pub struct Config {
     pub admin_token: Option<Secret<String>>,
     /// Base64 32-byte key encrypting bot tokens at rest (`HERALD_SECRET_KEY`).
     pub secret_key: Option<Secret<String>>,
+    /// A delivery worker silent for this long is considered dead: its partitions move to other
+    /// workers and its unfinished sends are flagged in doubt (`HERALD_DELIVERY_WORKER_TIMEOUT`,
+    /// seconds).
+    pub delivery_worker_timeout: std::time::Duration,
     /// Local state of a single-machine installation, e.g. the generated secret key (`HERALD_DATA_DIR`).
     pub data_dir: PathBuf,
 }
@@ -47,6 +51,7 @@ struct Layer {
     admin_token: Option<Secret<String>>,
     secret_key: Option<Secret<String>>,
     data_dir: Option<PathBuf>,
+    delivery_worker_timeout: Option<u64>,
 }
 
 impl Config {
@@ -97,6 +102,12 @@ impl Config {
                 "HERALD_NATS_PREFIX must be letters, digits, '_' or '-' (it names subjects and streams)"
             );
         }
+        let worker_timeout = match var("HERALD_DELIVERY_WORKER_TIMEOUT") {
+            Some(v) => v.parse().ok().filter(|s| *s > 0).with_context(|| {
+                format!("HERALD_DELIVERY_WORKER_TIMEOUT={v:?} is not a positive number of seconds")
+            })?,
+            None => layer.delivery_worker_timeout.unwrap_or(10),
+        };
         Ok(Self {
             database_url: var("HERALD_DATABASE_URL")
                 .map(Secret::new)
@@ -119,6 +130,7 @@ impl Config {
                 .map(PathBuf::from)
                 .or(layer.data_dir)
                 .unwrap_or_else(|| ".herald".into()),
+            delivery_worker_timeout: std::time::Duration::from_secs(worker_timeout),
         })
     }
 

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::leases::{Leases, reserve_bot_sends};
-use crate::pacing::{Caps, Limits, Pacer, SAFETY_MARGIN, Slowdown};
+use crate::pacing::{Caps, Limits, Pacer, SAFETY_MARGIN, Slowdown, Window};
 use crate::telegram::{self, SendResult};
 
 /// The actor recorded on delivery outcome events.
@@ -73,6 +73,8 @@ struct Done {
     chat_id: Id,
     bot_id: Id,
     retry_after: Option<Duration>,
+    /// When the request went out, if it did.
+    sent_at: Option<Instant>,
 }
 
 /// What to do with a row after an attempt.
@@ -88,7 +90,7 @@ enum Next {
     Defer {
         due_at: DateTime<Utc>,
     },
-    /// The bot is paused: keep the row for when it resumes.
+    /// Not sent (the bot is paused, or its budget stayed full): keep the row as it was.
     Hold,
     /// The group became a supergroup: send once more to its new id.
     Migrated {
@@ -193,6 +195,9 @@ impl Dispatcher {
 
     fn finish(&mut self, done: Done) {
         self.in_flight.remove(&done.chat_id);
+        if let Some(sent_at) = done.sent_at {
+            self.pacer.sent(done.chat_id, sent_at);
+        }
         if let Some(retry_after) = done.retry_after {
             match self
                 .pacer
@@ -226,13 +231,17 @@ impl Dispatcher {
             let age = Duration::from_secs_f64(row.try_get::<f64, _>("age")?.max(0.0));
             let group = row.try_get::<i64, _>("telegram_chat_id")? < 0;
             let at = now.checked_sub(age).unwrap_or(now);
-            self.pacer.record(row.try_get("bot_id")?, row.try_get("chat_id")?, group, at);
+            self.pacer
+                .record(row.try_get("bot_id")?, row.try_get("chat_id")?, group, at);
         }
         Ok(())
     }
 
     fn overrides(&self, scope: &str, id: Id) -> Overrides {
-        self.overrides.get(&(scope.to_owned(), id)).cloned().unwrap_or_default()
+        self.overrides
+            .get(&(scope.to_owned(), id))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Claims due rows of this worker's partitions that the pacer and the shared per-bot budget
@@ -244,7 +253,8 @@ impl Dispatcher {
             return Ok(Vec::new());
         }
         let mut tx = self.shared.pool.begin().await?;
-        // A chat with a send on the wire (perhaps by the partition's previous owner) waits.
+        // A chat with a send on the wire, or sent within the last second (perhaps by the
+        // partition's previous owner, whose sends this worker's pacer has not seen), waits.
         let rows = sqlx::query(
             "SELECT post_id, chat_id, workspace_id, bot_id, telegram_chat_id, attempts, migrated,
                     (not_before IS NOT NULL AND not_before > now()) AS backing_off
@@ -252,6 +262,9 @@ impl Dispatcher {
               WHERE state = 'scheduled' AND due_at <= now() AND partition = ANY($1)
                 AND NOT EXISTS (SELECT 1 FROM delivery_queue s
                                  WHERE s.chat_id = q.chat_id AND s.state = 'sending')
+                AND NOT EXISTS (SELECT 1 FROM delivery_attempts a
+                                 WHERE a.chat_id = q.chat_id AND a.outcome = 'sent'
+                                   AND a.at > now() - interval '1100 milliseconds')
               ORDER BY due_at, post_id
               LIMIT 2000
                 FOR UPDATE SKIP LOCKED",
@@ -302,7 +315,7 @@ impl Dispatcher {
                 break;
             }
         }
-        let jobs = self.reserve(candidates, now).await?;
+        let jobs = self.reserve(candidates, now);
         if !jobs.is_empty() {
             let posts: Vec<Id> = jobs.iter().map(|j| j.post_id).collect();
             let chats: Vec<Id> = jobs.iter().map(|j| j.chat_id).collect();
@@ -321,31 +334,16 @@ impl Dispatcher {
         Ok(jobs)
     }
 
-    /// Keeps the candidates the shared per-bot budget allows (across all workers), in order,
-    /// and takes their slots in the local pacer.
-    async fn reserve(&mut self, candidates: Vec<(Job, bool)>, now: Instant) -> anyhow::Result<Vec<Job>> {
-        let mut wanted: HashMap<Id, (usize, bool)> = HashMap::new();
-        for (job, _) in &candidates {
-            wanted.entry(job.bot_id).or_insert((0, job.paid_broadcast)).0 += 1;
-        }
-        let mut granted: HashMap<Id, usize> = HashMap::new();
-        for (bot, (count, paid)) in wanted {
-            let window = self.pacer.bot_window(paid);
-            let period = window.period + SAFETY_MARGIN;
-            let got = reserve_bot_sends(&self.shared.pool, bot, count, window.max, period).await?;
-            granted.insert(bot, got);
-        }
-        let mut jobs = Vec::new();
-        for (job, group) in candidates {
-            let left = granted.entry(job.bot_id).or_default();
-            if *left == 0 {
-                continue;
-            }
-            *left -= 1;
-            self.pacer.record(job.bot_id, job.chat_id, group, now);
-            jobs.push(job);
-        }
-        Ok(jobs)
+    /// Takes the candidates' slots in the local pacer. (The shared per-bot budget is taken by
+    /// each send task right before its request, when Telegram will count it.)
+    fn reserve(&mut self, candidates: Vec<(Job, bool)>, now: Instant) -> Vec<Job> {
+        candidates
+            .into_iter()
+            .map(|(job, group)| {
+                self.pacer.record(job.bot_id, job.chat_id, group, now);
+                job
+            })
+            .collect()
     }
 
     /// Heartbeat, partition leases, fresh caps and circuit-breaker state, and in-doubt recovery
@@ -361,7 +359,9 @@ impl Dispatcher {
         .await?;
         let gained = self.leases.refresh(&pool).await?;
         if !gained.is_empty() {
-            self.seed_pacer(&gained).await.context("reading the last hour of sends")?;
+            self.seed_pacer(&gained)
+                .await
+                .context("reading the last hour of sends")?;
         }
         let rows = sqlx::query("SELECT scope, id, hourly_cap, paused_reason, allow_paid_broadcast FROM delivery_limits")
             .fetch_all(&pool)
@@ -371,7 +371,9 @@ impl Dispatcher {
             .map(|r| {
                 let key = (r.try_get::<String, _>("scope")?, r.try_get::<Id, _>("id")?);
                 let value = Overrides {
-                    hourly_cap: r.try_get::<Option<i32>, _>("hourly_cap")?.map(|c| c.max(0) as u32),
+                    hourly_cap: r
+                        .try_get::<Option<i32>, _>("hourly_cap")?
+                        .map(|c| c.max(0) as u32),
                     paused: r.try_get::<Option<String>, _>("paused_reason")?.is_some(),
                     paid_broadcast: r.try_get("allow_paid_broadcast")?,
                 };
@@ -442,7 +444,8 @@ impl Dispatcher {
 
 /// One send task: decide, send, record. Never panics on data; always reports back.
 async fn deliver(job: Job, shared: Arc<Shared>) -> Done {
-    let next = match attempt(&job, &shared).await {
+    let mut sent_at = None;
+    let next = match attempt(&job, &shared, &mut sent_at).await {
         Ok(next) => next,
         Err(error) => {
             // Nothing was sent (the failure happened before the request): safe to retry.
@@ -476,11 +479,16 @@ async fn deliver(job: Job, shared: Arc<Shared>) -> Done {
         chat_id: job.chat_id,
         bot_id: job.bot_id,
         retry_after,
+        sent_at,
     }
 }
 
 /// Checks that the delivery is still wanted, then sends it.
-async fn attempt(job: &Job, shared: &Shared) -> anyhow::Result<Next> {
+async fn attempt(
+    job: &Job,
+    shared: &Shared,
+    sent_at: &mut Option<Instant>,
+) -> anyhow::Result<Next> {
     let post: Post = shared.store.load(job.post_id).await?;
     if post.state != PostState::Approved {
         return Ok(Next::Cancelled);
@@ -514,6 +522,11 @@ async fn attempt(job: &Job, shared: &Shared) -> anyhow::Result<Next> {
             }));
         }
     };
+    if !take_bot_slot(shared, job).await? {
+        // The bot's budget stayed full (other workers are busy with it): nothing was sent.
+        return Ok(Next::Hold);
+    }
+    *sent_at = Some(Instant::now());
     let result = telegram::send_text(
         &bot,
         chat.telegram_chat_id,
@@ -600,6 +613,24 @@ async fn attempt(job: &Job, shared: &Shared) -> anyhow::Result<Next> {
     })
 }
 
+/// Waits for a slot in the bot's budget shared by all workers (30 per second, or 1000 with
+/// paid broadcasts), taken right before the request so it is counted when Telegram counts it.
+async fn take_bot_slot(shared: &Shared, job: &Job) -> anyhow::Result<bool> {
+    let Window { max, period } = if job.paid_broadcast {
+        shared.settings.limits.per_paid_bot
+    } else {
+        shared.settings.limits.per_bot
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if reserve_bot_sends(&shared.pool, job.bot_id, 1, max, period + SAFETY_MARGIN).await? == 1 {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(false)
+}
+
 /// Records the attempt's outcome class for safety stats and hourly caps (best effort).
 async fn log_attempt(shared: &Shared, job: &Job, telegram_chat_id: i64, result: &SendResult) {
     let outcome = match result {
@@ -621,8 +652,8 @@ async fn log_attempt(shared: &Shared, job: &Job, telegram_chat_id: i64, result: 
     .bind(telegram_chat_id)
     .bind(outcome)
     .bind(crate::partition_of(job.chat_id))
-        .execute(&shared.pool)
-        .await;
+    .execute(&shared.pool)
+    .await;
     if let Err(error) = logged {
         tracing::warn!(%error, "could not log a delivery attempt");
     }

@@ -13,7 +13,6 @@ use uuid::Uuid;
 
 use crate::PARTITIONS;
 
-
 /// The partitions this worker currently owns.
 pub struct Leases {
     worker_id: String,
@@ -24,12 +23,21 @@ pub struct Leases {
 
 impl Leases {
     pub fn new(worker_id: String, lease: Duration) -> Self {
-        Self { worker_id, lease, owned: Vec::new(), valid_until: Instant::now() }
+        Self {
+            worker_id,
+            lease,
+            owned: Vec::new(),
+            valid_until: Instant::now(),
+        }
     }
 
     /// The partitions this worker may claim work from now (none once its leases lapsed).
     pub fn owned(&self, now: Instant) -> &[i16] {
-        if now < self.valid_until { &self.owned } else { &[] }
+        if now < self.valid_until {
+            &self.owned
+        } else {
+            &[]
+        }
     }
 
     /// Renews this worker's leases, gives back what exceeds its fair share, and takes free or
@@ -91,10 +99,12 @@ impl Leases {
 
     /// Gives every partition back (on a clean stop) so the other workers take over at once.
     pub async fn release_all(&mut self, pool: &PgPool) -> anyhow::Result<()> {
-        sqlx::query("UPDATE delivery_partitions SET owner = NULL, lease_until = 'epoch' WHERE owner = $1")
-            .bind(&self.worker_id)
-            .execute(pool)
-            .await?;
+        sqlx::query(
+            "UPDATE delivery_partitions SET owner = NULL, lease_until = 'epoch' WHERE owner = $1",
+        )
+        .bind(&self.worker_id)
+        .execute(pool)
+        .await?;
         self.owned.clear();
         Ok(())
     }

@@ -151,14 +151,28 @@ impl Pacer {
     }
 
     /// Takes a slot for one message from `bot` to `chat`, or says when to ask again.
-    pub fn try_acquire(&mut self, bot: Uuid, chat: Uuid, group: bool, caps: Caps, now: Instant) -> Result<(), Instant> {
+    pub fn try_acquire(
+        &mut self,
+        bot: Uuid,
+        chat: Uuid,
+        group: bool,
+        caps: Caps,
+        now: Instant,
+    ) -> Result<(), Instant> {
         self.check(bot, chat, group, caps, now)?;
         self.record(bot, chat, group, now);
         Ok(())
     }
 
     /// Whether a message from `bot` to `chat` may go now, without taking the slot.
-    pub fn check(&mut self, bot: Uuid, chat: Uuid, group: bool, caps: Caps, now: Instant) -> Result<(), Instant> {
+    pub fn check(
+        &mut self,
+        bot: Uuid,
+        chat: Uuid,
+        group: bool,
+        caps: Caps,
+        now: Instant,
+    ) -> Result<(), Instant> {
         let limits = self.limits;
         let chat_state = self.chats.entry(chat).or_default();
         if chat_state.penalty_until.is_some_and(|t| t <= now) {
@@ -204,7 +218,11 @@ impl Pacer {
 
     /// The per-bot window in force (paid broadcasts have a far larger one).
     pub fn bot_window(&self, paid_broadcast: bool) -> Window {
-        if paid_broadcast { self.limits.per_paid_bot } else { self.limits.per_bot }
+        if paid_broadcast {
+            self.limits.per_paid_bot
+        } else {
+            self.limits.per_bot
+        }
     }
 
     /// Counts a send that already happened (e.g. before a restart) against every window.
@@ -218,6 +236,18 @@ impl Pacer {
         let bot_state = self.bots.entry(bot).or_default();
         bot_state.second.sends.push_back(at);
         bot_state.hour.sends.push_back(at);
+    }
+
+    /// The claimed send to `chat` actually went out at `sent_at` (after loading its data): count
+    /// the chat's windows from then, since that is when Telegram counts it.
+    pub fn sent(&mut self, chat: Uuid, sent_at: Instant) {
+        if let Some(state) = self.chats.get_mut(&chat) {
+            for log in [&mut state.second, &mut state.minute, &mut state.hour] {
+                if let Some(last) = log.sends.back_mut() {
+                    *last = (*last).max(sent_at);
+                }
+            }
+        }
     }
 
     /// Telegram answered 429 for this chat: hold it for `retry_after` and pace it slower for a

@@ -94,7 +94,9 @@ impl Herald {
         let url = url::Url::parse(&self.config.bot_api_url()).with_context(
             || "HERALD_TELEGRAM_API_URL is not a URL such as https://api.telegram.org",
         )?;
-        Ok(delivery::Settings::new(url))
+        let mut settings = delivery::Settings::new(url);
+        settings.worker_timeout = self.config.delivery_worker_timeout;
+        Ok(settings)
     }
 
     /// Drops and rebuilds the named projection from the event stream.

@@ -22,6 +22,8 @@ Configuration (environment, or the same keys in lowercase in a TOML file given b
   HERALD_ADMIN_TOKEN       bearer token of the API   (unset: `herald up` generates and prints one)
   HERALD_SECRET_KEY        base64 key encrypting bot tokens (unset: <data dir>/secret.key)
   HERALD_DATA_DIR          local state               [default: .herald]
+  HERALD_DELIVERY_WORKER_TIMEOUT  seconds before a silent delivery worker's partitions
+                           move and its unfinished sends are flagged in doubt [default: 10]
   HERALD_LOG               log filter                [default: info]
 
 Examples:
@@ -64,6 +66,8 @@ enum Command {
     Migrate,
     /// Print a new random secret key for HERALD_SECRET_KEY
     Keygen,
+    /// Generate load through the public HTTP API (sandbox mode) and report delivery and lag
+    Load(load::Args),
 }
 
 #[derive(Subcommand)]
@@ -84,6 +88,11 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // A client of the HTTP API only: no configuration, database or NATS needed.
+    if let Command::Load(args) = cli.command {
+        println!("{}", load::run(args).await?);
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref())?;
     let shutdown = Shutdown::new();
     cancel_on_signal(shutdown.clone());

@@ -1,0 +1,170 @@
+//! What one run of a workload measured, and the process/machine probes behind it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sandbox::ReceivedMessage;
+
+use crate::workload::Expected;
+
+/// The figures of one sender (Herald or Throttle) on one workload.
+#[derive(Debug, Clone, Default)]
+pub struct RunResult {
+    pub expected: usize,
+    /// Distinct expected messages the emulator accepted.
+    pub delivered: usize,
+    pub missing: usize,
+    /// Extra copies of expected messages.
+    pub duplicates: usize,
+    /// Accepted messages nobody expected.
+    pub unexpected: usize,
+    /// Start (the common due moment) to the last acceptance, plus the last message's 1 s slot.
+    pub duration: Duration,
+    pub rate_limited: u64,
+    /// received_at - due, per delivered message, sorted.
+    pub lags: Vec<Duration>,
+    /// Peak resident memory of the whole bench process during the run (VmHWM).
+    pub peak_rss_kib: Option<u64>,
+    /// CPU time this process used from the due moment to the end of the run.
+    pub cpu: Duration,
+    /// Share of the machine's CPU time busy in that span (all processes, e.g. PostgreSQL).
+    pub machine_busy: Option<f64>,
+    /// Sender-side failures: Herald's DeliveryFailed/DeliveryUnknown events, Throttle's errors.
+    pub failed: usize,
+    /// Notes about the run (overrun submission, timeouts...).
+    pub notes: Vec<String>,
+    /// Everything before the due moment (set-up and submission), for Herald.
+    pub submission: Option<Duration>,
+}
+
+impl RunResult {
+    pub fn exactly_once(&self) -> bool {
+        self.missing == 0 && self.duplicates == 0 && self.unexpected == 0
+    }
+
+    pub fn rate(&self) -> f64 {
+        if self.duration.is_zero() {
+            0.0
+        } else {
+            self.delivered as f64 / self.duration.as_secs_f64()
+        }
+    }
+
+    pub fn lag(&self, p: f64) -> Option<Duration> {
+        load::percentile(&self.lags, p)
+    }
+}
+
+/// Compares what the emulator accepted with what the workload expected.
+pub fn score(
+    expected: &[Expected],
+    received: &[ReceivedMessage],
+    start: DateTime<Utc>,
+) -> RunResult {
+    let mut wanted: HashMap<(i64, &str), (Duration, usize)> = expected
+        .iter()
+        .map(|e| ((e.telegram_chat_id, e.text.as_str()), (e.due, 0)))
+        .collect();
+    let mut result = RunResult {
+        expected: expected.len(),
+        ..RunResult::default()
+    };
+    let mut last = start;
+    for message in received {
+        match wanted.get_mut(&(message.chat_id, message.text.as_str())) {
+            Some((due, seen)) => {
+                *seen += 1;
+                if *seen == 1 {
+                    result.delivered += 1;
+                    let due_at = start + chrono::TimeDelta::from_std(*due).unwrap_or_default();
+                    result
+                        .lags
+                        .push((message.received_at - due_at).to_std().unwrap_or_default());
+                    last = last.max(message.received_at);
+                } else {
+                    result.duplicates += 1;
+                }
+            }
+            None => result.unexpected += 1,
+        }
+    }
+    result.missing = expected.len() - result.delivered;
+    result.lags.sort();
+    result.duration = (last - start).to_std().unwrap_or_default() + Duration::from_secs(1);
+    result
+}
+
+/// Resets the process's peak-RSS mark (Linux 4.0+), so VmHWM covers one run only.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// VmHWM of this process, in KiB.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A snapshot of CPU counters: this process's user+system time and the machine's busy/total
+/// jiffies.
+#[derive(Debug, Clone, Copy)]
+pub struct Cpu {
+    process: Duration,
+    busy: u64,
+    total: u64,
+}
+
+/// Linux reports process and machine CPU times in USER_HZ ticks, 100 per second.
+const TICKS_PER_SECOND: u64 = 100;
+
+impl Cpu {
+    pub fn now() -> Self {
+        let process = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|stat| {
+                // The fields after the command name, which is in parentheses.
+                let rest = &stat[stat.rfind(')')? + 2..];
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+                let utime: u64 = fields.get(11)?.parse().ok()?;
+                let stime: u64 = fields.get(12)?.parse().ok()?;
+                Some(Duration::from_millis(
+                    (utime + stime) * 1000 / TICKS_PER_SECOND,
+                ))
+            })
+            .unwrap_or_default();
+        let (busy, total) = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| {
+                let line = stat.lines().next()?;
+                let values: Vec<u64> = line
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                let total: u64 = values.iter().take(8).sum();
+                let idle = values.get(3)? + values.get(4).unwrap_or(&0);
+                Some((total - idle, total))
+            })
+            .unwrap_or_default();
+        Self {
+            process,
+            busy,
+            total,
+        }
+    }
+
+    /// (process CPU time, machine busy share) since `earlier`.
+    pub fn since(&self, earlier: &Cpu) -> (Duration, Option<f64>) {
+        let total = self.total.saturating_sub(earlier.total);
+        let busy = self.busy.saturating_sub(earlier.busy);
+        (
+            self.process.saturating_sub(earlier.process),
+            (total > 0).then(|| busy as f64 / total as f64),
+        )
+    }
+}
