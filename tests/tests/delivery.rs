@@ -201,3 +201,58 @@ async fn a_delivery_worker_killed_mid_send_leaves_the_delivery_in_doubt_not_rese
     assert!(app.sandbox.messages(Some(9001)).len() <= 1);
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_bot_does_not_delay_another_bots_post() {
+    let app = spawn_app().await;
+    let (ws, busy_bot) = app.workspace_with_bot().await;
+    let quiet_bot = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/bots"),
+            serde_json::json!({"name": "quiet", "token": "777777:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"}),
+            reqwest::StatusCode::CREATED,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut busy = Vec::new();
+    for n in 0..45 {
+        busy.push(app.connect_chat(&ws, &busy_bot, 30_000 + n).await);
+    }
+    let quiet = app.connect_chat(&ws, &quiet_bot, 39_999).await;
+    // The busy bot has 90 sends due: three seconds of its 30 per second.
+    let due = Duration::from_secs(4);
+    let mut posts = Vec::new();
+    for chat in &busy {
+        for i in 0..2 {
+            posts.push(app.plan(&ws, &[chat], &format!("busy {i}"), due).await);
+        }
+    }
+    let quiet_post = app.plan(&ws, &[&quiet], "quiet", due).await;
+    for post in posts.iter().chain([&quiet_post]) {
+        app.approve(&ws, post).await;
+    }
+    let approved_at = chrono::Utc::now();
+    app.settled(&ws, &quiet_post, Duration::from_secs(20)).await;
+    let quiet_at = app.sandbox.messages(Some(39_999))[0].received_at;
+    let planned_at = app.post_state(&ws, &quiet_post).await["publish_at"]
+        .as_str()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap();
+    assert!(
+        quiet_at - planned_at < chrono::TimeDelta::milliseconds(1000),
+        "the quiet bot waited {} behind the busy one",
+        quiet_at - planned_at
+    );
+    assert!(
+        approved_at < planned_at,
+        "the posts were all approved before they were due"
+    );
+    for post in &posts {
+        app.settled(&ws, post, Duration::from_secs(20)).await;
+    }
+    assert_eq!(app.sandbox.stats().rate_limited, 0);
+    app.cleanup().await;
+}

@@ -88,6 +88,9 @@ struct Cli {
     /// The delivery dispatcher's tick (default: Herald's production setting)
     #[arg(long, value_parser = load::parse_duration)]
     tick: Option<Duration>,
+    /// Also print when the messages were accepted: counts per 100 ms from the due moment
+    #[arg(long)]
+    timeline: bool,
     /// API requests in flight while setting up and submitting
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -237,6 +240,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let outcome = Outcome { herald, throttle };
             print_table(&ideal, &outcome);
+            if cli.timeline {
+                let bin = Duration::from_millis(100);
+                println!("  accepted per 100 ms (from the due moment), Herald:");
+                println!(
+                    "    {}",
+                    measure::timeline(&outcome.herald.accepted_at, bin)
+                );
+                if let Some(t) = &outcome.throttle {
+                    println!("  accepted per 100 ms (from the due moment), Throttle:");
+                    println!("    {}", measure::timeline(&t.accepted_at, bin));
+                }
+            }
             results.push(outcome);
         }
     }

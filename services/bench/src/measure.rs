@@ -36,6 +36,8 @@ pub struct RunResult {
     pub notes: Vec<String>,
     /// Everything before the due moment (set-up and submission), for Herald.
     pub submission: Option<Duration>,
+    /// When each delivered message was accepted, from the due moment, sorted.
+    pub accepted_at: Vec<Duration>,
 }
 
 impl RunResult {
@@ -82,6 +84,9 @@ pub fn score(
                         .lags
                         .push((message.received_at - due_at).to_std().unwrap_or_default());
                     last = last.max(message.received_at);
+                    result
+                        .accepted_at
+                        .push((message.received_at - start).to_std().unwrap_or_default());
                 } else {
                     result.duplicates += 1;
                 }
@@ -91,6 +96,7 @@ pub fn score(
     }
     result.missing = expected.len() - result.delivered;
     result.lags.sort();
+    result.accepted_at.sort();
     result.duration = (last - start).to_std().unwrap_or_default() + Duration::from_secs(1);
     result
 }
@@ -167,4 +173,25 @@ impl Cpu {
             (total > 0).then(|| busy as f64 / total as f64),
         )
     }
+}
+
+/// Messages accepted per `bin` from the due moment, as `start:count` for the non-empty bins.
+pub fn timeline(accepted_at: &[Duration], bin: Duration) -> String {
+    let mut bins: Vec<(u64, usize)> = Vec::new();
+    for at in accepted_at {
+        let index = (at.as_nanos() / bin.as_nanos().max(1)) as u64;
+        match bins.last_mut() {
+            Some((i, n)) if *i == index => *n += 1,
+            _ => bins.push((index, 1)),
+        }
+    }
+    let mut text = String::new();
+    for (i, (index, n)) in bins.iter().enumerate() {
+        if i > 0 {
+            text.push_str(if i % 12 == 0 { "\n    " } else { " " });
+        }
+        let start = bin.as_secs_f64() * *index as f64;
+        text.push_str(&format!("{start:.1}s:{n}"));
+    }
+    text
 }

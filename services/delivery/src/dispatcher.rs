@@ -255,19 +255,34 @@ impl Dispatcher {
         let mut tx = self.shared.pool.begin().await?;
         // A chat with a send on the wire, or sent within the last second (perhaps by the
         // partition's previous owner, whose sends this worker's pacer has not seen), waits.
+        // Fair turns: only each chat's earliest row is a candidate (posts keep their order, and a
+        // busy chat cannot fill the batch), and candidates are interleaved across workspaces and
+        // bots (the n-th chat of every workspace and bot comes before the (n+1)-th of any).
         let rows = sqlx::query(
-            "SELECT post_id, chat_id, workspace_id, bot_id, telegram_chat_id, attempts, migrated,
-                    (not_before IS NOT NULL AND not_before > now()) AS backing_off
+            "WITH heads AS (
+                 SELECT DISTINCT ON (chat_id) post_id, chat_id, workspace_id, bot_id, due_at
+                   FROM delivery_queue
+                  WHERE state = 'scheduled' AND due_at <= now() AND partition = ANY($1)
+                  ORDER BY chat_id, due_at, post_id
+             ), turns AS (
+                 SELECT post_id, chat_id, due_at,
+                        GREATEST(row_number() OVER (PARTITION BY workspace_id ORDER BY due_at, post_id),
+                                 row_number() OVER (PARTITION BY bot_id ORDER BY due_at, post_id)) AS turn
+                   FROM heads
+             )
+             SELECT q.post_id, q.chat_id, q.workspace_id, q.bot_id, q.telegram_chat_id, q.attempts, q.migrated,
+                    (q.not_before IS NOT NULL AND q.not_before > now()) AS backing_off
                FROM delivery_queue q
-              WHERE state = 'scheduled' AND due_at <= now() AND partition = ANY($1)
+               JOIN turns t ON t.post_id = q.post_id AND t.chat_id = q.chat_id
+              WHERE q.state = 'scheduled'
                 AND NOT EXISTS (SELECT 1 FROM delivery_queue s
                                  WHERE s.chat_id = q.chat_id AND s.state = 'sending')
                 AND NOT EXISTS (SELECT 1 FROM delivery_attempts a
                                  WHERE a.chat_id = q.chat_id AND a.outcome = 'sent'
                                    AND a.at > now() - interval '1100 milliseconds')
-              ORDER BY due_at, post_id
+              ORDER BY t.turn, t.due_at, q.post_id
               LIMIT 2000
-                FOR UPDATE SKIP LOCKED",
+                FOR UPDATE OF q SKIP LOCKED",
         )
         .bind(&owned)
         .fetch_all(&mut *tx)
