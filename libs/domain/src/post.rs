@@ -266,16 +266,19 @@ impl Post {
         }
     }
 
-    async fn plan(
+    async fn check_plan(
         &self,
         services: &Services,
-        workspace_id: Id,
-        chat_ids: &[Id],
-        text: &str,
-        parse_mode: Option<ParseMode>,
-        publish_at: DateTime<Utc>,
+        plan: Plan<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), DomainError> {
+        let Plan {
+            workspace_id,
+            chat_ids,
+            text,
+            parse_mode,
+            publish_at,
+        } = plan;
         if self.state != PostState::Draft {
             return Err(DomainError::AlreadyExists);
         }
@@ -347,16 +350,14 @@ impl Aggregate for Post {
                 publish_at,
                 now,
             } => {
-                self.plan(
-                    services,
+                let plan = Plan {
                     workspace_id,
-                    &chat_ids,
-                    &text,
+                    chat_ids: &chat_ids,
+                    text: &text,
                     parse_mode,
                     publish_at,
-                    now,
-                )
-                .await?;
+                };
+                self.check_plan(services, plan, now).await?;
                 PostEvent::PostPlanned {
                     workspace_id,
                     chat_ids,
@@ -525,6 +526,15 @@ impl Aggregate for Post {
             }
         }
     }
+}
+
+/// What a `Plan` command asks for, checked before it becomes a `PostPlanned` event.
+struct Plan<'a> {
+    workspace_id: Id,
+    chat_ids: &'a [Id],
+    text: &'a str,
+    parse_mode: Option<ParseMode>,
+    publish_at: DateTime<Utc>,
 }
 
 /// A publish time may be at most [`PUBLISH_AT_GRACE`] in the past ("as soon as possible").
