@@ -322,4 +322,50 @@ mod tests {
             .await
             .then_expect_events(vec![]);
     }
+
+    #[tokio::test]
+    async fn blocking_and_migrating_are_recorded_once() {
+        framework()
+            .given(vec![connected()])
+            .when_async(ChatCommand::MarkBlocked {
+                reason: "Forbidden: bot was kicked".into(),
+            })
+            .await
+            .then_expect_events(vec![ChatEvent::ChatBlocked {
+                reason: "Forbidden: bot was kicked".into(),
+            }]);
+        framework()
+            .given(vec![
+                connected(),
+                ChatEvent::ChatBlocked { reason: "x".into() },
+            ])
+            .when_async(ChatCommand::MarkBlocked { reason: "y".into() })
+            .await
+            .then_expect_events(vec![]);
+        framework()
+            .given(vec![connected()])
+            .when_async(ChatCommand::Migrate {
+                to_telegram_chat_id: -1001,
+            })
+            .await
+            .then_expect_events(vec![ChatEvent::ChatMigrated {
+                from_telegram_chat_id: -100,
+                to_telegram_chat_id: -1001,
+            }]);
+    }
+
+    #[tokio::test]
+    async fn hourly_caps_stay_below_telegrams_limit_for_the_chat() {
+        // -100 is a group: at most 20 per minute, 1200 per hour.
+        framework()
+            .given(vec![connected()])
+            .when_async(ChatCommand::SetHourlyCap { cap: Some(1201) })
+            .await
+            .then_expect_error(DomainError::InvalidHourlyCap { max: 1200 });
+        framework()
+            .given(vec![connected()])
+            .when_async(ChatCommand::SetHourlyCap { cap: Some(1200) })
+            .await
+            .then_expect_events(vec![ChatEvent::ChatHourlyCapSet { cap: Some(1200) }]);
+    }
 }
