@@ -108,10 +108,11 @@ async fn drive(app: &TestApp, workload: &Workload, options: &Options) -> anyhow:
     let chats: std::collections::HashMap<(usize, usize), String> = connected.into_iter().collect();
     let per_chat = chats_started.elapsed().as_secs_f64() / chats.len().max(1) as f64;
 
-    // Plan + approve cost about three chat connections (measured: 2.5-3x); keep a margin.
+    // Plan + approve cost about three chat connections (measured: 2.5-3x); twice that leaves
+    // the schedule projection time to catch up before the due moment.
     let expected = workload.expected();
     let lead = options.lead.unwrap_or_else(|| {
-        Duration::from_secs_f64(3.0 + expected.len() as f64 * per_chat * 3.0 * 1.5)
+        Duration::from_secs_f64(3.0 + expected.len() as f64 * per_chat * 3.0 * 2.0)
     });
     let start: DateTime<Utc> = Utc::now() + chrono::TimeDelta::from_std(lead)?;
 
@@ -144,6 +145,7 @@ async fn drive(app: &TestApp, workload: &Workload, options: &Options) -> anyhow:
     // The due moment: from here on, CPU and time belong to delivery.
     sleep_until(start).await;
     let cpu_start = Cpu::now();
+    let transactions_start = transactions(app).await;
     let scheduled = queue_rows(app).await?;
     if scheduled < expected.len() as i64 {
         notes.push(format!(
@@ -170,6 +172,9 @@ async fn drive(app: &TestApp, workload: &Workload, options: &Options) -> anyhow:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (cpu, machine_busy) = Cpu::now().since(&cpu_start);
+    // Backends report their counters when idle, at most every second or so.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let transactions_end = transactions(app).await;
 
     let mut result = measure::score(&expected, &app.sandbox.messages(None), start);
     result.rate_limited = app.sandbox.stats().rate_limited;
@@ -177,7 +182,11 @@ async fn drive(app: &TestApp, workload: &Workload, options: &Options) -> anyhow:
     result.cpu = cpu;
     result.machine_busy = machine_busy;
     result.failed = failed_outcomes(app).await?;
+    result.claimed_at = claims(app, start).await?;
     result.submission = Some(submission);
+    result.db_transactions = transactions_start
+        .zip(transactions_end)
+        .map(|(start, end)| end.saturating_sub(start));
     result.notes = notes;
     Ok(result)
 }
@@ -204,6 +213,32 @@ async fn unfinished(app: &TestApp) -> anyhow::Result<i64> {
     .fetch_one(&app.herald.pool)
     .await
     .context("counting unfinished deliveries")
+}
+
+/// When each row was (last) claimed, from `start`: a claim transaction stamps its rows with
+/// its start time, so this shows the dispatcher's claim batches.
+async fn claims(app: &TestApp, start: DateTime<Utc>) -> anyhow::Result<Vec<Duration>> {
+    let rows: Vec<Option<DateTime<Utc>>> =
+        sqlx::query_scalar("SELECT claimed_at FROM delivery_queue ORDER BY claimed_at")
+            .fetch_all(&app.herald.pool)
+            .await
+            .context("reading claim times")?;
+    Ok(rows
+        .into_iter()
+        .flatten()
+        .map(|at| (at - start).to_std().unwrap_or_default())
+        .collect())
+}
+
+/// Transactions of Herald's database so far (PostgreSQL's cumulative statistics).
+async fn transactions(app: &TestApp) -> Option<u64> {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(&app.herald.pool)
+    .await
+    .ok()
+    .map(|n| n.max(0) as u64)
 }
 
 /// DeliveryFailed and DeliveryUnknown events recorded.

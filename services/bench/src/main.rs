@@ -24,7 +24,9 @@ Figures: duration = due moment -> last message accepted by the emulator, plus th
 last message occupies; rate = messages / duration; ideal = the same for the best schedule the
 limits allow (see docs/benchmarks.md); lag = accepted - due, per message; 429 = the emulator's
 rate_limited count; peak RSS = VmHWM of this process during the run; CPU = this process's CPU
-time from the due moment on; busy = the whole machine's CPU use in that span.
+time from the due moment on; busy = the whole machine's CPU use in that span; DB
+transactions/msg = PostgreSQL transactions in Herald's database from the due moment on, per
+message. --timeline adds when messages were accepted (and claimed by Herald's dispatcher).
 
 Needs PostgreSQL and NATS with JetStream, like the system tests:
   HERALD_TEST_DATABASE_URL  a maintenance database where databases may be created
@@ -247,6 +249,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "    {}",
                     measure::timeline(&outcome.herald.accepted_at, bin)
                 );
+                println!("  claimed per 100 ms by Herald's dispatcher (claim transaction start):");
+                println!("    {}", measure::timeline(&outcome.herald.claimed_at, bin));
                 if let Some(t) = &outcome.throttle {
                     println!("  accepted per 100 ms (from the due moment), Throttle:");
                     println!("    {}", measure::timeline(&t.accepted_at, bin));
@@ -319,6 +323,7 @@ struct Figures {
     busy: f64,
     failed: f64,
     submission: f64,
+    db_per_message: f64,
 }
 
 fn figures(r: &RunResult) -> Figures {
@@ -338,6 +343,9 @@ fn figures(r: &RunResult) -> Figures {
         busy: r.machine_busy.map_or(f64::NAN, |b| b * 100.0),
         failed: r.failed as f64,
         submission: s(r.submission),
+        db_per_message: r
+            .db_transactions
+            .map_or(f64::NAN, |n| n as f64 / r.expected.max(1) as f64),
     }
 }
 
@@ -372,6 +380,7 @@ fn median_figures(all: &[Figures]) -> Figures {
         busy: m(|f| f.busy),
         failed: m(|f| f.failed),
         submission: m(|f| f.submission),
+        db_per_message: m(|f| f.db_per_message),
     }
 }
 
@@ -490,6 +499,12 @@ fn print_medians(ideal: &Ideal, herald: &[Figures], throttle: Option<&[Figures]>
         "machine busy",
         fmt(h.busy, 0, "%"),
         t.map(|t| fmt(t.busy, 0, "%")),
+        "".into(),
+    );
+    row(
+        "DB transactions/msg",
+        fmt(h.db_per_message, 1, ""),
+        None,
         "".into(),
     );
     row(

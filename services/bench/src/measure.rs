@@ -38,6 +38,12 @@ pub struct RunResult {
     pub submission: Option<Duration>,
     /// When each delivered message was accepted, from the due moment, sorted.
     pub accepted_at: Vec<Duration>,
+    /// Herald only: PostgreSQL transactions committed or rolled back in its database from the
+    /// due moment to the end of the run (all services: API, relay, projections, delivery).
+    pub db_transactions: Option<u64>,
+    /// Herald only: when each delivery was last claimed by the dispatcher (its claim
+    /// transaction's start), from the due moment, sorted.
+    pub claimed_at: Vec<Duration>,
 }
 
 impl RunResult {
