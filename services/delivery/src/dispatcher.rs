@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::leases::{Leases, reserve_bot_sends};
-use crate::pacing::{Caps, Limits, Pacer, SAFETY_MARGIN, Slowdown, Window};
+use crate::pacing::{BOT_BUDGET_MARGIN, Caps, Limits, Pacer, Slowdown, Window};
 use crate::telegram::{self, SendResult};
 
 /// The actor recorded on delivery outcome events.
@@ -152,7 +152,11 @@ impl Dispatcher {
         let mut tick = tokio::time::interval(settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heartbeat = Instant::now() - settings.worker_timeout;
+        // Besides the tick, the dispatcher wakes exactly when the pacer says a waiting chat or
+        // bot frees up, so a chat at 1 message per second is not held back by the tick.
+        let mut wake: Option<Instant> = None;
         loop {
+            let wake_at = wake.unwrap_or_else(|| Instant::now() + settings.tick);
             tokio::select! {
                 _ = tick.tick() => {
                     if last_heartbeat.elapsed() >= settings.worker_timeout / 5 {
@@ -161,18 +165,16 @@ impl Dispatcher {
                         }
                         last_heartbeat = Instant::now();
                     }
-                    if tasks.len() < settings.max_in_flight {
-                        match self.claim_due(settings.max_in_flight - tasks.len()).await {
-                            Ok(jobs) => for job in jobs {
-                                self.in_flight.insert(job.chat_id);
-                                tasks.spawn(deliver(job, self.shared.clone()));
-                            },
-                            Err(error) => tracing::warn!(error = format!("{error:#}"), "claiming due deliveries failed"),
-                        }
-                    }
+                    wake = self.claim_and_spawn(&mut tasks).await;
+                }
+                _ = tokio::time::sleep_until(wake_at), if wake.is_some() => {
+                    wake = self.claim_and_spawn(&mut tasks).await;
                 }
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
-                    Ok(done) => self.finish(done),
+                    Ok(done) => {
+                        let ready = self.finish(done);
+                        wake = earliest(wake, ready);
+                    }
                     Err(error) => tracing::error!(%error, "a delivery task failed; its row stays 'sending' and will be flagged in doubt"),
                 },
                 _ = shutdown.cancelled() => break,
@@ -193,11 +195,42 @@ impl Dispatcher {
         Ok(())
     }
 
-    fn finish(&mut self, done: Done) {
-        self.in_flight.remove(&done.chat_id);
-        if let Some(sent_at) = done.sent_at {
-            self.pacer.sent(done.chat_id, sent_at);
+    /// Claims what may go now and starts a send task per claimed row; returns when to look
+    /// again for rows the pacer held back.
+    async fn claim_and_spawn(&mut self, tasks: &mut JoinSet<Done>) -> Option<Instant> {
+        let room = self
+            .shared
+            .settings
+            .max_in_flight
+            .saturating_sub(tasks.len());
+        if room == 0 {
+            return None;
         }
+        match self.claim_due(room).await {
+            Ok((jobs, next_ready)) => {
+                for job in jobs {
+                    self.in_flight.insert(job.chat_id);
+                    tasks.spawn(deliver(job, self.shared.clone()));
+                }
+                next_ready
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "claiming due deliveries failed"
+                );
+                None
+            }
+        }
+    }
+
+    /// Books a finished send; returns when its chat may be sent to again.
+    fn finish(&mut self, done: Done) -> Option<Instant> {
+        self.in_flight.remove(&done.chat_id);
+        let ready = done.sent_at.map(|sent_at| {
+            self.pacer.sent(done.chat_id, sent_at);
+            sent_at + self.shared.settings.limits.per_chat.period + crate::pacing::SAFETY_MARGIN
+        });
         if let Some(retry_after) = done.retry_after {
             match self
                 .pacer
@@ -212,6 +245,7 @@ impl Dispatcher {
                 ),
             }
         }
+        ready
     }
 
     /// Counts the last hour's sends to chats of newly owned partitions (made by this worker
@@ -246,11 +280,11 @@ impl Dispatcher {
 
     /// Claims due rows of this worker's partitions that the pacer and the shared per-bot budget
     /// allow now: the earliest per chat, one in flight per chat.
-    async fn claim_due(&mut self, room: usize) -> anyhow::Result<Vec<Job>> {
+    async fn claim_due(&mut self, room: usize) -> anyhow::Result<(Vec<Job>, Option<Instant>)> {
         let now = Instant::now();
         let owned = self.leases.owned(now).to_vec();
         if owned.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let mut tx = self.shared.pool.begin().await?;
         // A chat with a send on the wire, or sent within the last second (perhaps by the
@@ -279,7 +313,7 @@ impl Dispatcher {
                                  WHERE s.chat_id = q.chat_id AND s.state = 'sending')
                 AND NOT EXISTS (SELECT 1 FROM delivery_attempts a
                                  WHERE a.chat_id = q.chat_id AND a.outcome = 'sent'
-                                   AND a.at > now() - interval '1100 milliseconds')
+                                   AND a.at > now() - interval '1030 milliseconds')
               ORDER BY t.turn, t.due_at, q.post_id
               LIMIT 2000
                 FOR UPDATE OF q SKIP LOCKED",
@@ -290,6 +324,7 @@ impl Dispatcher {
         .context("reading due deliveries")?;
         let mut seen = HashSet::new();
         let mut candidates = Vec::new();
+        let mut next_ready = None;
         for row in rows {
             let chat_id: Id = row.try_get("chat_id")?;
             // Only the earliest due row of a chat is a candidate: posts keep their order.
@@ -313,7 +348,9 @@ impl Dispatcher {
                     .unwrap_or(limits::DEFAULT_CHAT_HOURLY_CAP),
                 paid_broadcast: bot.paid_broadcast,
             };
-            if self.pacer.check(bot_id, chat_id, group, caps, now).is_err() {
+            // Taken at once, so one claim never holds more rows than the bot may send now.
+            if let Err(ready) = self.pacer.try_acquire(bot_id, chat_id, group, caps, now) {
+                next_ready = earliest(next_ready, Some(ready));
                 continue;
             }
             let job = Job {
@@ -325,12 +362,12 @@ impl Dispatcher {
                 migrated: row.try_get("migrated")?,
                 paid_broadcast: bot.paid_broadcast,
             };
-            candidates.push((job, group));
+            candidates.push(job);
             if candidates.len() >= room {
                 break;
             }
         }
-        let jobs = self.reserve(candidates, now);
+        let jobs: Vec<Job> = candidates;
         if !jobs.is_empty() {
             let posts: Vec<Id> = jobs.iter().map(|j| j.post_id).collect();
             let chats: Vec<Id> = jobs.iter().map(|j| j.chat_id).collect();
@@ -346,19 +383,7 @@ impl Dispatcher {
             .await?;
         }
         tx.commit().await?;
-        Ok(jobs)
-    }
-
-    /// Takes the candidates' slots in the local pacer. (The shared per-bot budget is taken by
-    /// each send task right before its request, when Telegram will count it.)
-    fn reserve(&mut self, candidates: Vec<(Job, bool)>, now: Instant) -> Vec<Job> {
-        candidates
-            .into_iter()
-            .map(|(job, group)| {
-                self.pacer.record(job.bot_id, job.chat_id, group, now);
-                job
-            })
-            .collect()
+        Ok((jobs, next_ready))
     }
 
     /// Heartbeat, partition leases, fresh caps and circuit-breaker state, and in-doubt recovery
@@ -457,6 +482,13 @@ impl Dispatcher {
     }
 }
 
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// One send task: decide, send, record. Never panics on data; always reports back.
 async fn deliver(job: Job, shared: Arc<Shared>) -> Done {
     let mut sent_at = None;
@@ -542,6 +574,7 @@ async fn attempt(
         return Ok(Next::Hold);
     }
     *sent_at = Some(Instant::now());
+    let requested_at = Utc::now();
     let result = telegram::send_text(
         &bot,
         chat.telegram_chat_id,
@@ -550,7 +583,7 @@ async fn attempt(
         job.paid_broadcast,
     )
     .await;
-    log_attempt(shared, job, chat.telegram_chat_id, &result).await;
+    log_attempt(shared, job, chat.telegram_chat_id, requested_at, &result).await;
     Ok(match result {
         SendResult::Sent { message_id } => Next::Record(DeliveryOutcome::Delivered {
             telegram_message_id: message_id,
@@ -638,7 +671,9 @@ async fn take_bot_slot(shared: &Shared, job: &Job) -> anyhow::Result<bool> {
     };
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if reserve_bot_sends(&shared.pool, job.bot_id, 1, max, period + SAFETY_MARGIN).await? == 1 {
+        if reserve_bot_sends(&shared.pool, job.bot_id, 1, max, period + BOT_BUDGET_MARGIN).await?
+            == 1
+        {
             return Ok(true);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -647,7 +682,13 @@ async fn take_bot_slot(shared: &Shared, job: &Job) -> anyhow::Result<bool> {
 }
 
 /// Records the attempt's outcome class for safety stats and hourly caps (best effort).
-async fn log_attempt(shared: &Shared, job: &Job, telegram_chat_id: i64, result: &SendResult) {
+async fn log_attempt(
+    shared: &Shared,
+    job: &Job,
+    telegram_chat_id: i64,
+    requested_at: DateTime<Utc>,
+    result: &SendResult,
+) {
     let outcome = match result {
         SendResult::Sent { .. } => "sent",
         SendResult::RetryAfter(_) => "rate_limited",
@@ -659,14 +700,16 @@ async fn log_attempt(shared: &Shared, job: &Job, telegram_chat_id: i64, result: 
         SendResult::Migrated(_) => "migrated",
     };
     let logged = sqlx::query(
-        "INSERT INTO delivery_attempts (bot_id, chat_id, telegram_chat_id, outcome, partition)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO delivery_attempts (bot_id, chat_id, telegram_chat_id, outcome, partition, at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(job.bot_id)
     .bind(job.chat_id)
     .bind(telegram_chat_id)
     .bind(outcome)
     .bind(crate::partition_of(job.chat_id))
+    // When the request went out: that is when Telegram counts it.
+    .bind(requested_at)
     .execute(&shared.pool)
     .await;
     if let Err(error) = logged {
