@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery partitions",
         include_str!("../migrations/0005_delivery_partitions.sql"),
     ),
+    (
+        6,
+        "attempt worker",
+        include_str!("../migrations/0006_attempt_worker.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

@@ -109,6 +109,7 @@ struct Overrides {
 
 /// State shared by send tasks.
 struct Shared {
+    worker_id: String,
     pool: PgPool,
     store: EventStore,
     cipher: TokenCipher,
@@ -133,6 +134,7 @@ impl Dispatcher {
             leases: Leases::new(worker_id.clone(), settings.worker_timeout),
             pacer: Pacer::new(settings.limits),
             shared: Arc::new(Shared {
+                worker_id: worker_id.clone(),
                 pool,
                 store,
                 cipher,
@@ -312,13 +314,14 @@ impl Dispatcher {
                 AND NOT EXISTS (SELECT 1 FROM delivery_queue s
                                  WHERE s.chat_id = q.chat_id AND s.state = 'sending')
                 AND NOT EXISTS (SELECT 1 FROM delivery_attempts a
-                                 WHERE a.chat_id = q.chat_id AND a.outcome = 'sent'
-                                   AND a.at > now() - interval '1030 milliseconds')
+                                 WHERE a.chat_id = q.chat_id AND a.outcome = 'sent' AND a.worker <> $2
+                                   AND a.at > now() - interval '1060 milliseconds')
               ORDER BY t.turn, t.due_at, q.post_id
               LIMIT 2000
                 FOR UPDATE OF q SKIP LOCKED",
         )
         .bind(&owned)
+        .bind(&self.worker_id)
         .fetch_all(&mut *tx)
         .await
         .context("reading due deliveries")?;
@@ -700,8 +703,8 @@ async fn log_attempt(
         SendResult::Migrated(_) => "migrated",
     };
     let logged = sqlx::query(
-        "INSERT INTO delivery_attempts (bot_id, chat_id, telegram_chat_id, outcome, partition, at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO delivery_attempts (bot_id, chat_id, telegram_chat_id, outcome, partition, at, worker)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(job.bot_id)
     .bind(job.chat_id)
@@ -710,6 +713,7 @@ async fn log_attempt(
     .bind(crate::partition_of(job.chat_id))
     // When the request went out: that is when Telegram counts it.
     .bind(requested_at)
+    .bind(&shared.worker_id)
     .execute(&shared.pool)
     .await;
     if let Err(error) = logged {

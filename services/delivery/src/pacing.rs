@@ -36,8 +36,8 @@ pub struct Limits {
 pub const SAFETY_MARGIN: Duration = Duration::from_millis(40);
 /// Added to the per-bot window of the budget shared by all workers. Smaller than
 /// [`SAFETY_MARGIN`] because a slot is taken right before its request: only the request's own
-/// latency jitter separates the two clocks (30 per 1.025 s is 0.976 of Telegram's limit).
-pub const BOT_BUDGET_MARGIN: Duration = Duration::from_millis(25);
+/// latency jitter separates the two clocks (30 per 1.035 s is 0.966 of Telegram's limit).
+pub const BOT_BUDGET_MARGIN: Duration = Duration::from_millis(35);
 /// After a 429, a chat is paced this much slower per repeat (x2, x4, x8) for this long.
 const PENALTY_SPAN: Duration = Duration::from_secs(600);
 const MAX_PENALTY: u32 = 3;
