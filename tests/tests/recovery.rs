@@ -170,3 +170,51 @@ async fn an_unknown_projection_name_is_refused_with_the_valid_names() {
     assert!(error.contains("calendar, audit"), "{error}");
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_another_database_is_refused_at_start() {
+    use sqlx::Connection;
+    let app = spawn_app_with(AppOptions {
+        delivery: false,
+        ..Default::default()
+    })
+    .await;
+    app.workspace_with_bot().await;
+    app.eventually("events on the stream", Duration::from_secs(10), || async {
+        let mut stream = app
+            .herald
+            .bus
+            .jetstream
+            .get_stream(app.herald.bus.names.events_stream())
+            .await
+            .unwrap();
+        (stream.info().await.unwrap().state.messages > 0).then_some(())
+    })
+    .await;
+    // A fresh, empty database with the same NATS prefix: its projections would replay foreign events.
+    let url = app.herald.config.database_url.expose().clone();
+    let (server, rest) = url.rsplit_once('/').unwrap();
+    let other = format!("{}_other", rest.split('?').next().unwrap());
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {other}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut config = app.herald.config.clone();
+    config.database_url = platform::Secret::new(format!("{server}/{other}"));
+    let error = herald::Herald::connect(config, app.herald.cipher.clone())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        format!("{error:#}").contains("belongs to another Herald database"),
+        "{error:#}"
+    );
+    sqlx::query(&format!("DROP DATABASE {other} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    app.cleanup().await;
+}

@@ -106,7 +106,10 @@ impl DeliverySchedule {
         // The post's chats and time come from the event store itself: the truth, now.
         let post: Post = self.store.load(post_id).await?;
         let (Some(workspace_id), Some(due_at)) = (post.workspace_id, post.publish_at) else {
-            anyhow::bail!("approved post {post_id} has no plan");
+            // Not in this event store (a stream shared with another database): nothing to send,
+            // and stopping the projection here would stop every delivery.
+            tracing::error!(%post_id, "approved post is not in the event store; not scheduled");
+            return Ok(());
         };
         for chat_id in &post.chat_order {
             let chat: Chat = self.store.load(*chat_id).await?;

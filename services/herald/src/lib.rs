@@ -31,6 +31,7 @@ impl Herald {
         let pool = platform::postgres::connect(&config.database_url, PATIENCE).await?;
         store::migrate(&pool).await?;
         let bus = Bus::connect(&config.nats_url, &config.nats_prefix, PATIENCE).await?;
+        check_stream_matches_database(&pool, &bus).await?;
         let store = EventStore::new(pool.clone());
         Ok(Self {
             config,
@@ -116,6 +117,25 @@ impl Herald {
             ),
         }
     }
+}
+
+/// Refuses to start when the JetStream stream holds events but the event store is empty: the
+/// stream then belongs to another database (e.g. the database was recreated), and projections
+/// would replay foreign history.
+async fn check_stream_matches_database(pool: &PgPool, bus: &Bus) -> anyhow::Result<()> {
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await?;
+    let mut stream = bus.jetstream.get_stream(bus.names.events_stream()).await?;
+    let published = stream.info().await?.state.messages;
+    if stored == 0 && published > 0 {
+        bail!(
+            "the NATS stream {} holds {published} events but this database has none: it belongs to another \
+             Herald database. Use another HERALD_NATS_PREFIX, or delete that stream if its history is not needed",
+            bus.names.events_stream()
+        );
+    }
+    Ok(())
 }
 
 /// The key that encrypts bot tokens: `HERALD_SECRET_KEY`, else `<data dir>/secret.key`. When
