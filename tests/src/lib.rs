@@ -23,7 +23,8 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 /// A token of BotFather's shape; the sandbox derives the bot id (`123456`) from it.
 pub const BOT_TOKEN: &str = "123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 
-fn maintenance_url() -> String {
+/// The maintenance database where tests may create databases (`HERALD_TEST_DATABASE_URL`).
+pub fn maintenance_url() -> String {
     std::env::var("HERALD_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }

@@ -195,7 +195,7 @@ async fn a_stream_of_another_database_is_refused_at_start() {
     let url = app.herald.config.database_url.expose().clone();
     let (server, rest) = url.rsplit_once('/').unwrap();
     let other = format!("{}_other", rest.split('?').next().unwrap());
-    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+    let mut admin = sqlx::PgConnection::connect(&system_tests::maintenance_url())
         .await
         .unwrap();
     sqlx::query(&format!("CREATE DATABASE {other}"))

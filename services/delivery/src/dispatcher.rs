@@ -725,22 +725,6 @@ async fn log_attempt(
 async fn settle(job: &Job, shared: &Shared, next: &Next) -> anyhow::Result<()> {
     let row = |sql: &'static str| sqlx::query(sql).bind(job.post_id).bind(job.chat_id);
     match next {
-        Next::Record(outcome @ DeliveryOutcome::Unknown { .. }) => {
-            record(
-                &shared.store,
-                job.workspace_id,
-                job.post_id,
-                job.chat_id,
-                outcome.clone(),
-            )
-            .await?;
-            // Done before the policy may put the row back for a resend.
-            row("UPDATE delivery_queue SET state = 'done' WHERE post_id = $1 AND chat_id = $2 AND state = 'sending'")
-                .execute(&shared.pool)
-                .await?;
-            apply_in_doubt_policy(&shared.store, job.workspace_id, job.post_id, job.chat_id)
-                .await?;
-        }
         Next::Record(outcome) => {
             record(
                 &shared.store,
@@ -750,9 +734,14 @@ async fn settle(job: &Job, shared: &Shared, next: &Next) -> anyhow::Result<()> {
                 outcome.clone(),
             )
             .await?;
+            // Done before an in-doubt policy may put the row back for a resend.
             row("UPDATE delivery_queue SET state = 'done' WHERE post_id = $1 AND chat_id = $2 AND state = 'sending'")
                 .execute(&shared.pool)
                 .await?;
+            if matches!(outcome, DeliveryOutcome::Unknown { .. }) {
+                apply_in_doubt_policy(&shared.store, job.workspace_id, job.post_id, job.chat_id)
+                    .await?;
+            }
         }
         Next::RetryLater { after, .. } => {
             row("UPDATE delivery_queue SET state = 'scheduled', claimed_by = NULL, not_before = now() + make_interval(secs => $3)
