@@ -68,8 +68,8 @@ pub async fn rebuild<P: Projection>(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> anyhow::Result<u64> {
     let name = projection.name();
-    let mut stream = bus.jetstream.get_stream(bus.names.events_stream()).await?;
-    let target = stream.info().await?.state.last_sequence;
+    // The journal, not the stream, says where history ends (the stream may be being rebuilt).
+    let target = store::journal::last_position(pool).await?;
 
     let mut tx = pool.begin().await?;
     lock_checkpoint(&mut tx, name).await?;
@@ -135,6 +135,7 @@ async fn follow<P: Projection>(
         })
         .await
         .context("creating the durable consumer")?;
+    let mut consumer = consumer;
     let mut messages = consumer.messages().await?;
     loop {
         let next = tokio::select! {
@@ -145,6 +146,11 @@ async fn follow<P: Projection>(
             Err(_idle) => {
                 if load_checkpoint(pool, name).await? != checkpoint {
                     bail!("checkpoint changed underneath (a rebuild reset it)");
+                }
+                // A deleted stream (JetStream lost its store) takes the consumer with it; the
+                // relay rebuilds the stream with the same positions, so resume from the checkpoint.
+                if let Err(error) = consumer.info().await {
+                    bail!("the consumer is gone ({error}); the stream was probably rebuilt");
                 }
                 continue;
             }
@@ -200,6 +206,14 @@ async fn apply_one<P: Projection>(
     let sequence = envelope.sequence as i64;
     if last.is_some_and(|last| sequence <= last) {
         tracing::debug!(projection = name, event_id = %envelope.event_id, "already applied, skipping");
+    } else if sequence != last.unwrap_or(0) + 1 {
+        // An event arrived before its predecessor: applying it would skip one, and treating the
+        // predecessor as a duplicate later would lose it. Stop here; this is a bug to report.
+        bail!(
+            "event {} follows sequence {} of its aggregate: an event is missing or out of order in the stream",
+            envelope.event_id,
+            last.unwrap_or(0)
+        );
     } else {
         projection
             .apply(&mut tx, position, envelope)

@@ -91,18 +91,25 @@ impl Bus {
         Ok(bus)
     }
 
-    async fn ensure_stream(&self) -> anyhow::Result<()> {
+    /// The event stream's configuration: no limits, so it keeps every message (the relay checks
+    /// that it holds exactly what PostgreSQL journalled, and rebuilds it otherwise).
+    pub fn stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.names.events_stream(),
+            subjects: vec![self.names.all_events()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            // Re-publishing after a relay crash is deduplicated by Nats-Msg-Id in this window;
+            // projections also ignore per-aggregate sequences they have already applied.
+            duplicate_window: Duration::from_secs(300),
+            ..Default::default()
+        }
+    }
+
+    /// Creates the event stream if it does not exist.
+    pub async fn ensure_stream(&self) -> anyhow::Result<()> {
         self.jetstream
-            .get_or_create_stream(stream::Config {
-                name: self.names.events_stream(),
-                subjects: vec![self.names.all_events()],
-                storage: stream::StorageType::File,
-                retention: stream::RetentionPolicy::Limits,
-                // Re-publishing after a relay crash is deduplicated by Nats-Msg-Id in this window;
-                // projections also ignore per-aggregate sequences they have already applied.
-                duplicate_window: Duration::from_secs(300),
-                ..Default::default()
-            })
+            .get_or_create_stream(self.stream_config())
             .await
             .context(
                 "cannot create the JetStream event stream: is JetStream enabled (nats-server -js)?",

@@ -38,6 +38,19 @@ pub struct SessionLock {
     _connection: sqlx::PgConnection,
 }
 
+impl SessionLock {
+    /// True while the lock's session is alive (and so still holds the lock). A holder that acts
+    /// on the lock's behalf checks this before each batch: the session may have been killed.
+    pub async fn is_held(&mut self) -> bool {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid())",
+        )
+        .fetch_one(&mut self._connection)
+        .await
+        .unwrap_or(false)
+    }
+}
+
 /// Waits for the advisory lock called `name` (one holder per database at a time).
 pub async fn lock(pool: &PgPool, name: &str) -> anyhow::Result<SessionLock> {
     let mut connection = pool.acquire().await?.detach();

@@ -8,6 +8,7 @@
 mod context;
 mod directory;
 mod event_store;
+pub mod journal;
 mod migrations;
 
 pub use context::RequestContext;

@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "attempt worker",
         include_str!("../migrations/0006_attempt_worker.sql"),
     ),
+    (
+        7,
+        "event log",
+        include_str!("../migrations/0007_event_log.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

@@ -1,137 +1,119 @@
 //! The outbox relay: publishes every committed event to NATS JetStream, effectively once and in
-//! order per aggregate.
+//! order per aggregate, and keeps the stream rebuildable from PostgreSQL.
 //!
 //! How it cannot skip: it publishes whatever rows are *in* the outbox (written by a trigger in
-//! the committing transaction) and deletes them only after JetStream acknowledged them. A slow
-//! transaction that commits late simply appears later; nothing is tracked by "highest id seen".
+//! the committing transaction) and removes them only after JetStream acknowledged them, in the
+//! transaction that journals their stream positions (`store::journal`). A slow transaction that
+//! commits late simply appears later; nothing is tracked by "highest id seen".
 //!
-//! How it cannot duplicate: each message carries `Nats-Msg-Id` = the event's identity, so a
-//! re-publish after a crash (published, not yet deleted) is dropped by JetStream's dedup window;
-//! projections additionally ignore per-aggregate sequences they already applied.
+//! How it cannot duplicate or reorder: each message carries `Nats-Msg-Id` = the event's identity
+//! and `Nats-Expected-Last-Sequence` = the position the relay believes the stream ends at. A
+//! stream that moved under it (another relay published, the stream was replaced) refuses the
+//! publish instead of appending out of place. One relay is active at a time (an advisory lock;
+//! others wait as hot standbys), and it re-checks that it still holds the lock before each batch.
 //!
-//! How it keeps order: one relay is active at a time (a PostgreSQL advisory lock; others wait
-//! as hot standbys), rows go out in outbox order, and acks are awaited before the next batch.
+//! How JetStream is rebuilt: [`stream::sync`] compares the stream with the journal at start, after
+//! any failed publish and whenever the stream looks different while idle. Lost, emptied, replaced
+//! or truncated, it is republished from `events` in journal order with the same message ids, so
+//! every position means what it meant before and projection checkpoints stay valid.
 
-use std::collections::HashMap;
+mod publish;
+mod stream;
+
 use std::time::Duration;
 
-use anyhow::Context;
-use async_nats::jetstream::context::PublishAckFuture;
-use async_nats::jetstream::message::PublishMessage;
+use anyhow::{Context, bail};
 use platform::Shutdown;
 use platform::nats::Bus;
-use schemas::{Message, StoredEvent, to_integration_event};
+use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use sqlx::{PgPool, Row};
+
+pub use publish::BATCH;
 
 /// Advisory lock held by the active relay.
 const LEADER_LOCK: &str = "herald:relay";
-const BATCH: i64 = 500;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
-/// Runs the relay until `shutdown` is cancelled.
+/// Runs the relay until `shutdown` is cancelled. A relay that loses its lock stops acting and
+/// waits to become active again.
 pub async fn run(pool: PgPool, bus: Bus, shutdown: Shutdown) -> anyhow::Result<()> {
-    tracing::info!("relay waiting to become the active relay");
-    let leader = tokio::select! {
-        lock = platform::postgres::lock(&pool, LEADER_LOCK) => lock?,
-        _ = shutdown.cancelled() => return Ok(()),
-    };
-    tracing::info!("relay active");
-    let mut listener = PgListener::connect_with(&pool)
+    loop {
+        tracing::info!("relay waiting to become the active relay");
+        let mut leader = tokio::select! {
+            lock = platform::postgres::lock(&pool, LEADER_LOCK) => lock?,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        tracing::info!("relay active");
+        match lead(&pool, &bus, &mut leader, &shutdown).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "relay stopped acting");
+                drop(leader);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Publishes while this relay holds the lock; returns on shutdown, fails when the lock is lost.
+async fn lead(
+    pool: &PgPool,
+    bus: &Bus,
+    leader: &mut platform::postgres::SessionLock,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let mut listener = PgListener::connect_with(pool)
         .await
         .context("relay: listening for outbox notifications")?;
     listener.listen("herald_outbox").await?;
+    // Where the stream ends, as far as this relay knows; `None` until checked against the journal.
+    let mut position: Option<u64> = None;
     loop {
         if shutdown.is_cancelled() {
-            break;
+            return Ok(());
         }
-        match publish_batch(&pool, &bus).await {
-            Ok(n) if n as i64 == BATCH => continue,
-            Ok(_) => {}
+        if !leader.is_held().await {
+            bail!("the relay lock's database session ended; another relay may be active now");
+        }
+        let published = match position {
+            Some(at) => publish::outbox_batch(pool, bus, at).await,
+            None => stream::sync(pool, bus).await.map(|at| (0, at)),
+        };
+        match published {
+            Ok((count, at)) => {
+                position = Some(at);
+                if count == BATCH {
+                    continue;
+                }
+            }
             Err(error) => {
-                tracing::error!(
+                tracing::warn!(
                     error = format!("{error:#}"),
-                    "relay batch failed, will retry"
+                    "relay batch failed; checking the stream against the journal"
                 );
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                position = None;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+                continue;
             }
         }
         tokio::select! {
             _ = listener.recv() => {}
-            _ = tokio::time::sleep(IDLE_POLL) => {}
-            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(IDLE_POLL) => {
+                // Idle: make sure the stream still holds what was published (it may have been
+                // deleted, purged or replaced by a fresh server).
+                if let Some(at) = position
+                    && !stream::looks_intact(bus, at).await
+                {
+                    position = None;
+                }
+            }
+            _ = shutdown.cancelled() => return Ok(()),
         }
     }
-    drop(leader);
-    Ok(())
-}
-
-/// Publishes up to one batch of outbox rows; returns how many were published.
-pub async fn publish_batch(pool: &PgPool, bus: &Bus) -> anyhow::Result<usize> {
-    let mut tx = pool.begin().await?;
-    let rows = sqlx::query(
-        "SELECT o.id, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version,
-                e.payload, e.metadata
-           FROM outbox o
-           JOIN events e USING (aggregate_type, aggregate_id, sequence)
-          ORDER BY o.id
-          LIMIT $1
-            FOR UPDATE OF o SKIP LOCKED",
-    )
-    .bind(BATCH)
-    .fetch_all(&mut *tx)
-    .await
-    .context("reading the outbox")?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut acks: Vec<PublishAckFuture> = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let stored = StoredEvent {
-            aggregate_type: row.try_get("aggregate_type")?,
-            aggregate_id: row.try_get("aggregate_id")?,
-            sequence: row.try_get("sequence")?,
-            event_type: row.try_get("event_type")?,
-            event_version: row.try_get("event_version")?,
-            payload: row.try_get("payload")?,
-            metadata: serde_json::from_value::<HashMap<String, String>>(row.try_get("metadata")?)
-                .unwrap_or_default(),
-        };
-        // A conversion error is a bug: stop here (and retry) rather than publish out of order.
-        let envelope = to_integration_event(&stored).with_context(|| {
-            format!(
-                "converting event {}:{}:{}",
-                stored.aggregate_type, stored.aggregate_id, stored.sequence
-            )
-        })?;
-        let subject = bus.names.event_subject(
-            &envelope.aggregate_type,
-            &envelope.workspace_id,
-            &envelope.aggregate_id,
-        );
-        let message = PublishMessage::build()
-            .message_id(&envelope.event_id)
-            .payload(envelope.encode_to_vec().into());
-        acks.push(
-            bus.jetstream
-                .send_publish(subject, message)
-                .await
-                .context("publishing to JetStream")?,
-        );
-        ids.push(row.try_get::<i64, _>("id")?);
-    }
-    for ack in acks {
-        ack.await
-            .context("JetStream did not acknowledge a published event")?;
-    }
-    sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit()
-        .await
-        .context("removing published rows from the outbox")?;
-    tracing::debug!(published = ids.len(), "relayed events");
-    Ok(ids.len())
 }
