@@ -5,6 +5,7 @@ use cqrs_es::{Aggregate, AggregateError, EventStore as _};
 use domain::{Bot, Chat, DomainError, Id, Post, Services, Workspace};
 use postgres_es::{PostgresCqrs, PostgresEventRepository, postgres_cqrs};
 use sqlx::PgPool;
+use sqlx::postgres::PgDatabaseError;
 
 use crate::{RequestContext, StoreDirectory};
 
@@ -22,6 +23,24 @@ pub enum CommandError {
     /// The store failed; nothing was committed.
     #[error("event store failure: {0}")]
     Store(String),
+    /// The Telegram chat is already connected to the bot, as chat `existing_chat_id`. Enforced
+    /// by the database (identity tables filled in the event's transaction): nothing was
+    /// committed.
+    #[error(
+        "Telegram chat {telegram_chat_id} is already connected to this bot as chat {existing_chat_id}"
+    )]
+    ChatAlreadyConnected {
+        telegram_chat_id: i64,
+        existing_chat_id: Id,
+    },
+    /// The Telegram bot is already registered, as bot `existing_bot_id` of `workspace_id`
+    /// (possibly another tenant's: the message does not name them). Nothing was committed.
+    #[error("Telegram bot {telegram_bot_id} is already registered")]
+    BotAlreadyRegistered {
+        telegram_bot_id: i64,
+        existing_bot_id: Id,
+        workspace_id: Id,
+    },
 }
 
 impl From<AggregateError<DomainError>> for CommandError {
@@ -29,9 +48,49 @@ impl From<AggregateError<DomainError>> for CommandError {
         match error {
             AggregateError::UserError(e) => Self::Domain(e),
             AggregateError::AggregateConflict => Self::Conflict,
+            AggregateError::UnexpectedError(e) => {
+                identity_taken(&*e).unwrap_or_else(|| Self::Store(e.to_string()))
+            }
             other => Self::Store(other.to_string()),
         }
     }
+}
+
+/// SQLSTATEs raised by the identity trigger (migration 0009) when an event would claim a
+/// Telegram identity that another aggregate holds.
+const CHAT_TAKEN: &str = "HI001";
+const BOT_TAKEN: &str = "HI002";
+
+/// Recognises the identity trigger's refusal in the error that aborted an event's insert.
+fn identity_taken(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<CommandError> {
+    let database = error.downcast_ref::<sqlx::Error>()?.as_database_error()?;
+    let code = database.code()?;
+    if code != CHAT_TAKEN && code != BOT_TAKEN {
+        return None;
+    }
+    let detail = database
+        .try_downcast_ref::<PgDatabaseError>()
+        .and_then(|e| e.detail())
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok());
+    let Some(detail) = detail else {
+        tracing::error!(%code, "identity refusal without its detail");
+        return None;
+    };
+    let id = |key: &str| detail[key].as_str().and_then(|s| s.parse::<Id>().ok());
+    let number = |key: &str| detail[key].as_i64();
+    let taken = if code == CHAT_TAKEN {
+        CommandError::ChatAlreadyConnected {
+            telegram_chat_id: number("telegram_chat_id")?,
+            existing_chat_id: id("existing_id")?,
+        }
+    } else {
+        CommandError::BotAlreadyRegistered {
+            telegram_bot_id: number("telegram_bot_id")?,
+            existing_bot_id: id("existing_id")?,
+            workspace_id: id("workspace_id")?,
+        }
+    };
+    Some(taken)
 }
 
 /// The command side: one cqrs-es framework per aggregate over one PostgreSQL pool.
@@ -105,6 +164,54 @@ impl EventStore {
             }
         }
         Err(CommandError::Conflict)
+    }
+
+    /// Refuses, as the identity trigger would, to connect Telegram chat `telegram_chat_id` to
+    /// `bot_id` of `workspace_id` when a chat holds it already (as its current or a former id).
+    /// A friendly early answer only: the trigger is what makes it race-free.
+    pub async fn ensure_chat_unclaimed(
+        &self,
+        workspace_id: Id,
+        bot_id: Id,
+        telegram_chat_id: i64,
+    ) -> Result<(), CommandError> {
+        let existing: Option<Id> = sqlx::query_scalar(
+            "SELECT chat_id FROM telegram_chat_identities
+              WHERE bot_id = $1 AND telegram_chat_id = $2 AND workspace_id = $3",
+        )
+        .bind(bot_id)
+        .bind(telegram_chat_id)
+        .bind(workspace_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| CommandError::Store(e.to_string()))?;
+        match existing {
+            Some(existing_chat_id) => Err(CommandError::ChatAlreadyConnected {
+                telegram_chat_id,
+                existing_chat_id,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses, as the identity trigger would, to register Telegram bot `telegram_bot_id` when
+    /// a bot of any workspace holds it already.
+    pub async fn ensure_bot_unclaimed(&self, telegram_bot_id: i64) -> Result<(), CommandError> {
+        let existing: Option<(Id, Id)> = sqlx::query_as(
+            "SELECT bot_id, workspace_id FROM telegram_bot_identities WHERE telegram_bot_id = $1",
+        )
+        .bind(telegram_bot_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| CommandError::Store(e.to_string()))?;
+        match existing {
+            Some((existing_bot_id, workspace_id)) => Err(CommandError::BotAlreadyRegistered {
+                telegram_bot_id,
+                existing_bot_id,
+                workspace_id,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The current state of an aggregate (its `Default` when it has no events).

@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event log",
         include_str!("../migrations/0007_event_log.sql"),
     ),
+    (
+        9,
+        "telegram identities",
+        include_str!("../migrations/0009_telegram_identities.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

@@ -2,7 +2,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use domain::{DomainError, ErrorKind};
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use store::CommandError;
 
 /// Every error the API returns: a status, a stable machine-readable code, a human sentence.
@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Machine-readable facts beside `code` and `message` (e.g. the id of an existing chat).
+    pub fields: Map<String, Value>,
 }
 
 impl ApiError {
@@ -19,7 +21,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            fields: Map::new(),
         }
+    }
+    /// Adds a machine-readable field to the error object (beside `code` and `message`).
+    pub fn with_field(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.fields.insert(key.to_owned(), value.into());
+        self
     }
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
@@ -47,7 +55,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let mut error = self.fields;
+        error.insert("code".into(), self.code.into());
+        error.insert("message".into(), self.message.into());
+        let body = json!({ "error": error });
         (self.status, Json(body)).into_response()
     }
 }
@@ -74,6 +85,44 @@ impl From<CommandError> for ApiError {
                 error.to_string(),
             ),
             CommandError::Store(e) => Self::internal(e),
+            CommandError::ChatAlreadyConnected {
+                existing_chat_id, ..
+            } => Self::new(
+                StatusCode::CONFLICT,
+                "chat_already_connected",
+                error.to_string(),
+            )
+            .with_field("existing_chat_id", existing_chat_id.to_string()),
+            // The holder may be another workspace's bot: name neither it nor its workspace
+            // (handlers that know the caller's workspace say more, see `bot_already_registered`).
+            CommandError::BotAlreadyRegistered {
+                telegram_bot_id, ..
+            } => bot_already_registered(telegram_bot_id, None),
         }
+    }
+}
+
+/// 409 for a token of a Telegram bot that is registered already. `existing` is the registered
+/// bot when it is in the caller's workspace; another workspace's is never named.
+pub fn bot_already_registered(telegram_bot_id: i64, existing: Option<domain::Id>) -> ApiError {
+    const CODE: &str = "bot_already_registered";
+    match existing {
+        Some(id) => ApiError::new(
+            StatusCode::CONFLICT,
+            CODE,
+            format!(
+                "Telegram bot {telegram_bot_id} is already registered in this workspace as bot {id}; \
+                 to give it a new token use PUT .../bots/{id}/token"
+            ),
+        )
+        .with_field("existing_bot_id", id.to_string()),
+        None => ApiError::new(
+            StatusCode::CONFLICT,
+            CODE,
+            format!(
+                "Telegram bot {telegram_bot_id} is already registered elsewhere; a Telegram bot \
+                 can be registered once"
+            ),
+        ),
     }
 }

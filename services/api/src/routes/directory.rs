@@ -73,6 +73,24 @@ pub async fn register_bot(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let ws = workspace(&state, &ws).await?;
     let telegram_bot_id = parse_bot_token(body.token.expose().trim())?;
+    // One Telegram bot, one registration in any workspace: refused early here, and race-free by
+    // the event store's identity constraint when two registrations run at once.
+    let refusal = |error: store::CommandError| match error {
+        store::CommandError::BotAlreadyRegistered {
+            telegram_bot_id,
+            existing_bot_id,
+            workspace_id,
+        } => crate::error::bot_already_registered(
+            telegram_bot_id,
+            (workspace_id == ws).then_some(existing_bot_id),
+        ),
+        other => other.into(),
+    };
+    state
+        .store
+        .ensure_bot_unclaimed(telegram_bot_id)
+        .await
+        .map_err(refusal)?;
     let encrypted_token = state
         .cipher
         .encrypt(&Secret::new(body.token.expose().trim().to_owned()));
@@ -83,7 +101,11 @@ pub async fn register_bot(
         telegram_bot_id,
         encrypted_token,
     };
-    state.store.execute::<Bot>(ws, id, command, &ctx).await?;
+    state
+        .store
+        .execute::<Bot>(ws, id, command, &ctx)
+        .await
+        .map_err(refusal)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "telegram_bot_id": telegram_bot_id })),
@@ -105,6 +127,12 @@ pub async fn connect_chat(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let ws = workspace(&state, &ws).await?;
     let bot_id = parse_id(&body.bot_id, "bot_id")?;
+    // One Telegram chat, one connected chat per bot (409 naming it): refused early here, and
+    // race-free by the event store's identity constraint.
+    state
+        .store
+        .ensure_chat_unclaimed(ws, bot_id, body.telegram_chat_id)
+        .await?;
     let id = Id::now_v7();
     let command = ChatCommand::Connect {
         workspace_id: ws,
