@@ -6,7 +6,9 @@
 mod auth;
 mod error;
 mod extract;
+mod guard;
 mod routes;
+mod server;
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use sqlx::PgPool;
 use store::EventStore;
 
 pub use error::ApiError;
+pub use server::Limits;
 
 /// The OpenAPI document served at `GET /v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -32,20 +35,39 @@ pub struct AppState {
     pub admin_token: Arc<Secret<String>>,
 }
 
-/// The whole API as a router (tests drive it with `oneshot`).
+/// The whole API as a router with the default [`Limits`] (tests drive it with `oneshot`).
 pub fn router(state: AppState) -> Router {
-    routes::router(state)
+    router_with_limits(state, Limits::default())
 }
 
-/// Serves the API on `listener` until `shutdown`.
+/// The whole API as a router: request timeout, body limits and JSON errors included.
+pub fn router_with_limits(state: AppState, limits: Limits) -> Router {
+    routes::router(state, limits)
+}
+
+/// Serves the API on `listener` with the default [`Limits`] until `shutdown`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    serve_with_limits(listener, state, Limits::default(), shutdown).await
+}
+
+/// Serves the API on `listener` until `shutdown`: header-read timeout and a bounded number of
+/// connections at the connection level, then [`router_with_limits`].
+pub async fn serve_with_limits(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: Limits,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "http api listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await?;
-    Ok(())
+    server::serve(
+        listener,
+        router_with_limits(state, limits),
+        limits,
+        shutdown,
+    )
+    .await
 }

@@ -1,7 +1,7 @@
 //! Workspaces, bots and chats.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use domain::{
     Bot, BotCommand, Chat, ChatCommand, Id, InDoubtPolicy, Workspace, WorkspaceCommand,
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Context;
-use crate::extract::{ApiJson, parse_id};
+use crate::extract::{ApiJson, ApiPath, parse_id};
 use crate::{ApiError, AppState};
 
 #[derive(Deserialize)]
@@ -35,7 +35,7 @@ pub async fn create_workspace(
 
 pub async fn get_workspace(
     State(state): State<AppState>,
-    Path(ws): Path<String>,
+    ApiPath(ws): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let ws = parse_id(&ws, "workspace id")?;
     let workspace: Workspace = state.store.load(ws).await?;
@@ -67,7 +67,7 @@ pub struct NewBot {
 
 pub async fn register_bot(
     State(state): State<AppState>,
-    Path(ws): Path<String>,
+    ApiPath(ws): ApiPath<String>,
     Context(ctx): Context,
     ApiJson(body): ApiJson<NewBot>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -121,7 +121,7 @@ pub struct NewChat {
 
 pub async fn connect_chat(
     State(state): State<AppState>,
-    Path(ws): Path<String>,
+    ApiPath(ws): ApiPath<String>,
     Context(ctx): Context,
     ApiJson(body): ApiJson<NewChat>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -152,7 +152,7 @@ pub struct OptOut {
 
 pub async fn opt_out(
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
     Context(ctx): Context,
     ApiJson(body): ApiJson<OptOut>,
 ) -> Result<Json<Value>, ApiError> {
@@ -204,7 +204,7 @@ pub struct NewToken {
 /// Registers a new token for a bot (after BotFather revoked the old one); resumes a paused bot.
 pub async fn replace_token(
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
     Context(ctx): Context,
     ApiJson(body): ApiJson<NewToken>,
 ) -> Result<Json<Value>, ApiError> {
@@ -232,7 +232,7 @@ pub struct BotLimits {
 /// Sets a bot's hourly cap and paid-broadcast opt-in.
 pub async fn set_bot_limits(
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
     Context(ctx): Context,
     ApiJson(body): ApiJson<BotLimits>,
 ) -> Result<Json<Value>, ApiError> {
@@ -267,7 +267,7 @@ pub struct ChatLimits {
 /// Sets a chat's hourly cap (never above Telegram's limit for the chat).
 pub async fn set_chat_limits(
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
     Context(ctx): Context,
     ApiJson(body): ApiJson<ChatLimits>,
 ) -> Result<Json<Value>, ApiError> {
@@ -293,7 +293,7 @@ pub struct Policy {
 /// Chooses what delivery does with in-doubt sends: "flag" (default) or "resend".
 pub async fn set_policy(
     State(state): State<AppState>,
-    Path(ws): Path<String>,
+    ApiPath(ws): ApiPath<String>,
     Context(ctx): Context,
     ApiJson(body): ApiJson<Policy>,
 ) -> Result<Json<Value>, ApiError> {

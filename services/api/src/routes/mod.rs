@@ -3,7 +3,7 @@ mod posts;
 mod safety;
 mod views;
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -13,9 +13,10 @@ use serde_json::json;
 use store::RequestContext;
 
 use crate::auth::{Actor, require_bearer};
-use crate::{ApiError, AppState, OPENAPI};
+use crate::server::Limits;
+use crate::{ApiError, AppState, OPENAPI, guard};
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, limits: Limits) -> Router {
     let v1 = Router::new()
         .route("/v1/workspaces", post(directory::create_workspace))
         .route("/v1/workspaces/{ws}", get(directory::get_workspace))
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/workspaces/{ws}/calendar", get(views::calendar))
         .route("/v1/workspaces/{ws}/audit", get(views::audit))
+        .method_not_allowed_fallback(guard::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_bearer,
@@ -73,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v1/openapi.json", get(openapi))
+        .method_not_allowed_fallback(guard::method_not_allowed)
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -81,6 +84,13 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+        // Outermost last: every response, timeouts included, leaves through `json_errors`.
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(middleware::from_fn_with_state(
+            limits,
+            guard::request_timeout,
+        ))
+        .layer(middleware::map_response(guard::json_errors))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

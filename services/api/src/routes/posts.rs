@@ -1,7 +1,7 @@
 //! Planning, approving, rejecting, cancelling and reading posts.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use domain::{Id, ParseMode, Post, PostCommand, PostState, Resolution};
@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::Context;
 use super::directory::workspace;
-use crate::extract::{ApiJson, parse_id};
+use crate::extract::{ApiBytes, ApiJson, ApiPath, parse_id};
 use crate::{ApiError, AppState};
 
 #[derive(Deserialize)]
@@ -24,7 +24,7 @@ pub struct NewPost {
 
 pub async fn plan(
     State(state): State<AppState>,
-    Path(ws): Path<String>,
+    ApiPath(ws): ApiPath<String>,
     Context(ctx): Context,
     ApiJson(body): ApiJson<NewPost>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -87,7 +87,7 @@ async fn load(state: &AppState, ws: &str, id: &str) -> Result<(Id, Id, Post), Ap
 
 pub async fn get(
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (ws, id, post) = load(&state, &ws, &id).await?;
     Ok(Json(post_json(ws, id, &post)))
@@ -131,7 +131,7 @@ async fn transition(
 
 pub async fn approve(
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
     Context(ctx): Context,
 ) -> Result<Json<Value>, ApiError> {
     transition(state, ws, id, ctx, PostCommand::Approve).await
@@ -145,9 +145,9 @@ pub struct Reason {
 
 pub async fn reject(
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
     Context(ctx): Context,
-    body: axum::body::Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<Value>, ApiError> {
     // The body is optional: an empty one means "no reason given".
     let reason = if body.iter().all(u8::is_ascii_whitespace) {
@@ -167,7 +167,7 @@ pub async fn reject(
 
 pub async fn cancel(
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
     Context(ctx): Context,
 ) -> Result<Json<Value>, ApiError> {
     transition(state, ws, id, ctx, PostCommand::Cancel).await
@@ -194,7 +194,7 @@ fn parse_publish_at(value: &str) -> Result<DateTime<Utc>, ApiError> {
 /// Moves a post that is not yet delivered; wins over a send that has not started.
 pub async fn reschedule(
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
     Context(ctx): Context,
     ApiJson(body): ApiJson<NewTime>,
 ) -> Result<Json<Value>, ApiError> {
@@ -222,7 +222,7 @@ pub struct NewResolution {
 /// (`mark_delivered`) or asks to send it again (`resend`). Audited like every command.
 pub async fn resolve(
     State(state): State<AppState>,
-    Path((ws, id, chat)): Path<(String, String, String)>,
+    ApiPath((ws, id, chat)): ApiPath<(String, String, String)>,
     Context(ctx): Context,
     ApiJson(body): ApiJson<NewResolution>,
 ) -> Result<Json<Value>, ApiError> {

@@ -3,7 +3,7 @@
 //! the `delivery_attempts` log and the aggregates, so they hold across delivery workers.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
 use domain::{Bot, Chat, limits};
 use serde_json::{Value, json};
@@ -11,7 +11,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::directory::{chat_of, workspace};
-use crate::extract::parse_id;
+use crate::extract::{ApiPath, parse_id};
 use crate::{ApiError, AppState};
 
 /// Share of an hourly cap at which stats carry a warning.
@@ -69,7 +69,7 @@ fn warning(sent: i64, cap: u32) -> Option<String> {
 
 pub async fn bot(
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let ws = workspace(&state, &ws).await?;
     let id = parse_id(&id, "bot id")?;
@@ -109,7 +109,7 @@ pub async fn bot(
 
 pub async fn chat(
     State(state): State<AppState>,
-    Path((ws, id)): Path<(String, String)>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let ws = workspace(&state, &ws).await?;
     let (id, chat): (Uuid, Chat) = chat_of(&state, ws, &id).await?;

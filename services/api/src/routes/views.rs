@@ -1,14 +1,14 @@
 //! Read models: the calendar and the audit log (eventually consistent projections).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
 
 use super::directory::workspace;
-use crate::extract::ApiQuery;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::{ApiError, AppState};
 
 const MAX_LIMIT: i64 = 1000;
@@ -39,7 +39,7 @@ fn parse_time(value: Option<&str>, field: &str) -> Result<Option<DateTime<Utc>>,
 /// Calendar entries (one per post and chat) with publish time in `[from, to)`, by time.
 pub async fn calendar(
     State(state): State<AppState>,
-    Path(ws): Path<String>,
+    ApiPath(ws): ApiPath<String>,
     ApiQuery(range): ApiQuery<Range>,
 ) -> Result<Json<Value>, ApiError> {
     let ws = workspace(&state, &ws).await?;
@@ -89,7 +89,7 @@ pub struct Page {
 /// Audit events of the workspace in stream order, after position `after`.
 pub async fn audit(
     State(state): State<AppState>,
-    Path(ws): Path<String>,
+    ApiPath(ws): ApiPath<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let ws = workspace(&state, &ws).await?;
