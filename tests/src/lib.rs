@@ -413,7 +413,7 @@ impl TestApp {
             .jetstream
             .delete_stream(self.herald.bus.names.events_stream())
             .await;
-        self.herald.pool.close().await;
+        self.herald.close().await;
         if let Ok(mut admin) = PgConnection::connect(&maintenance_url()).await {
             let _ = sqlx::query(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",

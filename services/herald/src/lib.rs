@@ -15,13 +15,33 @@ use tokio::net::TcpListener;
 /// How long a service waits for PostgreSQL and NATS to come up at start.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// Connections and shared pieces every service is built from.
+/// PostgreSQL connections of the HTTP API. Requests beyond them wait for a connection (at most
+/// [`API_ACQUIRE_TIMEOUT`], within the API's 30 s request timeout) instead of taking delivery's.
+pub const API_CONNECTIONS: u32 = 8;
+const API_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// PostgreSQL connections of the delivery service: heartbeats, leases, claims, sends and the
+/// delivery schedule. No other service draws on them, so a busy API cannot make heartbeats late.
+pub const DELIVERY_CONNECTIONS: u32 = 12;
+const DELIVERY_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections and shared pieces every service is built from. Each kind of work has its own
+/// PostgreSQL pool so that one cannot starve another: `pool` (the general one: relay,
+/// projections, migrations, maintenance; `platform::postgres::connect`'s size), `api_pool` and
+/// `delivery_pool`. The API's and delivery's pools open connections only when used, so a
+/// process that runs one service holds no idle connections for the others.
 #[derive(Clone)]
 pub struct Herald {
     pub config: Config,
     pub pool: PgPool,
+    pub api_pool: PgPool,
+    pub delivery_pool: PgPool,
     pub bus: Bus,
+    /// The event store over the general pool.
     pub store: EventStore,
+    /// The event store the API's commands and reads go through (over `api_pool`).
+    pub api_store: EventStore,
+    /// The event store delivery records outcomes through (over `delivery_pool`).
+    pub delivery_store: EventStore,
     pub cipher: TokenCipher,
 }
 
@@ -32,14 +52,28 @@ impl Herald {
         store::migrate(&pool).await?;
         let bus = Bus::connect(&config.nats_url, &config.nats_prefix, PATIENCE).await?;
         check_stream_matches_database(&pool, &bus).await?;
-        let store = EventStore::new(pool.clone());
+        let api_pool = budget(&config, API_CONNECTIONS, API_ACQUIRE_TIMEOUT)?;
+        let delivery_pool = budget(&config, DELIVERY_CONNECTIONS, DELIVERY_ACQUIRE_TIMEOUT)?;
         Ok(Self {
+            store: EventStore::new(pool.clone()),
+            api_store: EventStore::new(api_pool.clone()),
+            delivery_store: EventStore::new(delivery_pool.clone()),
             config,
             pool,
+            api_pool,
+            delivery_pool,
             bus,
-            store,
             cipher,
         })
+    }
+
+    /// Closes every pool (waiting for connections in use to come back).
+    pub async fn close(&self) {
+        tokio::join!(
+            self.pool.close(),
+            self.api_pool.close(),
+            self.delivery_pool.close()
+        );
     }
 
     pub async fn api(
@@ -49,8 +83,8 @@ impl Herald {
         shutdown: Shutdown,
     ) -> anyhow::Result<()> {
         let state = api::AppState {
-            store: self.store.clone(),
-            pool: self.pool.clone(),
+            store: self.api_store.clone(),
+            pool: self.api_pool.clone(),
             bus: Some(self.bus.clone()),
             cipher: self.cipher.clone(),
             admin_token: Arc::new(admin_token),
@@ -81,9 +115,9 @@ impl Herald {
         shutdown: Shutdown,
     ) -> anyhow::Result<()> {
         let delivery = delivery::Delivery {
-            pool: self.pool.clone(),
+            pool: self.delivery_pool.clone(),
             bus: self.bus.clone(),
-            store: self.store.clone(),
+            store: self.delivery_store.clone(),
             cipher: self.cipher.clone(),
             settings,
         };
@@ -117,6 +151,16 @@ impl Herald {
             ),
         }
     }
+}
+
+/// A pool of at most `connections` to the configured database that connects on first use
+/// (`Herald::connect` has already waited for PostgreSQL through the general pool).
+fn budget(config: &Config, connections: u32, acquire_timeout: Duration) -> anyhow::Result<PgPool> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy(config.database_url.expose())
+        .context("HERALD_DATABASE_URL is not a PostgreSQL URL")
 }
 
 /// Refuses to start when the JetStream stream holds events but the event store is empty: the
