@@ -20,8 +20,9 @@ const PATIENCE: Duration = Duration::from_secs(30);
 pub const API_CONNECTIONS: u32 = 8;
 const API_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// PostgreSQL connections of the delivery service: heartbeats, leases, claims, sends and the
-/// delivery schedule. No other service draws on them, so a busy API cannot make heartbeats late.
-pub const DELIVERY_CONNECTIONS: u32 = 12;
+/// delivery schedule (as many as all services shared before). No other service draws on them,
+/// so a busy API cannot make heartbeats late.
+pub const DELIVERY_CONNECTIONS: u32 = 16;
 const DELIVERY_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections and shared pieces every service is built from. Each kind of work has its own
