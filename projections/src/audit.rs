@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use schemas::v1::EventEnvelope;
 use schemas::v1::event_envelope::Event;
 use serde_json::{Value, json};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Row};
 
 use crate::Projection;
 
@@ -100,4 +100,44 @@ fn details(event: Option<&Event>) -> Value {
             json!({})
         }
     }
+}
+
+/// Audit events of a workspace in stream order, after position `after`, at most `limit`.
+pub async fn events(
+    pool: &PgPool,
+    workspace_id: uuid::Uuid,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Value>> {
+    let rows = sqlx::query(
+        "SELECT position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                actor, correlation_id, causation_id, occurred_at, details
+           FROM audit_log
+          WHERE workspace_id = $1 AND position > $2
+          ORDER BY position
+          LIMIT $3",
+    )
+    .bind(workspace_id.to_string())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(json!({
+                "position": r.try_get::<i64, _>("position")?,
+                "event_id": r.try_get::<String, _>("event_id")?,
+                "aggregate_type": r.try_get::<String, _>("aggregate_type")?,
+                "aggregate_id": r.try_get::<String, _>("aggregate_id")?,
+                "sequence": r.try_get::<i64, _>("sequence")?,
+                "event_type": r.try_get::<String, _>("event_type")?,
+                "event_version": r.try_get::<String, _>("event_version")?,
+                "actor": r.try_get::<String, _>("actor")?,
+                "correlation_id": r.try_get::<String, _>("correlation_id")?,
+                "causation_id": r.try_get::<String, _>("causation_id")?,
+                "occurred_at": r.try_get::<DateTime<Utc>, _>("occurred_at")?,
+                "details": r.try_get::<Value, _>("details")?,
+            }))
+        })
+        .collect()
 }

@@ -1,7 +1,8 @@
 use chrono::{DateTime, Utc};
 use schemas::v1::EventEnvelope;
 use schemas::v1::event_envelope::Event;
-use sqlx::PgConnection;
+use serde_json::{Value, json};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::Projection;
@@ -158,4 +159,44 @@ async fn set_delivery(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Calendar entries of a workspace (one per post and chat) with publish time in `[from, to)`,
+/// by time, at most `limit`.
+pub async fn entries(
+    pool: &PgPool,
+    workspace_id: Uuid,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: i64,
+) -> sqlx::Result<Vec<Value>> {
+    let rows = sqlx::query(
+        "SELECT post_id, chat_id, publish_at, state, delivery, telegram_message_id, error, text_preview
+           FROM calendar
+          WHERE workspace_id = $1
+            AND ($2::timestamptz IS NULL OR publish_at >= $2)
+            AND ($3::timestamptz IS NULL OR publish_at < $3)
+          ORDER BY publish_at, post_id, chat_id
+          LIMIT $4",
+    )
+    .bind(workspace_id)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(json!({
+                "post_id": r.try_get::<uuid::Uuid, _>("post_id")?,
+                "chat_id": r.try_get::<uuid::Uuid, _>("chat_id")?,
+                "publish_at": r.try_get::<DateTime<Utc>, _>("publish_at")?,
+                "state": r.try_get::<String, _>("state")?,
+                "delivery": r.try_get::<String, _>("delivery")?,
+                "telegram_message_id": r.try_get::<Option<i32>, _>("telegram_message_id")?,
+                "error": r.try_get::<Option<String>, _>("error")?,
+                "text_preview": r.try_get::<String, _>("text_preview")?,
+            }))
+        })
+        .collect()
 }

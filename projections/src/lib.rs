@@ -5,8 +5,8 @@
 //! positions change in one PostgreSQL transaction, so a crash can neither skip nor double-apply
 //! an event. Every projection can be dropped and rebuilt from the stream ([`runner::rebuild`]).
 
-mod audit;
-mod calendar;
+pub mod audit;
+pub mod calendar;
 pub mod runner;
 
 use std::future::Future;
@@ -37,5 +37,6 @@ pub trait Projection: Send + Sync + 'static {
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
 }
 
-/// The projections `herald projector` runs, by name (for `herald projections rebuild <name>`).
+/// The projections `herald projector` runs, by name (delivery runs `delivery_schedule`; the
+/// whole list for `herald projections rebuild` is `herald::PROJECTIONS`).
 pub const NAMES: &[&str] = &["calendar", "audit"];

@@ -159,6 +159,7 @@ fn post_event(event: PostEvent) -> Event {
         PostEvent::DeliveryResolved {
             chat_id,
             resolution,
+            automatic,
         } => {
             let (resolution, telegram_message_id) = match resolution {
                 Resolution::MarkDelivered {
@@ -170,6 +171,7 @@ fn post_event(event: PostEvent) -> Event {
                 chat_id: chat_id.to_string(),
                 resolution: resolution.into(),
                 telegram_message_id,
+                automatic,
             })
         }
         PostEvent::PostPlanned {

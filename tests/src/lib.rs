@@ -237,13 +237,16 @@ impl TestApp {
     }
 
     pub fn start_delivery(&mut self) {
+        self.delivery = Some(self.delivery_worker());
+    }
+
+    /// One more delivery worker beside the app's own (scale-out in one process).
+    pub fn delivery_worker(&self) -> Killable {
         let h = self.herald.clone();
         let mut settings = h.delivery_settings().unwrap();
         settings.tick = Duration::from_millis(50);
         settings.worker_timeout = Duration::from_secs(2);
-        self.delivery = Some(Killable::spawn(move |s| async move {
-            h.delivery(settings, s).await
-        }));
+        Killable::spawn(move |s| async move { h.delivery(settings, s).await })
     }
 
     pub async fn request(

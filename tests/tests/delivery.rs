@@ -26,13 +26,14 @@ async fn posts_to_one_chat_go_out_in_order_one_per_second_without_429s() {
     let chat = app.connect_chat(&ws, &bot, 4001).await;
     let mut posts = Vec::new();
     for i in 0..3 {
-        // Later posts are due later, but all are due within the first second.
+        // Later posts are due later, all within 200 ms of each other, and only after every
+        // approval below is in: a post not yet approved cannot hold back a later one.
         let post = app
             .plan(
                 &ws,
                 &[&chat],
                 &format!("post {i}"),
-                Duration::from_millis(100 * i),
+                Duration::from_millis(1500 + 100 * i),
             )
             .await;
         posts.push(post);
@@ -176,11 +177,9 @@ async fn a_delivery_worker_killed_mid_send_leaves_the_delivery_in_doubt_not_rese
     app.approve(&ws, &post).await;
     // Wait until the request is on the wire (the row is claimed), then crash the worker.
     app.eventually("the send to start", Duration::from_secs(10), || async {
-        let sending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM delivery_queue WHERE state = 'sending'")
-                .fetch_one(&app.herald.pool)
-                .await
-                .unwrap();
+        let (sending, _) = delivery::queue::stats::progress_counts(&app.herald.pool)
+            .await
+            .unwrap();
         (sending == 1).then_some(())
     })
     .await;

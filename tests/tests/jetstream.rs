@@ -26,6 +26,14 @@ async fn calendar(app: &TestApp) -> Vec<String> {
     .await
 }
 
+async fn schedule(app: &TestApp) -> Vec<String> {
+    rows(
+        app,
+        "SELECT row_to_json(s)::text FROM delivery_schedule s ORDER BY post_id, chat_id",
+    )
+    .await
+}
+
 async fn audit(app: &TestApp) -> Vec<String> {
     rows(
         app,
@@ -126,15 +134,22 @@ async fn assert_all_delivered_once_and_projections_rebuildable(
     )
     .await;
     let (live_calendar, live_audit) = (calendar(app).await, audit(app).await);
+    let live_schedule = schedule(app).await;
     assert_eq!(live_audit.len() as i64, events, "one audit row per event");
-    app.herald.rebuild("calendar", &|_, _| {}).await.unwrap();
-    app.herald.rebuild("audit", &|_, _| {}).await.unwrap();
+    for name in ["calendar", "audit", "delivery_schedule"] {
+        app.herald.rebuild(name, &|_, _| {}).await.unwrap();
+    }
     assert_eq!(
         calendar(app).await,
         live_calendar,
         "calendar equals a rebuild"
     );
     assert_eq!(audit(app).await, live_audit, "audit equals a rebuild");
+    assert_eq!(
+        schedule(app).await,
+        live_schedule,
+        "delivery schedule equals a rebuild"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -63,6 +63,10 @@ pub enum DomainError {
         "the delivery to chat {0} is not in doubt; only deliveries with status unknown can be resolved"
     )]
     DeliveryNotInDoubt(crate::Id),
+    #[error(
+        "the delivery to chat {chat_id} was already resent automatically {max} time(s); an operator must resolve it"
+    )]
+    AutoResendLimit { chat_id: crate::Id, max: u32 },
     #[error("the directory of chats and bots could not be read: {0}")]
     DirectoryUnavailable(String),
 }
@@ -92,6 +96,7 @@ impl DomainError {
             Self::InvalidHourlyCap { .. } => "invalid_hourly_cap",
             Self::TokenForAnotherBot(_) => "token_for_another_bot",
             Self::DeliveryNotInDoubt(_) => "delivery_not_in_doubt",
+            Self::AutoResendLimit { .. } => "auto_resend_limit",
             Self::DirectoryUnavailable(_) => "directory_unavailable",
         }
     }
@@ -105,7 +110,8 @@ impl DomainError {
             | Self::InvalidTransition { .. }
             | Self::ChatOptedOut(_)
             | Self::ChatBlocked { .. }
-            | Self::DeliveryNotInDoubt(_) => ErrorKind::Conflict,
+            | Self::DeliveryNotInDoubt(_)
+            | Self::AutoResendLimit { .. } => ErrorKind::Conflict,
             Self::DirectoryUnavailable(_) => ErrorKind::Unavailable,
             _ => ErrorKind::Invalid,
         }

@@ -97,6 +97,12 @@ pub enum PostCommand {
         chat_id: Id,
         resolution: Resolution,
     },
+    /// The workspace's in-doubt policy resends, at most `max` times per delivery; past that the
+    /// delivery stays in doubt for an operator.
+    ResendAutomatically {
+        chat_id: Id,
+        max: u32,
+    },
 }
 
 /// How an in-doubt delivery is settled.
@@ -142,6 +148,9 @@ pub enum PostEvent {
     DeliveryResolved {
         chat_id: Id,
         resolution: Resolution,
+        /// Resolved by the workspace's policy rather than a person.
+        #[serde(default)]
+        automatic: bool,
     },
 }
 
@@ -195,6 +204,9 @@ pub struct DeliveryStatus {
     pub status: DeliveryState,
     pub telegram_message_id: Option<i32>,
     pub error: Option<String>,
+    /// How many times the in-doubt policy resent this delivery.
+    #[serde(default)]
+    pub auto_resends: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -415,6 +427,23 @@ impl Aggregate for Post {
                 PostEvent::DeliveryResolved {
                     chat_id,
                     resolution,
+                    automatic: false,
+                }
+            }
+            PostCommand::ResendAutomatically { chat_id, max } => {
+                let Some(current) = self.deliveries.get(&chat_id) else {
+                    return Err(DomainError::NotFound);
+                };
+                if current.status != DeliveryState::Unknown {
+                    return Err(DomainError::DeliveryNotInDoubt(chat_id));
+                }
+                if current.auto_resends >= max {
+                    return Err(DomainError::AutoResendLimit { chat_id, max });
+                }
+                PostEvent::DeliveryResolved {
+                    chat_id,
+                    resolution: Resolution::Resend,
+                    automatic: true,
                 }
             }
             PostCommand::RecordDelivery { chat_id, outcome } => {
@@ -477,6 +506,7 @@ impl Aggregate for Post {
                 self.set_delivery(
                     chat_id,
                     DeliveryStatus {
+                        auto_resends: self.auto_resends(chat_id),
                         status: DeliveryState::Delivered,
                         telegram_message_id: Some(telegram_message_id),
                         error: None,
@@ -491,6 +521,7 @@ impl Aggregate for Post {
                 self.set_delivery(
                     chat_id,
                     DeliveryStatus {
+                        auto_resends: self.auto_resends(chat_id),
                         status: DeliveryState::Failed,
                         telegram_message_id: None,
                         error: Some(format!("{}: {detail}", class.as_str())),
@@ -501,7 +532,9 @@ impl Aggregate for Post {
             PostEvent::DeliveryResolved {
                 chat_id,
                 resolution,
+                automatic,
             } => {
+                let auto_resends = self.deliveries.get(&chat_id).map_or(0, |d| d.auto_resends);
                 let status = match resolution {
                     Resolution::MarkDelivered {
                         telegram_message_id,
@@ -509,8 +542,12 @@ impl Aggregate for Post {
                         status: DeliveryState::Delivered,
                         telegram_message_id,
                         error: None,
+                        auto_resends,
                     },
-                    Resolution::Resend => DeliveryStatus::default(),
+                    Resolution::Resend => DeliveryStatus {
+                        auto_resends: auto_resends + u32::from(automatic),
+                        ..DeliveryStatus::default()
+                    },
                 };
                 self.set_delivery(chat_id, status);
             }
@@ -518,6 +555,7 @@ impl Aggregate for Post {
                 self.set_delivery(
                     chat_id,
                     DeliveryStatus {
+                        auto_resends: self.auto_resends(chat_id),
                         status: DeliveryState::Unknown,
                         telegram_message_id: None,
                         error: Some(detail),
@@ -548,6 +586,10 @@ fn check_publish_at(publish_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(),
 }
 
 impl Post {
+    fn auto_resends(&self, chat_id: Id) -> u32 {
+        self.deliveries.get(&chat_id).map_or(0, |d| d.auto_resends)
+    }
+
     fn set_delivery(&mut self, chat_id: Id, status: DeliveryStatus) {
         self.deliveries.insert(chat_id, status);
     }
@@ -777,6 +819,7 @@ mod tests {
             .when_async(resolve(Resolution::Resend))
             .await
             .then_expect_events(vec![PostEvent::DeliveryResolved {
+                automatic: false,
                 chat_id: CHAT,
                 resolution: Resolution::Resend,
             }]);
@@ -793,11 +836,68 @@ mod tests {
             PostEvent::DeliveryResolved {
                 chat_id: CHAT,
                 resolution: Resolution::Resend,
+                automatic: false,
             },
         ] {
             post.apply(event);
         }
         assert_eq!(post.deliveries[&CHAT].status, DeliveryState::Pending);
+    }
+
+    #[tokio::test]
+    async fn automatic_resends_are_bounded_per_delivery() {
+        let unknown = PostEvent::DeliveryUnknown {
+            chat_id: CHAT,
+            detail: "no answer".into(),
+        };
+        let auto_resent = PostEvent::DeliveryResolved {
+            chat_id: CHAT,
+            resolution: Resolution::Resend,
+            automatic: true,
+        };
+        let resend = PostCommand::ResendAutomatically {
+            chat_id: CHAT,
+            max: 1,
+        };
+        framework()
+            .given(vec![planned(), PostEvent::PostApproved, unknown.clone()])
+            .when_async(resend.clone())
+            .await
+            .then_expect_events(vec![auto_resent.clone()]);
+        // In doubt again after the one automatic resend: left for an operator.
+        framework()
+            .given(vec![
+                planned(),
+                PostEvent::PostApproved,
+                unknown.clone(),
+                auto_resent.clone(),
+                unknown.clone(),
+            ])
+            .when_async(resend)
+            .await
+            .then_expect_error(DomainError::AutoResendLimit {
+                chat_id: CHAT,
+                max: 1,
+            });
+        // An operator's resend does not count against the policy's budget, and is still allowed.
+        framework()
+            .given(vec![
+                planned(),
+                PostEvent::PostApproved,
+                unknown.clone(),
+                auto_resent,
+                unknown,
+            ])
+            .when_async(PostCommand::ResolveDelivery {
+                chat_id: CHAT,
+                resolution: Resolution::Resend,
+            })
+            .await
+            .then_expect_events(vec![PostEvent::DeliveryResolved {
+                chat_id: CHAT,
+                resolution: Resolution::Resend,
+                automatic: false,
+            }]);
     }
 
     #[tokio::test]

@@ -220,6 +220,29 @@ impl EventStore {
     }
 }
 
+/// Loads an aggregate by replaying its events, on the caller's connection (inside its
+/// transaction, with whatever locks it holds, and without drawing on any pool).
+pub async fn load_on<A: Aggregate>(
+    conn: &mut sqlx::PgConnection,
+    id: Id,
+) -> Result<A, CommandError> {
+    let payloads: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload::jsonb FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+    )
+    .bind(A::TYPE)
+    .bind(id.to_string())
+    .fetch_all(conn)
+    .await
+    .map_err(|e| CommandError::Store(e.to_string()))?;
+    let mut aggregate = A::default();
+    for payload in payloads {
+        let event: A::Event = serde_json::from_value(payload)
+            .map_err(|e| CommandError::Store(format!("stored event does not decode: {e}")))?;
+        aggregate.apply(event);
+    }
+    Ok(aggregate)
+}
+
 /// Loads an aggregate by replaying its events.
 pub(crate) async fn load_aggregate<A: Aggregate>(pool: &PgPool, id: Id) -> Result<A, CommandError> {
     let store: PersistedEventStore<PostgresEventRepository, A> =

@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0007_event_log.sql"),
     ),
     (
+        8,
+        "delivery owners",
+        include_str!("../migrations/0008_delivery_owners.sql"),
+    ),
+    (
         9,
         "telegram identities",
         include_str!("../migrations/0009_telegram_identities.sql"),

@@ -199,33 +199,27 @@ async fn sleep_until(at: DateTime<Utc>) {
 
 /// Rows in the schedule index (all states).
 async fn queue_rows(app: &TestApp) -> anyhow::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM delivery_queue")
-        .fetch_one(&app.herald.pool)
+    Ok(delivery::queue::stats::schedule_counts(&app.herald.pool)
         .await
-        .context("counting delivery_queue rows")
+        .context("counting scheduled deliveries")?
+        .0)
 }
 
 /// Rows whose outcome is not recorded yet.
 async fn unfinished(app: &TestApp) -> anyhow::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM delivery_queue WHERE state NOT IN ('done', 'cancelled')",
-    )
-    .fetch_one(&app.herald.pool)
-    .await
-    .context("counting unfinished deliveries")
+    Ok(delivery::queue::stats::schedule_counts(&app.herald.pool)
+        .await
+        .context("counting unfinished deliveries")?
+        .1)
 }
 
-/// When each row was (last) claimed, from `start`: a claim transaction stamps its rows with
-/// its start time, so this shows the dispatcher's claim batches.
+/// When each delivery's first request went out, from `start`.
 async fn claims(app: &TestApp, start: DateTime<Utc>) -> anyhow::Result<Vec<Duration>> {
-    let rows: Vec<Option<DateTime<Utc>>> =
-        sqlx::query_scalar("SELECT claimed_at FROM delivery_queue ORDER BY claimed_at")
-            .fetch_all(&app.herald.pool)
-            .await
-            .context("reading claim times")?;
+    let rows = delivery::queue::stats::claim_times(&app.herald.pool)
+        .await
+        .context("reading request times")?;
     Ok(rows
         .into_iter()
-        .flatten()
         .map(|at| (at - start).to_std().unwrap_or_default())
         .collect())
 }

@@ -1,15 +1,12 @@
-//! What lets several delivery workers share the work safely:
-//! - partition leases: chats are spread over [`PARTITIONS`](crate::PARTITIONS) partitions and each
-//!   live worker leases a fair share, so one chat's order and pacing belong to one worker at a
-//!   time; a lease that is not renewed (the worker died) is taken over by the others;
-//! - the per-bot budget: Telegram's 30 messages per second per bot hold across all workers,
-//!   through a sliding log of reserved send slots in PostgreSQL.
+//! Partition leases, which let several delivery workers share the work safely: chats are spread
+//! over [`PARTITIONS`](crate::PARTITIONS) partitions and each live worker leases a fair share, so
+//! one chat's order and pacing belong to one worker at a time; a lease that is not renewed (the
+//! worker died) is taken over by the others. Owns `delivery_workers` and `delivery_partitions`.
 
 use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use crate::PARTITIONS;
 
@@ -110,39 +107,43 @@ impl Leases {
     }
 }
 
-/// Reserves up to `wanted` send slots for `bot` within its shared limit of `per_window` sends
-/// per `window`, across all workers. Returns how many were granted.
-pub async fn reserve_bot_sends(
-    pool: &PgPool,
-    bot: Uuid,
-    wanted: usize,
-    per_window: usize,
-    window: Duration,
-) -> anyhow::Result<usize> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO delivery_bot_budget (bot_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(bot)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SELECT bot_id FROM delivery_bot_budget WHERE bot_id = $1 FOR UPDATE")
-        .bind(bot)
-        .execute(&mut *tx)
-        .await?;
-    let used: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM delivery_bot_sends WHERE bot_id = $1 AND at > clock_timestamp() - make_interval(secs => $2)",
+/// True while `worker` leases `partition`, read in the caller's transaction: the fence a send
+/// passes right before its request, so a worker whose lease lapsed stops before another starts.
+pub async fn still_owner(
+    conn: &mut sqlx::PgConnection,
+    partition: i16,
+    worker: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM delivery_partitions
+                         WHERE partition = $1 AND owner = $2 AND lease_until > now())",
     )
-    .bind(bot)
-    .bind(window.as_secs_f64())
-    .fetch_one(&mut *tx)
+    .bind(partition)
+    .bind(worker)
+    .fetch_one(conn)
+    .await
+}
+
+/// Records that `worker` is alive.
+pub async fn heartbeat(pool: &PgPool, worker: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO delivery_workers (worker_id, heartbeat_at) VALUES ($1, now())
+         ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()",
+    )
+    .bind(worker)
+    .execute(pool)
     .await?;
-    let granted = wanted.min(per_window.saturating_sub(used.max(0) as usize));
-    if granted > 0 {
-        sqlx::query("INSERT INTO delivery_bot_sends (bot_id, at) SELECT $1, clock_timestamp() FROM generate_series(1, $2)")
-            .bind(bot)
-            .bind(granted as i32)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(granted)
+    sqlx::query("DELETE FROM delivery_workers WHERE heartbeat_at < now() - interval '1 day'")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Forgets `worker` (on a clean stop, after its partitions were released).
+pub async fn retire(pool: &PgPool, worker: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM delivery_workers WHERE worker_id = $1")
+        .bind(worker)
+        .execute(pool)
+        .await?;
+    Ok(())
 }

@@ -1,17 +1,29 @@
 //! Delivery: sends approved posts when they are due, through the Telegram Bot API, within
 //! Telegram's limits, and records every outcome as an event on the post.
 //!
-//! Two parts run side by side: the [`schedule`] projection turns approvals into rows of the
-//! `delivery_queue` table (the schedule index), and the [`dispatcher`] claims due rows, paces
-//! them ([`pacing`]) and sends them ([`telegram`]).
+//! The component, one job per module:
+//! - [`schedule`]: the projection that turns the event stream into what should be delivered;
+//! - [`queue`]: every query of delivery's tables, for their two owners (the projection and the
+//!   dispatcher) and for the readers (safety stats, post views, tests, the benchmark);
+//! - [`dispatcher`]: the loop that claims due deliveries and spawns send tasks;
+//! - [`attempt`]: one send task (re-check at the gate, budget, send, record);
+//! - [`decide`]: the pure rules (fresh state, answer → next step);
+//! - [`pacing`]: Telegram's per-chat windows and 429 slow-downs in memory;
+//! - [`leases`]: partitions shared by live workers; [`telegram`]: teloxide and error classes.
 //!
-//! Architecture invariant: a row is marked `sending` (committed) *before* its request goes out.
-//! If the worker dies, such rows are flagged in doubt (`DeliveryUnknown`), never resent blindly.
+//! Architecture invariant: a delivery is committed as `sending` *before* its request goes out.
+//! If the worker dies, such deliveries are flagged in doubt (`DeliveryUnknown`), never resent
+//! blindly; an automatic resend (the workspace's explicit policy) happens at most
+//! [`Settings::max_auto_resends`] times per delivery.
 
+pub mod attempt;
+pub mod decide;
 pub mod dispatcher;
 mod leases;
 pub mod pacing;
+pub mod queue;
 pub mod schedule;
+mod shared;
 pub mod telegram;
 
 use std::time::Duration;
@@ -21,7 +33,8 @@ use platform::{Shutdown, TokenCipher};
 use sqlx::PgPool;
 use store::EventStore;
 
-pub use dispatcher::Settings;
+pub use attempt::{ACTOR, POLICY_ACTOR};
+pub use shared::Settings;
 
 /// Everything delivery needs.
 pub struct Delivery {
@@ -35,13 +48,10 @@ pub struct Delivery {
 impl Delivery {
     /// Runs the schedule projection and the dispatcher until `shutdown`.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let schedule = schedule::DeliverySchedule {
-            store: self.store.clone(),
-        };
         let projection = tokio::spawn(projections::runner::run(
             self.pool.clone(),
             self.bus,
-            schedule,
+            schedule::DeliverySchedule,
             shutdown.clone(),
         ));
         let dispatcher =

@@ -1,10 +1,12 @@
-//! Telegram's published limits and the workspace's hourly caps as sliding windows, kept in
-//! memory by the worker that owns the chats (seeded from `delivery_attempts` at start, so a
-//! restart does not reset them). Pure: time is passed in, so the rules are tested without
-//! sleeping.
+//! Telegram's per-chat and per-group windows and 429 slow-downs as sliding windows, kept in
+//! memory by the worker that owns the chats (seeded from `delivery_attempts` when it takes
+//! partitions over). Pure: time is passed in, so the rules are tested without sleeping.
+//! What must hold across workers (the per-bot budget, hourly caps) is in PostgreSQL
+//! ([`crate::queue::budget`]); the pacer's bot window only keeps claims near that pace.
 //!
-//! The pacer keeps a small safety margin on every window, because the moment a request is
-//! *sent* here and the moment Telegram *counts* it differ by network jitter.
+//! A chat's window counts from the moment the *answer* came back ([`Pacer::sent`]): Telegram
+//! counted the message somewhere between request and answer, so however long the request took
+//! to arrive, the next one cannot arrive early.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
@@ -19,63 +21,52 @@ pub struct Window {
     pub period: Duration,
 }
 
-/// Telegram's limits the pacer enforces.
+/// Telegram's limits the pacer enforces (one definition: [`domain::limits::TELEGRAM`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Every chat: 1 message per second.
     pub per_chat: Window,
-    /// Groups, supergroups and channels: 20 messages per minute.
     pub per_group: Window,
-    /// Every bot across all its chats: 30 messages per second.
     pub per_bot: Window,
-    /// A bot that opted in to paid broadcasts: up to 1000 messages per second.
     pub per_paid_bot: Window,
 }
 
-/// Added to the per-chat and per-group windows' periods.
-pub const SAFETY_MARGIN: Duration = Duration::from_millis(40);
-/// Added to the per-bot window of the budget shared by all workers. Smaller than
-/// [`SAFETY_MARGIN`] because a slot is taken right before its request: only the request's own
-/// latency jitter separates the two clocks (30 per 1.035 s is 0.966 of Telegram's limit).
-pub const BOT_BUDGET_MARGIN: Duration = Duration::from_millis(35);
+/// Added to the per-chat and per-group windows' periods, which count from each answer: only
+/// clock granularity separates the two clocks now, not network jitter.
+pub const SAFETY_MARGIN: Duration = Duration::from_millis(20);
+/// Added to the per-bot window of the budget shared by all workers, whose slots also count
+/// from their answers.
+pub const BOT_BUDGET_MARGIN: Duration = Duration::from_millis(10);
 /// After a 429, a chat is paced this much slower per repeat (x2, x4, x8) for this long.
 const PENALTY_SPAN: Duration = Duration::from_secs(600);
 const MAX_PENALTY: u32 = 3;
 /// 429s for this many distinct chats of one bot within [`BOT_WIDE_SPAN`] mean the bot is limited.
 const BOT_WIDE_CHATS: usize = 3;
 const BOT_WIDE_SPAN: Duration = Duration::from_secs(2);
-const HOUR: Duration = Duration::from_secs(3600);
 
 impl Limits {
     /// Telegram's limits (Bot API FAQ).
     pub fn telegram() -> Self {
+        let window = |w: domain::limits::Rate| Window {
+            max: w.max as usize,
+            period: Duration::from_secs(w.per_secs),
+        };
+        let t = domain::limits::TELEGRAM;
         Self {
-            per_chat: Window {
-                max: 1,
-                period: Duration::from_secs(1),
-            },
-            per_group: Window {
-                max: 20,
-                period: Duration::from_secs(60),
-            },
-            per_bot: Window {
-                max: 30,
-                period: Duration::from_secs(1),
-            },
-            per_paid_bot: Window {
-                max: 1000,
-                period: Duration::from_secs(1),
-            },
+            per_chat: window(t.per_chat),
+            per_group: window(t.per_group),
+            per_bot: window(t.per_bot),
+            per_paid_bot: window(t.per_paid_bot),
         }
     }
-}
 
-/// The hourly caps and options in force for one send.
-#[derive(Debug, Clone, Copy)]
-pub struct Caps {
-    pub bot_hourly: u32,
-    pub chat_hourly: u32,
-    pub paid_broadcast: bool,
+    /// The per-bot window in force (paid broadcasts have a far larger one).
+    pub fn bot_window(&self, paid_broadcast: bool) -> Window {
+        if paid_broadcast {
+            self.per_paid_bot
+        } else {
+            self.per_bot
+        }
+    }
 }
 
 /// Send times within one window.
@@ -113,7 +104,7 @@ impl Log {
 struct ChatState {
     second: Log,
     minute: Log,
-    hour: Log,
+    last_sent: Option<Instant>,
     /// Set by a 429 for this chat: nothing goes to it before this instant.
     blocked_until: Option<Instant>,
     penalty: u32,
@@ -123,7 +114,6 @@ struct ChatState {
 #[derive(Debug, Default)]
 struct BotState {
     second: Log,
-    hour: Log,
     blocked_until: Option<Instant>,
     recent_429s: VecDeque<(Instant, Uuid)>,
 }
@@ -133,7 +123,8 @@ struct BotState {
 pub enum Slowdown {
     /// Only this chat is held.
     Chat { penalty: u32 },
-    /// Several chats of the bot were limited at once: the whole bot is held.
+    /// The bot's budget was hit (several chats limited at once, or a chat whose own windows had
+    /// room): the whole bot is held, no chat is penalised.
     Bot,
 }
 
@@ -160,10 +151,10 @@ impl Pacer {
         bot: Uuid,
         chat: Uuid,
         group: bool,
-        caps: Caps,
+        paid_broadcast: bool,
         now: Instant,
     ) -> Result<(), Instant> {
-        self.check(bot, chat, group, caps, now)?;
+        self.check(bot, chat, group, paid_broadcast, now)?;
         self.record(bot, chat, group, now);
         Ok(())
     }
@@ -174,7 +165,7 @@ impl Pacer {
         bot: Uuid,
         chat: Uuid,
         group: bool,
-        caps: Caps,
+        paid_broadcast: bool,
         now: Instant,
     ) -> Result<(), Instant> {
         let limits = self.limits;
@@ -191,16 +182,11 @@ impl Pacer {
         if group {
             ready = ready.max(chat_state.minute.window(limits.per_group, now));
         }
-        ready = ready.max(
-            chat_state
-                .hour
-                .next_free(caps.chat_hourly as usize, HOUR, now),
-        );
         if let Some(until) = chat_state.blocked_until {
             ready = ready.max(until);
         }
         let bot_state = self.bots.entry(bot).or_default();
-        let per_bot = if caps.paid_broadcast {
+        let per_bot = if paid_broadcast {
             limits.per_paid_bot
         } else {
             limits.per_bot
@@ -208,11 +194,6 @@ impl Pacer {
         // No margin here: the budget shared by all workers, taken right before each request,
         // is the exact gate ([`BOT_BUDGET_MARGIN`]); this only keeps claims near that pace.
         ready = ready.max(bot_state.second.next_free(per_bot.max, per_bot.period, now));
-        ready = ready.max(
-            bot_state
-                .hour
-                .next_free(caps.bot_hourly as usize, HOUR, now),
-        );
         if let Some(until) = bot_state.blocked_until {
             ready = ready.max(until);
         }
@@ -224,11 +205,7 @@ impl Pacer {
 
     /// The per-bot window in force (paid broadcasts have a far larger one).
     pub fn bot_window(&self, paid_broadcast: bool) -> Window {
-        if paid_broadcast {
-            self.limits.per_paid_bot
-        } else {
-            self.limits.per_bot
-        }
+        self.limits.bot_window(paid_broadcast)
     }
 
     /// Counts a send that already happened (e.g. before a restart) against every window.
@@ -238,22 +215,44 @@ impl Pacer {
         if group {
             chat_state.minute.sends.push_back(at);
         }
-        chat_state.hour.sends.push_back(at);
+        chat_state.last_sent = Some(chat_state.last_sent.map_or(at, |t| t.max(at)));
         let bot_state = self.bots.entry(bot).or_default();
         bot_state.second.sends.push_back(at);
-        bot_state.hour.sends.push_back(at);
     }
 
-    /// The claimed send to `chat` actually went out at `sent_at` (after loading its data): count
-    /// the chat's windows from then, since that is when Telegram counts it.
-    pub fn sent(&mut self, chat: Uuid, sent_at: Instant) {
+    /// The claimed send to `chat` got its answer at `answered_at`: count the chat's windows from
+    /// then (Telegram counted it at some moment before).
+    pub fn sent(&mut self, chat: Uuid, answered_at: Instant) {
         if let Some(state) = self.chats.get_mut(&chat) {
-            for log in [&mut state.second, &mut state.minute, &mut state.hour] {
+            for log in [&mut state.second, &mut state.minute] {
                 if let Some(last) = log.sends.back_mut() {
-                    *last = (*last).max(sent_at);
+                    *last = (*last).max(answered_at);
                 }
             }
+            state.last_sent = Some(state.last_sent.map_or(answered_at, |t| t.max(answered_at)));
         }
+    }
+
+    /// Bots whose window is full now: a claim leaves their chats out before ranking.
+    pub fn bots_without_budget(
+        &mut self,
+        paid_broadcast: impl Fn(Uuid) -> bool,
+        now: Instant,
+    ) -> Vec<Uuid> {
+        let limits = self.limits;
+        self.bots
+            .iter_mut()
+            .filter_map(|(bot, state)| {
+                let window = if paid_broadcast(*bot) {
+                    limits.per_paid_bot
+                } else {
+                    limits.per_bot
+                };
+                let ready = state.second.next_free(window.max, window.period, now);
+                let held = state.blocked_until.is_some_and(|t| t > now);
+                (ready > now || held).then_some(*bot)
+            })
+            .collect()
     }
 
     /// Telegram answered 429 for this chat: hold it for `retry_after` and pace it slower for a
@@ -262,11 +261,24 @@ impl Pacer {
         &mut self,
         bot: Uuid,
         chat: Uuid,
+        group: bool,
         retry_after: Duration,
         now: Instant,
     ) -> Slowdown {
         let until = now + retry_after + SAFETY_MARGIN;
+        let limits = self.limits;
         let chat_state = self.chats.entry(chat).or_default();
+        // Did the chat's own windows come close? If not, the chat cannot have caused the 429:
+        // the bot's budget did, and penalising the chat would slow it for nothing.
+        let chat_busy = chat_state
+            .last_sent
+            .is_some_and(|t| now.saturating_duration_since(t) < limits.per_chat.period * 2)
+            || (group && chat_state.minute.sends.len() + 1 >= limits.per_group.max);
+        if !chat_busy {
+            let bot_state = self.bots.entry(bot).or_default();
+            bot_state.blocked_until = Some(bot_state.blocked_until.map_or(until, |t| t.max(until)));
+            return Slowdown::Bot;
+        }
         chat_state.blocked_until = Some(chat_state.blocked_until.map_or(until, |t| t.max(until)));
         chat_state.penalty = (chat_state.penalty + 1).min(MAX_PENALTY);
         chat_state.penalty_until = Some(now + PENALTY_SPAN);
@@ -304,32 +316,24 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    fn caps() -> Caps {
-        Caps {
-            bot_hourly: 100_000,
-            chat_hourly: 3600,
-            paid_broadcast: false,
-        }
-    }
-
     #[test]
     fn one_message_per_second_per_chat_with_margin() {
         let mut pacer = Pacer::new(Limits::telegram());
         let t0 = Instant::now();
-        assert!(pacer.try_acquire(BOT, chat(1), false, caps(), t0).is_ok());
+        assert!(pacer.try_acquire(BOT, chat(1), false, false, t0).is_ok());
         assert_eq!(
-            pacer.try_acquire(BOT, chat(1), false, caps(), t0 + ms(500)),
-            Err(t0 + ms(1040))
+            pacer.try_acquire(BOT, chat(1), false, false, t0 + ms(500)),
+            Err(t0 + ms(1020))
         );
         assert!(
             pacer
-                .try_acquire(BOT, chat(1), false, caps(), t0 + ms(1040))
+                .try_acquire(BOT, chat(1), false, false, t0 + ms(1020))
                 .is_ok()
         );
         // Another chat is not affected.
         assert!(
             pacer
-                .try_acquire(BOT, chat(2), false, caps(), t0 + ms(500))
+                .try_acquire(BOT, chat(2), false, false, t0 + ms(500))
                 .is_ok()
         );
     }
@@ -341,13 +345,13 @@ mod tests {
         for i in 0..20 {
             assert!(
                 pacer
-                    .try_acquire(BOT, chat(1), true, caps(), t0 + ms(1100 * i))
+                    .try_acquire(BOT, chat(1), true, false, t0 + ms(1100 * i))
                     .is_ok(),
                 "send {i}"
             );
         }
-        let refused = pacer.try_acquire(BOT, chat(1), true, caps(), t0 + ms(1100 * 20));
-        assert_eq!(refused, Err(t0 + ms(60_040)));
+        let refused = pacer.try_acquire(BOT, chat(1), true, false, t0 + ms(1100 * 20));
+        assert_eq!(refused, Err(t0 + ms(60_020)));
     }
 
     #[test]
@@ -355,81 +359,74 @@ mod tests {
         let mut pacer = Pacer::new(Limits::telegram());
         let t0 = Instant::now();
         for n in 0..30 {
-            assert!(pacer.try_acquire(BOT, chat(n), false, caps(), t0).is_ok());
+            assert!(pacer.try_acquire(BOT, chat(n), false, false, t0).is_ok());
         }
         assert_eq!(
-            pacer.try_acquire(BOT, chat(99), false, caps(), t0),
+            pacer.try_acquire(BOT, chat(99), false, false, t0),
             Err(t0 + ms(1000))
         );
         // Another bot has its own budget.
         assert!(
             pacer
-                .try_acquire(Uuid::from_u128(2), chat(99), false, caps(), t0)
+                .try_acquire(Uuid::from_u128(2), chat(99), false, false, t0)
                 .is_ok()
         );
-        let paid = Caps {
-            paid_broadcast: true,
-            ..caps()
-        };
-        assert!(pacer.try_acquire(BOT, chat(100), false, paid, t0).is_ok());
-    }
-
-    #[test]
-    fn hourly_caps_hold_for_chat_and_bot() {
-        let mut pacer = Pacer::new(Limits::telegram());
-        let t0 = Instant::now();
-        let capped = Caps {
-            bot_hourly: 3,
-            chat_hourly: 2,
-            paid_broadcast: false,
-        };
-        assert!(pacer.try_acquire(BOT, chat(1), false, capped, t0).is_ok());
-        assert!(
-            pacer
-                .try_acquire(BOT, chat(1), false, capped, t0 + ms(2000))
-                .is_ok()
-        );
-        assert_eq!(
-            pacer.try_acquire(BOT, chat(1), false, capped, t0 + ms(4000)),
-            Err(t0 + HOUR)
-        );
-        assert!(
-            pacer
-                .try_acquire(BOT, chat(2), false, capped, t0 + ms(4000))
-                .is_ok()
-        );
-        assert_eq!(
-            pacer.try_acquire(BOT, chat(3), false, capped, t0 + ms(4000)),
-            Err(t0 + HOUR)
-        );
+        assert!(pacer.try_acquire(BOT, chat(100), false, true, t0).is_ok());
     }
 
     #[test]
     fn retry_after_holds_only_that_chat_and_repeats_slow_it_down() {
         let mut pacer = Pacer::new(Limits::telegram());
         let t0 = Instant::now();
+        assert!(pacer.try_acquire(BOT, chat(1), false, false, t0).is_ok());
+        pacer.sent(chat(1), t0 + ms(10));
         assert_eq!(
-            pacer.retry_after(BOT, chat(1), Duration::from_secs(5), t0),
+            pacer.retry_after(BOT, chat(1), false, Duration::from_secs(5), t0 + ms(10)),
             Slowdown::Chat { penalty: 1 }
         );
         assert_eq!(
-            pacer.try_acquire(BOT, chat(1), false, caps(), t0 + ms(2000)),
-            Err(t0 + ms(5040))
+            pacer.try_acquire(BOT, chat(1), false, false, t0 + ms(2000)),
+            Err(t0 + ms(5030))
         );
         assert!(
             pacer
-                .try_acquire(BOT, chat(7), false, caps(), t0 + ms(2000))
+                .try_acquire(BOT, chat(7), false, false, t0 + ms(2000))
                 .is_ok()
         );
         assert!(
             pacer
-                .try_acquire(BOT, chat(1), false, caps(), t0 + ms(5040))
+                .try_acquire(BOT, chat(1), false, false, t0 + ms(5030))
                 .is_ok()
         );
         // Penalised: the next send to that chat waits 2 s (plus margin), not 1 s.
         assert_eq!(
-            pacer.try_acquire(BOT, chat(1), false, caps(), t0 + ms(6200)),
-            Err(t0 + ms(7080))
+            pacer.try_acquire(BOT, chat(1), false, false, t0 + ms(6200)),
+            Err(t0 + ms(7050))
+        );
+    }
+
+    #[test]
+    fn a_429_for_a_chat_with_room_in_its_windows_holds_the_bot_not_the_chat() {
+        let mut pacer = Pacer::new(Limits::telegram());
+        let t0 = Instant::now();
+        // The chat was last sent to 10 s ago: its own 1/s window cannot be the cause.
+        assert!(pacer.try_acquire(BOT, chat(1), false, false, t0).is_ok());
+        let later = t0 + ms(10_000);
+        assert_eq!(
+            pacer.retry_after(BOT, chat(1), false, Duration::from_secs(2), later),
+            Slowdown::Bot
+        );
+        assert!(
+            pacer
+                .try_acquire(BOT, chat(2), false, false, later + ms(100))
+                .is_err()
+        );
+        // No penalty: after the hold, the chat is back at one message per second.
+        let after = later + ms(2100);
+        assert!(pacer.try_acquire(BOT, chat(1), false, false, after).is_ok());
+        assert_eq!(
+            pacer.try_acquire(BOT, chat(1), false, false, after + ms(500)),
+            Err(after + ms(1020))
         );
     }
 
@@ -437,20 +434,23 @@ mod tests {
     fn many_chats_limited_at_once_hold_the_bot() {
         let mut pacer = Pacer::new(Limits::telegram());
         let t0 = Instant::now();
-        pacer.retry_after(BOT, chat(1), Duration::from_secs(3), t0);
-        pacer.retry_after(BOT, chat(2), Duration::from_secs(3), t0);
+        for n in 1..=3 {
+            assert!(pacer.try_acquire(BOT, chat(n), false, false, t0).is_ok());
+        }
+        pacer.retry_after(BOT, chat(1), false, Duration::from_secs(3), t0);
+        pacer.retry_after(BOT, chat(2), false, Duration::from_secs(3), t0);
         assert_eq!(
-            pacer.retry_after(BOT, chat(3), Duration::from_secs(3), t0),
+            pacer.retry_after(BOT, chat(3), false, Duration::from_secs(3), t0),
             Slowdown::Bot
         );
         assert!(
             pacer
-                .try_acquire(BOT, chat(4), false, caps(), t0 + ms(100))
+                .try_acquire(BOT, chat(4), false, false, t0 + ms(100))
                 .is_err()
         );
         assert!(
             pacer
-                .try_acquire(Uuid::from_u128(2), chat(4), false, caps(), t0 + ms(100))
+                .try_acquire(Uuid::from_u128(2), chat(4), false, false, t0 + ms(100))
                 .is_ok()
         );
     }

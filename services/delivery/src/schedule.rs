@@ -1,17 +1,18 @@
-//! The schedule index: a projection that turns approvals into rows of `delivery_queue` (one per
-//! post and chat, due at the publish time), keeps them in step with reschedules, cancellations,
-//! resends and chat migrations, and keeps `delivery_limits` (caps, circuit breaker) current.
+//! The schedule index: a projection that turns the event stream alone into what should be
+//! delivered: one row per post and chat (planned, then pending once approved, settled once an
+//! outcome is recorded), each chat a lane with its earliest due time, and the bots' state.
+//! Its tables are its own ([`crate::queue::schedule`]); what the dispatcher did lives in the
+//! dispatcher's tables, so `reset` drops everything and a replay re-opens nothing.
 
-use domain::{Chat, Id, Post};
+use domain::Id;
 use projections::Projection;
 use schemas::v1::EventEnvelope;
 use schemas::v1::event_envelope::Event;
 use sqlx::PgConnection;
-use store::EventStore;
 
-pub struct DeliverySchedule {
-    pub store: EventStore,
-}
+use crate::queue::schedule::{self as rows, BotColumn};
+
+pub struct DeliverySchedule;
 
 impl Projection for DeliverySchedule {
     fn name(&self) -> &'static str {
@@ -28,133 +29,70 @@ impl Projection for DeliverySchedule {
         let Some(event) = &envelope.event else {
             return Ok(());
         };
+        let workspace = || -> anyhow::Result<Id> { Ok(envelope.workspace_id.parse()?) };
+        let chat = |chat_id: &str| -> anyhow::Result<Id> { Ok(chat_id.parse()?) };
         match event {
-            Event::PostApproved(_) => self.schedule(conn, id).await?,
-            Event::PostCancelled(_) | Event::PostRejected(_) => {
-                sqlx::query(
-                    "UPDATE delivery_queue SET state = 'cancelled'
-                      WHERE post_id = $1 AND state = 'scheduled'",
+            Event::BotRegistered(b) => {
+                rows::bot_registered(conn, id, workspace()?, b.telegram_bot_id).await?
+            }
+            Event::BotPaused(p) => {
+                rows::set_bot(conn, id, BotColumn::PausedReason, Some(p.reason.clone())).await?
+            }
+            Event::BotTokenReplaced(_) => {
+                rows::set_bot(conn, id, BotColumn::PausedReason, None::<String>).await?
+            }
+            Event::BotPaidBroadcastSet(p) => {
+                rows::set_bot(conn, id, BotColumn::PaidBroadcast, p.allowed).await?
+            }
+            Event::ChatConnected(c) => {
+                rows::chat_connected(
+                    conn,
+                    id,
+                    workspace()?,
+                    c.bot_id.parse()?,
+                    c.telegram_chat_id,
                 )
-                .bind(id)
-                .execute(conn)
-                .await?;
+                .await?
+            }
+            Event::ChatMigrated(m) => rows::chat_migrated(conn, id, m.to_telegram_chat_id).await?,
+            Event::PostPlanned(p) => {
+                let due_at = schemas::from_millis(p.publish_at_ms)
+                    .ok_or_else(|| anyhow::anyhow!("bad publish time"))?;
+                let chats = p
+                    .chat_ids
+                    .iter()
+                    .map(|c| chat(c))
+                    .collect::<anyhow::Result<Vec<Id>>>()?;
+                rows::post_planned(conn, id, workspace()?, &chats, due_at).await?
+            }
+            Event::PostApproved(_) => {
+                rows::set_post_status(conn, id, &["planned"], "pending").await?
+            }
+            Event::PostCancelled(_) | Event::PostRejected(_) => {
+                rows::set_post_status(conn, id, &["planned", "pending"], "cancelled").await?
             }
             Event::PostRescheduled(r) => {
                 let due_at = schemas::from_millis(r.publish_at_ms)
                     .ok_or_else(|| anyhow::anyhow!("bad publish time"))?;
-                sqlx::query(
-                    "UPDATE delivery_queue SET due_at = $2 WHERE post_id = $1 AND state = 'scheduled'",
-                )
-                .bind(id)
-                .bind(due_at)
-                .execute(conn)
-                .await?;
+                rows::post_rescheduled(conn, id, due_at).await?
+            }
+            Event::PostDelivered(d) => rows::delivery_settled(conn, id, chat(&d.chat_id)?).await?,
+            Event::DeliveryFailed(d) => rows::delivery_settled(conn, id, chat(&d.chat_id)?).await?,
+            Event::DeliveryUnknown(d) => {
+                rows::delivery_settled(conn, id, chat(&d.chat_id)?).await?
             }
             Event::DeliveryResolved(r) if r.resolution == "resend" => {
-                // Only a finished (or just finishing) attempt is put back; applied once per event.
-                sqlx::query(
-                    "UPDATE delivery_queue
-                        SET state = 'scheduled', due_at = now(), attempts = 0, not_before = NULL,
-                            claimed_by = NULL
-                      WHERE post_id = $1 AND chat_id = $2 AND state IN ('sending', 'done')",
-                )
-                .bind(id)
-                .bind(r.chat_id.parse::<Id>()?)
-                .execute(conn)
-                .await?;
-            }
-            Event::ChatMigrated(m) => {
-                sqlx::query(
-                    "UPDATE delivery_queue SET telegram_chat_id = $2
-                      WHERE chat_id = $1 AND state = 'scheduled'",
-                )
-                .bind(id)
-                .bind(m.to_telegram_chat_id)
-                .execute(conn)
-                .await?;
-            }
-            Event::ChatHourlyCapSet(c) => {
-                set_limit(conn, "chat", id, "hourly_cap", c.cap.map(|c| c as i32)).await?
-            }
-            Event::BotHourlyCapSet(c) => {
-                set_limit(conn, "bot", id, "hourly_cap", c.cap.map(|c| c as i32)).await?
-            }
-            Event::BotPaused(p) => {
-                set_limit(conn, "bot", id, "paused_reason", Some(p.reason.clone())).await?
-            }
-            Event::BotTokenReplaced(_) => {
-                set_limit(conn, "bot", id, "paused_reason", None::<String>).await?
-            }
-            Event::BotPaidBroadcastSet(p) => {
-                set_limit(conn, "bot", id, "allow_paid_broadcast", p.allowed).await?
+                let at =
+                    schemas::from_millis(envelope.occurred_at_ms).unwrap_or_else(chrono::Utc::now);
+                rows::delivery_resent(conn, id, chat(&r.chat_id)?, at).await?
             }
             _ => {}
         }
         Ok(())
     }
 
-    async fn reset(&self, _conn: &mut PgConnection) -> anyhow::Result<()> {
-        // The queue also holds delivery progress that is not in the stream (attempts, claims):
-        // never drop it. Replaying is harmless because inserts are idempotent.
+    async fn reset(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        rows::reset(conn).await?;
         Ok(())
     }
-}
-
-impl DeliverySchedule {
-    /// One queue row per target chat, due at the publish time.
-    async fn schedule(&self, conn: &mut PgConnection, post_id: Id) -> anyhow::Result<()> {
-        // The post's chats and time come from the event store itself: the truth, now.
-        let post: Post = self.store.load(post_id).await?;
-        let (Some(workspace_id), Some(due_at)) = (post.workspace_id, post.publish_at) else {
-            // Not in this event store (a stream shared with another database): nothing to send,
-            // and stopping the projection here would stop every delivery.
-            tracing::error!(%post_id, "approved post is not in the event store; not scheduled");
-            return Ok(());
-        };
-        for chat_id in &post.chat_order {
-            let chat: Chat = self.store.load(*chat_id).await?;
-            let Some(bot_id) = chat.bot_id else {
-                anyhow::bail!("chat {chat_id} of post {post_id} is unknown")
-            };
-            sqlx::query(
-                "INSERT INTO delivery_queue (post_id, chat_id, workspace_id, bot_id, telegram_chat_id, due_at, partition)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (post_id, chat_id) DO NOTHING",
-            )
-            .bind(post_id)
-            .bind(chat_id)
-            .bind(workspace_id)
-            .bind(bot_id)
-            .bind(chat.telegram_chat_id)
-            .bind(due_at)
-            .bind(crate::partition_of(*chat_id))
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(())
-    }
-}
-
-/// Sets one column of a `delivery_limits` row, creating the row with defaults if needed.
-pub async fn set_limit<T>(
-    conn: &mut PgConnection,
-    scope: &'static str,
-    id: Id,
-    column: &'static str,
-    value: T,
-) -> anyhow::Result<()>
-where
-    T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + 'static,
-{
-    let sql = format!(
-        "INSERT INTO delivery_limits (scope, id, {column}) VALUES ($1, $2, $3)
-         ON CONFLICT (scope, id) DO UPDATE SET {column} = EXCLUDED.{column}"
-    );
-    sqlx::query(&sql)
-        .bind(scope)
-        .bind(id)
-        .bind(value)
-        .execute(conn)
-        .await?;
-    Ok(())
 }

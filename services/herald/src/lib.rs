@@ -12,6 +12,9 @@ use sqlx::PgPool;
 use store::EventStore;
 use tokio::net::TcpListener;
 
+/// Every projection `herald projections rebuild` can rebuild.
+pub const PROJECTIONS: &[&str] = &["calendar", "audit", "delivery_schedule"];
+
 /// How long a service waits for PostgreSQL and NATS to come up at start.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -146,9 +149,13 @@ impl Herald {
                 projections::runner::rebuild(&self.pool, &self.bus, &Calendar, progress).await
             }
             "audit" => projections::runner::rebuild(&self.pool, &self.bus, &Audit, progress).await,
+            "delivery_schedule" => {
+                let schedule = delivery::schedule::DeliverySchedule;
+                projections::runner::rebuild(&self.pool, &self.bus, &schedule, progress).await
+            }
             other => bail!(
                 "no projection named {other:?}; choose one of: {}",
-                projections::NAMES.join(", ")
+                PROJECTIONS.join(", ")
             ),
         }
     }

@@ -72,7 +72,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ProjectionAction {
-    /// Drop a projection's rows and rebuild them from the event stream (calendar, audit)
+    /// Drop a projection's rows and rebuild them from the event stream (calendar, audit,
+    /// delivery_schedule); safe while Herald runs, delivery included
     Rebuild { name: String },
 }
 

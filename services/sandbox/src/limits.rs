@@ -38,11 +38,15 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// Telegram's published limits, as Herald defines them once (`domain::limits::TELEGRAM`).
     fn default() -> Self {
+        let window =
+            |rate: domain::limits::Rate| Window::new(rate.max, Duration::from_secs(rate.per_secs));
+        let telegram = domain::limits::TELEGRAM;
         Self {
-            per_chat: Window::new(1, Duration::from_secs(1)),
-            per_group: Window::new(20, Duration::from_secs(60)),
-            per_bot: Window::new(30, Duration::from_secs(1)),
+            per_chat: window(telegram.per_chat),
+            per_group: window(telegram.per_group),
+            per_bot: window(telegram.per_bot),
         }
     }
 }

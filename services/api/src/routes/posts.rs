@@ -90,7 +90,23 @@ pub async fn get(
     ApiPath((ws, id)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (ws, id, post) = load(&state, &ws, &id).await?;
-    Ok(Json(post_json(ws, id, &post)))
+    let mut body = post_json(ws, id, &post);
+    // A delivery in doubt comes with its attempts, so an operator can decide how to resolve it.
+    if let Some(deliveries) = body["deliveries"].as_array_mut() {
+        for delivery in deliveries.iter_mut().filter(|d| d["status"] == "unknown") {
+            let Some(chat_id) = delivery["chat_id"].as_str().and_then(|c| c.parse().ok()) else {
+                continue;
+            };
+            let attempts = delivery::queue::stats::attempts_of(&state.pool, id, chat_id)
+                .await
+                .map_err(ApiError::internal)?;
+            delivery["attempts"] = attempts
+                .iter()
+                .map(|a| json!({"at": a.at, "outcome": a.outcome}))
+                .collect();
+        }
+    }
+    Ok(Json(body))
 }
 
 fn post_json(ws: Id, id: Id, post: &Post) -> Value {
@@ -102,6 +118,7 @@ fn post_json(ws: Id, id: Id, post: &Post) -> Value {
                 "status": d.status.as_str(),
                 "telegram_message_id": d.telegram_message_id,
                 "error": d.error,
+                "auto_resends": d.auto_resends,
             })
         })
         .collect();

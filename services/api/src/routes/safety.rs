@@ -1,13 +1,14 @@
 //! Safety stats per bot and per chat: what was sent in the last hour, the caps in force, whether
 //! more may be sent now and when, recent 429/403 answers, and the circuit breaker. Computed from
-//! the `delivery_attempts` log and the aggregates, so they hold across delivery workers.
+//! delivery's attempt log (through `delivery::queue::stats`) and the aggregates, so they hold
+//! across delivery workers.
 
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
+use delivery::queue::stats::{self, Scope, Window};
 use domain::{Bot, Chat, limits};
 use serde_json::{Value, json};
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::directory::{chat_of, workspace};
@@ -17,50 +18,10 @@ use crate::{ApiError, AppState};
 /// Share of an hourly cap at which stats carry a warning.
 const WARN_AT: f64 = 0.8;
 
-struct Window {
-    sent_last_hour: i64,
-    sent_last_minute: i64,
-    sent_last_second: i64,
-    oldest_in_hour: Option<DateTime<Utc>>,
-    oldest_in_minute: Option<DateTime<Utc>>,
-    last_sent: Option<DateTime<Utc>>,
-    rate_limited: i64,
-    forbidden: i64,
-}
-
-async fn window(state: &AppState, column: &str, id: Uuid) -> Result<Window, ApiError> {
-    let sql = format!(
-        "SELECT count(*) FILTER (WHERE outcome = 'sent') AS hour,
-                count(*) FILTER (WHERE outcome = 'sent' AND at > now() - interval '1 minute') AS minute,
-                count(*) FILTER (WHERE outcome = 'sent' AND at > now() - interval '1 second') AS second,
-                min(at) FILTER (WHERE outcome = 'sent') AS oldest_hour,
-                min(at) FILTER (WHERE outcome = 'sent' AND at > now() - interval '1 minute') AS oldest_minute,
-                max(at) FILTER (WHERE outcome = 'sent') AS last_sent,
-                count(*) FILTER (WHERE outcome = 'rate_limited') AS rate_limited,
-                count(*) FILTER (WHERE outcome = 'forbidden') AS forbidden
-           FROM delivery_attempts
-          WHERE {column} = $1 AND at > now() - interval '1 hour'"
-    );
-    let row = sqlx::query(&sql)
-        .bind(id)
-        .fetch_one(&state.pool)
+async fn window(state: &AppState, scope: Scope) -> Result<Window, ApiError> {
+    stats::window(&state.pool, scope)
         .await
-        .map_err(ApiError::internal)?;
-    let get = |name: &str| row.try_get::<i64, _>(name).map_err(ApiError::internal);
-    let time = |name: &str| {
-        row.try_get::<Option<DateTime<Utc>>, _>(name)
-            .map_err(ApiError::internal)
-    };
-    Ok(Window {
-        sent_last_hour: get("hour")?,
-        sent_last_minute: get("minute")?,
-        sent_last_second: get("second")?,
-        oldest_in_hour: time("oldest_hour")?,
-        oldest_in_minute: time("oldest_minute")?,
-        last_sent: time("last_sent")?,
-        rate_limited: get("rate_limited")?,
-        forbidden: get("forbidden")?,
-    })
+        .map_err(ApiError::internal)
 }
 
 fn warning(sent: i64, cap: u32) -> Option<String> {
@@ -77,10 +38,15 @@ pub async fn bot(
     if bot.workspace_id != Some(ws) {
         return Err(ApiError::not_found("bot"));
     }
-    let w = window(&state, "bot_id", id).await?;
+    let w = window(&state, Scope::Bot(bot.telegram_bot_id)).await?;
     let now = Utc::now();
     let cap = bot.effective_hourly_cap();
-    let per_second: i64 = if bot.allow_paid_broadcast { 1000 } else { 30 };
+    let telegram = limits::TELEGRAM;
+    let per_second = i64::from(if bot.allow_paid_broadcast {
+        telegram.per_paid_bot.max
+    } else {
+        telegram.per_bot.max
+    });
     let next_free = if bot.paused.is_some() {
         None
     } else if w.sent_last_hour >= cap as i64 {
@@ -117,7 +83,7 @@ pub async fn chat(
         Some(bot_id) => state.store.load(bot_id).await?,
         None => Bot::default(),
     };
-    let w = window(&state, "chat_id", id).await?;
+    let w = window(&state, Scope::Chat(id)).await?;
     let now = Utc::now();
     let cap = chat.effective_hourly_cap();
     let group = chat.telegram_chat_id < 0;
@@ -128,9 +94,16 @@ pub async fn chat(
             *slot = (*slot).max(t);
         }
     };
-    later(w.last_sent.map(|t| t + TimeDelta::seconds(1)));
-    if group && w.sent_last_minute >= 20 {
-        later(w.oldest_in_minute.map(|t| t + TimeDelta::minutes(1)));
+    let telegram = limits::TELEGRAM;
+    later(
+        w.last_sent
+            .map(|t| t + TimeDelta::seconds(telegram.per_chat.per_secs as i64)),
+    );
+    if group && w.sent_last_minute >= i64::from(telegram.per_group.max) {
+        later(
+            w.oldest_in_minute
+                .map(|t| t + TimeDelta::seconds(telegram.per_group.per_secs as i64)),
+        );
     }
     if w.sent_last_hour >= cap as i64 {
         later(w.oldest_in_hour.map(|t| t + TimeDelta::hours(1)));
@@ -152,7 +125,11 @@ pub async fn chat(
         "sent_last_minute": w.sent_last_minute,
         "hourly_cap": cap,
         "hourly_cap_is_default": chat.hourly_cap.is_none(),
-        "telegram_limit": if group { "20 per minute, 1 per second" } else { "1 per second" },
+        "telegram_limit": if group {
+            format!("{} per minute, {} per second", telegram.per_group.max, telegram.per_chat.max)
+        } else {
+            format!("{} per second", telegram.per_chat.max)
+        },
         "telegram_hourly_max": limits::telegram_chat_hourly_max(chat.telegram_chat_id),
         "can_send_now": next_free.is_some_and(|t| t <= now),
         "next_free_slot": next_free,

@@ -5,7 +5,6 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use super::directory::workspace;
 use crate::extract::{ApiPath, ApiQuery};
@@ -45,37 +44,8 @@ pub async fn calendar(
     let ws = workspace(&state, &ws).await?;
     let from = parse_time(range.from.as_deref(), "from")?;
     let to = parse_time(range.to.as_deref(), "to")?;
-    let rows = sqlx::query(
-        "SELECT post_id, chat_id, publish_at, state, delivery, telegram_message_id, error, text_preview
-           FROM calendar
-          WHERE workspace_id = $1
-            AND ($2::timestamptz IS NULL OR publish_at >= $2)
-            AND ($3::timestamptz IS NULL OR publish_at < $3)
-          ORDER BY publish_at, post_id, chat_id
-          LIMIT $4",
-    )
-    .bind(ws)
-    .bind(from)
-    .bind(to)
-    .bind(MAX_LIMIT * 10)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(ApiError::internal)?;
-    let entries = rows
-        .iter()
-        .map(|r| {
-            Ok(json!({
-                "post_id": r.try_get::<uuid::Uuid, _>("post_id")?,
-                "chat_id": r.try_get::<uuid::Uuid, _>("chat_id")?,
-                "publish_at": r.try_get::<DateTime<Utc>, _>("publish_at")?,
-                "state": r.try_get::<String, _>("state")?,
-                "delivery": r.try_get::<String, _>("delivery")?,
-                "telegram_message_id": r.try_get::<Option<i32>, _>("telegram_message_id")?,
-                "error": r.try_get::<Option<String>, _>("error")?,
-                "text_preview": r.try_get::<String, _>("text_preview")?,
-            }))
-        })
-        .collect::<Result<Vec<Value>, sqlx::Error>>()
+    let entries = projections::calendar::entries(&state.pool, ws, from, to, MAX_LIMIT * 10)
+        .await
         .map_err(ApiError::internal)?;
     Ok(Json(json!({ "entries": entries })))
 }
@@ -101,39 +71,8 @@ pub async fn audit(
         ));
     }
     let after = page.after.unwrap_or(0);
-    let rows = sqlx::query(
-        "SELECT position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                actor, correlation_id, causation_id, occurred_at, details
-           FROM audit_log
-          WHERE workspace_id = $1 AND position > $2
-          ORDER BY position
-          LIMIT $3",
-    )
-    .bind(ws.to_string())
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(ApiError::internal)?;
-    let events = rows
-        .iter()
-        .map(|r| {
-            Ok(json!({
-                "position": r.try_get::<i64, _>("position")?,
-                "event_id": r.try_get::<String, _>("event_id")?,
-                "aggregate_type": r.try_get::<String, _>("aggregate_type")?,
-                "aggregate_id": r.try_get::<String, _>("aggregate_id")?,
-                "sequence": r.try_get::<i64, _>("sequence")?,
-                "event_type": r.try_get::<String, _>("event_type")?,
-                "event_version": r.try_get::<String, _>("event_version")?,
-                "actor": r.try_get::<String, _>("actor")?,
-                "correlation_id": r.try_get::<String, _>("correlation_id")?,
-                "causation_id": r.try_get::<String, _>("causation_id")?,
-                "occurred_at": r.try_get::<DateTime<Utc>, _>("occurred_at")?,
-                "details": r.try_get::<Value, _>("details")?,
-            }))
-        })
-        .collect::<Result<Vec<Value>, sqlx::Error>>()
+    let events = projections::audit::events(&state.pool, ws, after, limit)
+        .await
         .map_err(ApiError::internal)?;
     let next_after = events
         .last()

@@ -1,0 +1,285 @@
+//! Shared budgets, keyed by Telegram identities so that they hold across every worker: the
+//! per-bot per-second slots and hourly sends, bot-wide and per-chat holds, and the attempt log
+//! (the source of per-chat hourly caps, cross-worker spacing and safety stats).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+/// A slot of a bot's per-second budget, reserved right before its request.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot(i64);
+
+/// Why a bot may not send now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoSlot {
+    /// The per-second window is full; ask again shortly.
+    Busy,
+    /// Held after a bot-wide 429, until then.
+    Held(DateTime<Utc>),
+    /// Its hourly cap is reached until then (when its oldest counted minute leaves the window).
+    HourlyCap { cap: u32, until: DateTime<Utc> },
+}
+
+/// Reserves one send slot for a Telegram bot: at most `per_window` requests within any
+/// `window`, counting each slot from its reservation until a full window after its answer came
+/// back (so however long a request took to reach Telegram, it is never counted early), and at
+/// most `hourly_cap` sends per hour (minute buckets, counted conservatively over 60-61 minutes).
+pub async fn reserve_bot_slot(
+    pool: &PgPool,
+    telegram_bot_id: i64,
+    per_window: usize,
+    window: Duration,
+    hourly_cap: u32,
+) -> sqlx::Result<Result<Slot, NoSlot>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO delivery_bot_budget (telegram_bot_id) VALUES ($1) ON CONFLICT DO NOTHING",
+    )
+    .bind(telegram_bot_id)
+    .execute(&mut *tx)
+    .await?;
+    // The row lock serialises this bot's reservations across workers.
+    let held: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT CASE WHEN held_until > clock_timestamp() THEN held_until END
+           FROM delivery_bot_budget WHERE telegram_bot_id = $1 FOR UPDATE",
+    )
+    .bind(telegram_bot_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(until) = held {
+        return Ok(Err(NoSlot::Held(until)));
+    }
+    let row = sqlx::query(
+        "SELECT (SELECT count(*) FROM delivery_bot_slots
+                  WHERE telegram_bot_id = $1
+                    AND (done_at > clock_timestamp() - make_interval(secs => $2)
+                         OR (done_at IS NULL AND reserved_at > clock_timestamp() - interval '2 minutes'))) AS in_window,
+                (SELECT coalesce(sum(sends), 0) FROM delivery_bot_hours
+                  WHERE telegram_bot_id = $1
+                    AND minute >= date_trunc('minute', clock_timestamp()) - interval '60 minutes') AS last_hour,
+                (SELECT min(minute) + interval '61 minutes' FROM delivery_bot_hours
+                  WHERE telegram_bot_id = $1 AND sends > 0
+                    AND minute >= date_trunc('minute', clock_timestamp()) - interval '60 minutes') AS frees_at",
+    )
+    .bind(telegram_bot_id)
+    .bind(window.as_secs_f64())
+    .fetch_one(&mut *tx)
+    .await?;
+    let in_window: i64 = row.try_get("in_window")?;
+    let last_hour: i64 = row.try_get("last_hour")?;
+    if last_hour >= i64::from(hourly_cap) {
+        let until: Option<DateTime<Utc>> = row.try_get("frees_at")?;
+        return Ok(Err(NoSlot::HourlyCap {
+            cap: hourly_cap,
+            until: until.unwrap_or_else(|| Utc::now() + chrono::TimeDelta::minutes(1)),
+        }));
+    }
+    if in_window >= per_window as i64 {
+        return Ok(Err(NoSlot::Busy));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO delivery_bot_slots (telegram_bot_id, reserved_at) VALUES ($1, clock_timestamp()) RETURNING id",
+    )
+    .bind(telegram_bot_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    count_hourly(&mut tx, telegram_bot_id, 1).await?;
+    tx.commit().await?;
+    Ok(Ok(Slot(id)))
+}
+
+async fn count_hourly(conn: &mut PgConnection, telegram_bot_id: i64, n: i32) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO delivery_bot_hours (telegram_bot_id, minute, sends)
+         VALUES ($1, date_trunc('minute', clock_timestamp()), $2)
+         ON CONFLICT (telegram_bot_id, minute) DO UPDATE SET sends = delivery_bot_hours.sends + EXCLUDED.sends",
+    )
+    .bind(telegram_bot_id)
+    .bind(n)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The request of `slot` got its answer (or failed): the slot counts a window from now.
+pub async fn finish_bot_slot(pool: &PgPool, slot: Slot) -> sqlx::Result<()> {
+    sqlx::query("UPDATE delivery_bot_slots SET done_at = clock_timestamp() WHERE id = $1")
+        .bind(slot.0)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Gives back a slot whose request never went out.
+pub async fn cancel_bot_slot(pool: &PgPool, telegram_bot_id: i64, slot: Slot) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    let deleted = sqlx::query("DELETE FROM delivery_bot_slots WHERE id = $1")
+        .bind(slot.0)
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 1 {
+        count_hourly(&mut tx, telegram_bot_id, -1).await?;
+    }
+    tx.commit().await
+}
+
+/// Holds every send of a Telegram bot until `until` (a bot-wide 429, its hourly cap), across
+/// all workers: claims leave its chats out until then.
+pub async fn hold_bot(
+    pool: &PgPool,
+    telegram_bot_id: i64,
+    until: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO delivery_bot_budget (telegram_bot_id, held_until) VALUES ($1, $2)
+         ON CONFLICT (telegram_bot_id) DO UPDATE
+            SET held_until = GREATEST(coalesce(delivery_bot_budget.held_until, $2), $2)",
+    )
+    .bind(telegram_bot_id)
+    .bind(until)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Holds one chat until `until` (429, back-off, cap), across handovers between workers.
+pub async fn hold_chat(
+    pool: &PgPool,
+    chat_id: Uuid,
+    until: DateTime<Utc>,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO delivery_chat_holds (chat_id, held_until, reason) VALUES ($1, $2, $3)
+         ON CONFLICT (chat_id) DO UPDATE SET held_until = GREATEST(delivery_chat_holds.held_until, $2),
+                                             reason = EXCLUDED.reason",
+    )
+    .bind(chat_id)
+    .bind(until)
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The class of an attempt's outcome, as logged (never message content).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Sent,
+    RateLimited,
+    Forbidden,
+    Permanent,
+    Transient,
+    InDoubt,
+    Unauthorized,
+    Migrated,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::RateLimited => "rate_limited",
+            Self::Forbidden => "forbidden",
+            Self::Permanent => "permanent",
+            Self::Transient => "transient",
+            Self::InDoubt => "in_doubt",
+            Self::Unauthorized => "unauthorized",
+            Self::Migrated => "migrated",
+        }
+    }
+}
+
+/// One attempt, for the log.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub post_id: Uuid,
+    pub chat_id: Uuid,
+    pub bot_id: Uuid,
+    pub telegram_bot_id: i64,
+    pub telegram_chat_id: i64,
+    pub partition: i16,
+    /// When the request went out: that is when Telegram counts it.
+    pub at: DateTime<Utc>,
+    pub outcome: AttemptOutcome,
+    pub worker: String,
+}
+
+pub async fn log_attempt(pool: &PgPool, attempt: &Attempt) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO delivery_attempts (post_id, bot_id, chat_id, telegram_bot_id, telegram_chat_id, outcome, partition, at, worker)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(attempt.post_id)
+    .bind(attempt.bot_id)
+    .bind(attempt.chat_id)
+    .bind(attempt.telegram_bot_id)
+    .bind(attempt.telegram_chat_id)
+    .bind(attempt.outcome.as_str())
+    .bind(attempt.partition)
+    .bind(attempt.at)
+    .bind(&attempt.worker)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Messages sent to a chat (by any worker) in the last hour, and the oldest of them.
+pub async fn chat_sent_last_hour(
+    conn: &mut PgConnection,
+    chat_id: Uuid,
+) -> sqlx::Result<(u32, Option<DateTime<Utc>>)> {
+    let row = sqlx::query(
+        "SELECT count(*) AS sent, min(at) AS oldest FROM delivery_attempts
+          WHERE chat_id = $1 AND outcome = 'sent' AND at > now() - interval '1 hour'",
+    )
+    .bind(chat_id)
+    .fetch_one(conn)
+    .await?;
+    Ok((
+        row.try_get::<i64, _>("sent")? as u32,
+        row.try_get("oldest")?,
+    ))
+}
+
+/// Sends in the last hour to chats of `partitions`: what a worker taking them over must count.
+pub async fn recent_sends(
+    pool: &PgPool,
+    partitions: &[i16],
+) -> sqlx::Result<Vec<(Uuid, Uuid, i64, f64)>> {
+    let rows = sqlx::query(
+        "SELECT bot_id, chat_id, telegram_chat_id, EXTRACT(EPOCH FROM (now() - at))::float8 AS age
+           FROM delivery_attempts
+          WHERE outcome = 'sent' AND at > now() - interval '1 minute' AND partition = ANY($1)
+          ORDER BY at",
+    )
+    .bind(partitions)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("bot_id")?,
+                r.try_get("chat_id")?,
+                r.try_get("telegram_chat_id")?,
+                r.try_get("age")?,
+            ))
+        })
+        .collect()
+}
+
+/// Forgets what no window needs any more.
+pub async fn clean_up(pool: &PgPool) -> sqlx::Result<()> {
+    for sql in [
+        "DELETE FROM delivery_attempts WHERE at < now() - interval '2 days'",
+        "DELETE FROM delivery_bot_slots WHERE coalesce(done_at, reserved_at) < now() - interval '5 minutes'",
+        "DELETE FROM delivery_bot_hours WHERE minute < now() - interval '2 hours'",
+        "DELETE FROM delivery_chat_holds WHERE held_until < now() - interval '1 minute'",
+    ] {
+        sqlx::query(sql).execute(pool).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! The dispatcher's progress per delivery: claims, outcomes, and in-doubt recovery. Every
+//! transition out of `sending` is conditioned on the claimant, so one worker can never settle
+//! another's request.
+
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+/// A due delivery a claim found: the head of one chat lane.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub post_id: Uuid,
+    pub chat_id: Uuid,
+    pub workspace_id: Uuid,
+    pub bot_id: Uuid,
+    pub telegram_bot_id: i64,
+    pub telegram_chat_id: i64,
+    pub generation: i32,
+    pub paid_broadcast: bool,
+}
+
+/// A delivery this worker claimed (its progress row is committed as `sending`).
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub due: Due,
+    /// This attempt's number within the generation (1 for the first).
+    pub attempts: i32,
+    pub migrated: bool,
+}
+
+/// Due lane heads in `partitions`, fairly interleaved: the n-th lane of every bot and of every
+/// workspace comes before the (n+1)-th of any. Bots paused, held, or in `without_budget` are left out
+/// before anything is ranked, and each bot contributes at most `per_bot` lanes, so the work does
+/// not grow with what is queued behind them. Chats with a send on the wire, held (429, back-off,
+/// cap), or sent to by another worker within the last second are not candidates.
+pub async fn due(
+    pool: &PgPool,
+    partitions: &[i16],
+    worker: &str,
+    without_budget: &[Uuid],
+    per_bot: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Due>> {
+    let rows = sqlx::query(
+        "WITH lanes AS (
+             SELECT c.chat_id, c.workspace_id, c.bot_id, c.telegram_chat_id, c.next_due_at,
+                    b.telegram_bot_id, b.paid_broadcast,
+                    row_number() OVER (PARTITION BY c.bot_id ORDER BY c.next_due_at) AS bot_turn
+               FROM delivery_bots b
+              CROSS JOIN LATERAL (
+                    SELECT c.* FROM delivery_chats c
+                     WHERE c.bot_id = b.bot_id AND c.next_due_at <= now() AND c.partition = ANY($1)
+                       AND NOT EXISTS (SELECT 1 FROM delivery_chat_holds h
+                                        WHERE h.chat_id = c.chat_id AND h.held_until > now())
+                       AND NOT EXISTS (SELECT 1 FROM delivery_progress p
+                                        WHERE p.chat_id = c.chat_id AND p.state = 'sending')
+                       AND NOT EXISTS (SELECT 1 FROM delivery_attempts a
+                                        WHERE a.chat_id = c.chat_id AND a.outcome = 'sent' AND a.worker <> $2
+                                          AND a.at > now() - interval '1060 milliseconds')
+                     ORDER BY c.next_due_at
+                     LIMIT $4) c
+              WHERE b.paused_reason IS NULL AND NOT (b.bot_id = ANY($3))
+                AND NOT EXISTS (SELECT 1 FROM delivery_bot_budget bb
+                                 WHERE bb.telegram_bot_id = b.telegram_bot_id AND bb.held_until > now())
+         ), ranked AS (
+             SELECT l.*, GREATEST(l.bot_turn,
+                                  row_number() OVER (PARTITION BY l.workspace_id ORDER BY l.next_due_at)) AS turn
+               FROM lanes l
+         )
+         SELECT r.chat_id, r.workspace_id, r.bot_id, r.telegram_chat_id, r.telegram_bot_id, r.paid_broadcast,
+                h.post_id, h.generation
+           FROM ranked r
+          CROSS JOIN LATERAL (
+                SELECT s.post_id, s.generation FROM delivery_schedule s
+                 WHERE s.chat_id = r.chat_id AND s.status = 'pending' AND s.due_at <= now()
+                   AND NOT EXISTS (SELECT 1 FROM delivery_progress p
+                                    WHERE p.post_id = s.post_id AND p.chat_id = s.chat_id
+                                      AND p.state = 'done' AND p.generation >= s.generation)
+                 ORDER BY s.due_at, s.post_id
+                 LIMIT 1) h
+          ORDER BY r.turn, r.next_due_at
+          LIMIT $5",
+    )
+    .bind(partitions)
+    .bind(worker)
+    .bind(without_budget)
+    .bind(per_bot)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Due {
+                post_id: r.try_get("post_id")?,
+                chat_id: r.try_get("chat_id")?,
+                workspace_id: r.try_get("workspace_id")?,
+                bot_id: r.try_get("bot_id")?,
+                telegram_bot_id: r.try_get("telegram_bot_id")?,
+                telegram_chat_id: r.try_get("telegram_chat_id")?,
+                generation: r.try_get("generation")?,
+                paid_broadcast: r.try_get("paid_broadcast")?,
+            })
+        })
+        .collect()
+}
+
+/// Commits the given deliveries as `sending` by `worker` before any request goes out. Returns
+/// the ones claimed (a delivery already sending or done at its generation is skipped).
+pub async fn claim(pool: &PgPool, worker: &str, due: Vec<Due>) -> sqlx::Result<Vec<Claimed>> {
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    let posts: Vec<Uuid> = due.iter().map(|d| d.post_id).collect();
+    let chats: Vec<Uuid> = due.iter().map(|d| d.chat_id).collect();
+    let generations: Vec<i32> = due.iter().map(|d| d.generation).collect();
+    let rows = sqlx::query(
+        "INSERT INTO delivery_progress AS p (post_id, chat_id, generation, state, attempts, claimed_by, claimed_at)
+         SELECT post_id, chat_id, generation, 'sending', 1, $1, now()
+           FROM UNNEST($2::uuid[], $3::uuid[], $4::int[]) AS t(post_id, chat_id, generation)
+         ON CONFLICT (post_id, chat_id) DO UPDATE SET
+                state = 'sending', claimed_by = $1, claimed_at = now(),
+                attempts = CASE WHEN p.generation < EXCLUDED.generation THEN 1 ELSE p.attempts + 1 END,
+                migrated = CASE WHEN p.generation < EXCLUDED.generation THEN false ELSE p.migrated END,
+                generation = EXCLUDED.generation
+          WHERE p.state <> 'sending' AND NOT (p.state = 'done' AND p.generation >= EXCLUDED.generation)
+         RETURNING post_id, chat_id, attempts, migrated",
+    )
+    .bind(worker)
+    .bind(&posts)
+    .bind(&chats)
+    .bind(&generations)
+    .fetch_all(pool)
+    .await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (post_id, chat_id): (Uuid, Uuid) = (row.try_get("post_id")?, row.try_get("chat_id")?);
+        if let Some(d) = due
+            .iter()
+            .find(|d| d.post_id == post_id && d.chat_id == chat_id)
+        {
+            claimed.push(Claimed {
+                due: d.clone(),
+                attempts: row.try_get("attempts")?,
+                migrated: row.try_get("migrated")?,
+            });
+        }
+    }
+    Ok(claimed)
+}
+
+/// What happens to a claimed delivery after its attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// An outcome was recorded as an event: done at this generation.
+    Done,
+    /// To be tried again (the attempt counts).
+    Retry,
+    /// Nothing was attempted (held, deferred, lease lost): the attempt does not count.
+    Untried,
+    /// Sent once more to the chat's new id after a migration.
+    Migrated,
+}
+
+/// Ends this worker's claim. Returns false when the claim was no longer this worker's (it was
+/// flagged in doubt by another worker after this one went silent).
+pub async fn release(
+    pool: &PgPool,
+    worker: &str,
+    post_id: Uuid,
+    chat_id: Uuid,
+    how: Release,
+) -> sqlx::Result<bool> {
+    let set = match how {
+        Release::Done => "state = 'done'",
+        Release::Retry => "state = 'idle'",
+        Release::Untried => "state = 'idle', attempts = attempts - 1",
+        Release::Migrated => "state = 'idle', migrated = true",
+    };
+    let sql = format!(
+        "UPDATE delivery_progress SET {set}, claimed_by = NULL
+          WHERE post_id = $1 AND chat_id = $2 AND state = 'sending' AND claimed_by = $3"
+    );
+    let updated = sqlx::query(&sql)
+        .bind(post_id)
+        .bind(chat_id)
+        .bind(worker)
+        .execute(pool)
+        .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// A delivery left `sending` by a worker that stopped heart-beating.
+#[derive(Debug, Clone)]
+pub struct Orphan {
+    pub post_id: Uuid,
+    pub chat_id: Uuid,
+    pub workspace_id: Uuid,
+    pub claimed_by: String,
+}
+
+/// Deliveries whose worker has been silent for `timeout_secs`.
+pub async fn orphans(pool: &PgPool, worker: &str, timeout_secs: f64) -> sqlx::Result<Vec<Orphan>> {
+    let rows = sqlx::query(
+        "SELECT p.post_id, p.chat_id, s.workspace_id, p.claimed_by FROM delivery_progress p
+           JOIN delivery_schedule s USING (post_id, chat_id)
+          WHERE p.state = 'sending' AND p.claimed_by <> $1
+            AND NOT EXISTS (SELECT 1 FROM delivery_workers w
+                             WHERE w.worker_id = p.claimed_by
+                               AND w.heartbeat_at > now() - make_interval(secs => $2))",
+    )
+    .bind(worker)
+    .bind(timeout_secs)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Orphan {
+                post_id: r.try_get("post_id")?,
+                chat_id: r.try_get("chat_id")?,
+                workspace_id: r.try_get("workspace_id")?,
+                claimed_by: r.try_get("claimed_by")?,
+            })
+        })
+        .collect()
+}
+
+/// Closes an orphan after its in-doubt outcome was recorded (only if still the dead worker's).
+pub async fn close_orphan(pool: &PgPool, orphan: &Orphan) -> sqlx::Result<bool> {
+    release(
+        pool,
+        &orphan.claimed_by,
+        orphan.post_id,
+        orphan.chat_id,
+        Release::Done,
+    )
+    .await
+}

@@ -1,0 +1,68 @@
+//! What the dispatcher and its send tasks share.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use domain::Id;
+use platform::TokenCipher;
+use sqlx::PgPool;
+use store::EventStore;
+use tokio::sync::Mutex;
+
+use crate::pacing::Limits;
+
+/// Requests at the gate at once, per worker.
+pub const GATES: u32 = 8;
+
+/// A pool of [`GATES`] connections to the same database as `pool`, opened on first use.
+pub fn gate_pool(pool: &PgPool) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(GATES)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_lazy_with((*pool.connect_options()).clone())
+}
+
+/// Tunables of delivery.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Bot API base URL (the real one or the sandbox emulator).
+    pub api_url: url::Url,
+    pub limits: Limits,
+    /// How often due deliveries are looked for. Bounds the lateness of a due post.
+    pub tick: Duration,
+    pub max_in_flight: usize,
+    /// Transient errors are retried this many times in all before `DeliveryFailed`.
+    pub max_attempts: i32,
+    /// A worker silent for this long is considered dead; its `sending` deliveries are in doubt.
+    pub worker_timeout: Duration,
+    /// How many times the workspace's "resend" in-doubt policy may resend one delivery before
+    /// it is left for an operator.
+    pub max_auto_resends: u32,
+}
+
+impl Settings {
+    pub fn new(api_url: url::Url) -> Self {
+        Self {
+            api_url,
+            limits: Limits::telegram(),
+            tick: Duration::from_millis(100),
+            max_in_flight: 256,
+            max_attempts: 5,
+            worker_timeout: Duration::from_secs(10),
+            max_auto_resends: 1,
+        }
+    }
+}
+
+pub struct Shared {
+    pub worker_id: String,
+    pub pool: PgPool,
+    /// Connections of send tasks at the gate (see [`crate::attempt`]); its size bounds how many
+    /// requests are between their final check and their answer at once.
+    pub gate_pool: PgPool,
+    pub store: EventStore,
+    pub cipher: TokenCipher,
+    pub settings: Settings,
+    /// teloxide clients by bot, with the encrypted token they were built from.
+    pub bots: Mutex<HashMap<Id, (String, teloxide::Bot)>>,
+}
