@@ -257,10 +257,10 @@ async fn wait_for_slot(claimed: &Claimed, shared: &Shared) -> anyhow::Result<Opt
         .await?;
         match reserved {
             Ok(slot) => return Ok(Some(slot)),
-            Err(NoSlot::Busy) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+            Err(NoSlot::Busy { retry_in }) if Instant::now() < deadline => {
+                tokio::time::sleep(retry_in).await;
             }
-            Err(NoSlot::Busy) | Err(NoSlot::Held(_)) => return Ok(None),
+            Err(NoSlot::Busy { .. }) | Err(NoSlot::Held(_)) => return Ok(None),
             Err(NoSlot::HourlyCap { cap, until }) => {
                 tracing::info!(bot_id = %due.bot_id, cap, %until, "the bot's hourly cap is reached; its deliveries wait");
                 budget::hold_bot(&shared.pool, due.telegram_bot_id, until).await?;

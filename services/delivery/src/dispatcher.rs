@@ -44,7 +44,8 @@ impl Dispatcher {
             pacer: Pacer::new(settings.limits),
             shared: Arc::new(Shared {
                 worker_id,
-                gate_pool: crate::shared::gate_pool(&pool),
+                gate_pool: crate::shared::side_pool(&pool, crate::shared::GATES),
+                control_pool: crate::shared::side_pool(&pool, 1),
                 pool,
                 store,
                 cipher,
@@ -235,8 +236,9 @@ impl Dispatcher {
     /// dead workers' deliveries, and clean-up.
     async fn housekeeping(&mut self) -> anyhow::Result<()> {
         let pool = self.shared.pool.clone();
-        leases::heartbeat(&pool, &self.shared.worker_id).await?;
-        let gained = self.leases.refresh(&pool).await?;
+        let control = &self.shared.control_pool;
+        leases::heartbeat(control, &self.shared.worker_id).await?;
+        let gained = self.leases.refresh(control).await?;
         if !gained.is_empty() {
             let now = Instant::now();
             for (bot, chat, telegram_chat_id, age) in budget::recent_sends(&pool, &gained)

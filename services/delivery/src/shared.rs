@@ -14,10 +14,10 @@ use crate::pacing::Limits;
 /// Requests at the gate at once, per worker.
 pub const GATES: u32 = 8;
 
-/// A pool of [`GATES`] connections to the same database as `pool`, opened on first use.
-pub fn gate_pool(pool: &PgPool) -> PgPool {
+/// A pool of `size` connections to the same database as `pool`, opened on first use.
+pub fn side_pool(pool: &PgPool, size: u32) -> PgPool {
     sqlx::postgres::PgPoolOptions::new()
-        .max_connections(GATES)
+        .max_connections(size)
         .acquire_timeout(Duration::from_secs(30))
         .connect_lazy_with((*pool.connect_options()).clone())
 }
@@ -60,6 +60,9 @@ pub struct Shared {
     /// Connections of send tasks at the gate (see [`crate::attempt`]); its size bounds how many
     /// requests are between their final check and their answer at once.
     pub gate_pool: PgPool,
+    /// The heartbeat's and leases' own connection: however busy the send tasks are, a live
+    /// worker is never taken for dead.
+    pub control_pool: PgPool,
     pub store: EventStore,
     pub cipher: TokenCipher,
     pub settings: Settings,

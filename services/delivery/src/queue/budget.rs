@@ -15,8 +15,8 @@ pub struct Slot(i64);
 /// Why a bot may not send now.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NoSlot {
-    /// The per-second window is full; ask again shortly.
-    Busy,
+    /// The per-second window is full; ask again after this long.
+    Busy { retry_in: Duration },
     /// Held after a bot-wide 429, until then.
     Held(DateTime<Utc>),
     /// Its hourly cap is reached until then (when its oldest counted minute leaves the window).
@@ -62,7 +62,10 @@ pub async fn reserve_bot_slot(
                     AND minute >= date_trunc('minute', clock_timestamp()) - interval '60 minutes') AS last_hour,
                 (SELECT min(minute) + interval '61 minutes' FROM delivery_bot_hours
                   WHERE telegram_bot_id = $1 AND sends > 0
-                    AND minute >= date_trunc('minute', clock_timestamp()) - interval '60 minutes') AS frees_at",
+                    AND minute >= date_trunc('minute', clock_timestamp()) - interval '60 minutes') AS frees_at,
+                (SELECT EXTRACT(EPOCH FROM (min(done_at) + make_interval(secs => $2) - clock_timestamp()))::float8
+                   FROM delivery_bot_slots
+                  WHERE telegram_bot_id = $1 AND done_at > clock_timestamp() - make_interval(secs => $2)) AS slot_frees_in",
     )
     .bind(telegram_bot_id)
     .bind(window.as_secs_f64())
@@ -78,7 +81,15 @@ pub async fn reserve_bot_slot(
         }));
     }
     if in_window >= per_window as i64 {
-        return Ok(Err(NoSlot::Busy));
+        // When the oldest answered slot leaves the window; a window of requests still on the
+        // wire frees when one is answered, so look again soon.
+        let frees_in: Option<f64> = row.try_get("slot_frees_in")?;
+        let retry_in = frees_in
+            .map_or(Duration::from_millis(10), |s| {
+                Duration::from_secs_f64(s.max(0.001))
+            })
+            .min(Duration::from_millis(200));
+        return Ok(Err(NoSlot::Busy { retry_in }));
     }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO delivery_bot_slots (telegram_bot_id, reserved_at) VALUES ($1, clock_timestamp()) RETURNING id",
