@@ -43,7 +43,18 @@ impl ApiError {
         )
     }
     /// A failure that is not the caller's fault. Details go to the log, not to the caller.
+    /// Running out of database connections is overload, not a fault: 503, retry shortly.
     pub fn internal(error: impl std::fmt::Display) -> Self {
+        let error = error.to_string();
+        // sqlx's `PoolTimedOut`, which reaches here as text through the event store's errors.
+        if error.contains("pool timed out while waiting for an open connection") {
+            tracing::warn!("the API's database connections are all busy; answering 503");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "Herald is too busy to handle the request now; it was not applied, retry in a few seconds",
+            );
+        }
         tracing::error!(%error, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -124,5 +135,27 @@ pub fn bot_already_registered(telegram_bot_id: i64, existing: Option<domain::Id>
                  can be registered once"
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_connections_is_503_busy_and_other_failures_are_500() {
+        let busy = ApiError::internal(sqlx::Error::PoolTimedOut);
+        assert_eq!(
+            (busy.status, busy.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "busy")
+        );
+        let through_the_store =
+            ApiError::from(CommandError::Store(sqlx::Error::PoolTimedOut.to_string()));
+        assert_eq!(through_the_store.status, StatusCode::SERVICE_UNAVAILABLE);
+        let other = ApiError::internal("disk on fire");
+        assert_eq!(
+            (other.status, other.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
     }
 }
