@@ -64,12 +64,19 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The error object (`code`, `message` and any fields), as it appears under `"error"`.
+    pub fn to_json(&self) -> Value {
+        let mut error = self.fields.clone();
+        error.insert("code".into(), self.code.into());
+        error.insert("message".into(), self.message.clone().into());
+        Value::Object(error)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = self.fields;
-        error.insert("code".into(), self.code.into());
-        error.insert("message".into(), self.message.into());
-        let body = json!({ "error": error });
+        let body = json!({ "error": self.to_json() });
         (self.status, Json(body)).into_response()
     }
 }

@@ -127,21 +127,34 @@ pub async fn connect_chat(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let ws = workspace(&state, &ws).await?;
     let bot_id = parse_id(&body.bot_id, "bot_id")?;
+    let id = connect_one(&state, ws, &ctx, bot_id, body.telegram_chat_id, body.title).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+}
+
+/// Connects one Telegram chat of `bot_id` to workspace `ws`; returns the new chat's id.
+pub async fn connect_one(
+    state: &AppState,
+    ws: Id,
+    ctx: &store::RequestContext,
+    bot_id: Id,
+    telegram_chat_id: i64,
+    title: String,
+) -> Result<Id, ApiError> {
     // One Telegram chat, one connected chat per bot (409 naming it): refused early here, and
     // race-free by the event store's identity constraint.
     state
         .store
-        .ensure_chat_unclaimed(ws, bot_id, body.telegram_chat_id)
+        .ensure_chat_unclaimed(ws, bot_id, telegram_chat_id)
         .await?;
     let id = Id::now_v7();
     let command = ChatCommand::Connect {
         workspace_id: ws,
         bot_id,
-        telegram_chat_id: body.telegram_chat_id,
-        title: body.title,
+        telegram_chat_id,
+        title,
     };
-    state.store.execute::<Chat>(ws, id, command, &ctx).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+    state.store.execute::<Chat>(ws, id, command, ctx).await?;
+    Ok(id)
 }
 
 #[derive(Deserialize)]

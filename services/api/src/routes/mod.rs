@@ -1,4 +1,5 @@
 mod directory;
+mod import;
 mod posts;
 mod safety;
 mod views;
@@ -35,6 +36,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             get(safety::bot),
         )
         .route("/v1/workspaces/{ws}/chats", post(directory::connect_chat))
+        .route(
+            "/v1/workspaces/{ws}/chats/import",
+            post(import::import_chats),
+        )
         .route(
             "/v1/workspaces/{ws}/chats/{id}/opt-out",
             post(directory::opt_out),

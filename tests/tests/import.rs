@@ -1,0 +1,90 @@
+//! Connecting chats in bulk: a result per row, the same rules as one connect, nothing stops on
+//! a bad row.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use system_tests::spawn_app;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_import_connects_every_good_row_and_says_why_the_others_failed() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let existing = app.connect_chat(&ws, &bot, 26_000).await;
+    let mut rows: Vec<Value> = (26_001..=26_500)
+        .map(|id| json!({"telegram_chat_id": id, "title": format!("subscriber {id}")}))
+        .collect();
+    rows.push(json!({"telegram_chat_id": 26_000, "title": "already there"}));
+    rows.push(json!({"telegram_chat_id": 26_001, "title": "twice in this import"}));
+    rows.push(json!({"telegram_chat_id": 0, "title": "not a chat"}));
+    let started = std::time::Instant::now();
+    let body = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/chats/import"),
+            json!({"bot_id": bot, "chats": rows}),
+            StatusCode::OK,
+        )
+        .await;
+    eprintln!("imported 503 rows in {:?}", started.elapsed());
+    assert_eq!(body["connected"], 500, "{}", body["failed"]);
+    assert_eq!(body["already_connected"], 2);
+    assert_eq!(body["failed"], 1);
+    let results = body["rows"].as_array().unwrap();
+    assert_eq!(results.len(), 503, "one result per row");
+    assert_eq!(results[500]["row"], 501);
+    assert_eq!(results[500]["status"], "already_connected");
+    assert_eq!(results[500]["error"]["existing_chat_id"], existing.as_str());
+    assert_eq!(results[501]["status"], "already_connected");
+    assert_eq!(
+        results[501]["error"]["existing_chat_id"],
+        results[0]["chat_id"]
+    );
+    assert_eq!(results[502]["status"], "failed");
+    assert!(
+        results[502]["error"]["code"].is_string(),
+        "{}",
+        results[502]
+    );
+
+    // Imported chats are chats like any other.
+    let imported = results[42]["chat_id"].as_str().unwrap();
+    let post = app.plan(&ws, &[imported], "welcome", Duration::ZERO).await;
+    app.approve(&ws, &post).await;
+    let settled = app.settled(&ws, &post, Duration::from_secs(15)).await;
+    assert_eq!(settled["state"], "delivered", "{settled}");
+
+    // Too many rows, or another workspace's bot: refused as a whole, nothing connected.
+    let too_many: Vec<Value> = (0..10_001)
+        .map(|i| json!({"telegram_chat_id": 30_000 + i, "title": "x"}))
+        .collect();
+    let (status, body) = app
+        .post(
+            &format!("/v1/workspaces/{ws}/chats/import"),
+            json!({"bot_id": bot, "chats": too_many}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_import"))
+    );
+    let other_ws = app
+        .post_ok(
+            "/v1/workspaces",
+            json!({"name": "Other"}),
+            StatusCode::CREATED,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = app
+        .post(
+            &format!("/v1/workspaces/{other_ws}/chats/import"),
+            json!({"bot_id": bot, "chats": [{"telegram_chat_id": 27_001, "title": "x"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["failed"], 1, "a bot of another workspace: {body}");
+    app.cleanup().await;
+}
