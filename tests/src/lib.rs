@@ -341,6 +341,18 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Chooses the workspace's in-doubt policy (`"flag"` or `"resend"`).
+    pub async fn set_in_doubt_policy(&self, ws: &str, policy: &str) {
+        let (status, body) = self
+            .request(
+                reqwest::Method::PUT,
+                &format!("/v1/workspaces/{ws}/policy"),
+                Some(json!({"in_doubt": policy})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
     pub async fn approve(&self, ws: &str, post: &str) {
         self.post_ok(
             &format!("/v1/workspaces/{ws}/posts/{post}/approve"),

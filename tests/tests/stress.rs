@@ -142,14 +142,7 @@ async fn automatic_resends_are_bounded_and_then_left_for_an_operator() {
     let app = spawn_app().await;
     let (ws, bot) = app.workspace_with_bot().await;
     let chat = app.connect_chat(&ws, &bot, 22001).await;
-    let (status, _) = app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/v1/workspaces/{ws}/policy"),
-            Some(json!({"in_doubt": "resend"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    app.set_in_doubt_policy(&ws, "resend").await;
     // Telegram takes every message and every answer is lost.
     app.sandbox.inject(
         FaultRule::new(Fault::AcceptThenDrop)

@@ -272,14 +272,7 @@ async fn a_workspace_may_choose_to_resend_in_doubt_deliveries_explicitly() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_policy"))
     );
-    let (status, _) = app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/v1/workspaces/{ws}/policy"),
-            Some(json!({"in_doubt": "resend"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    app.set_in_doubt_policy(&ws, "resend").await;
     app.sandbox
         .inject(FaultRule::new(Fault::AcceptThenDrop).for_chat(15001));
     let post = app
