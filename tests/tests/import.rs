@@ -88,3 +88,76 @@ async fn a_bulk_import_connects_every_good_row_and_says_why_the_others_failed() 
     assert_eq!(body["failed"], 1, "a bot of another workspace: {body}");
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_to_many_chats_shows_counts_and_pages_its_deliveries() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let rows: Vec<Value> = (28_001..=28_250)
+        .map(|id| json!({"telegram_chat_id": id, "title": "reader"}))
+        .collect();
+    let body = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/chats/import"),
+            json!({"bot_id": bot, "chats": rows}),
+            StatusCode::OK,
+        )
+        .await;
+    let chats: Vec<String> = body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["chat_id"].as_str().unwrap().to_owned())
+        .collect();
+    let targets: Vec<&str> = chats.iter().map(String::as_str).collect();
+    let post = app
+        .plan(&ws, &targets, "to everyone", Duration::from_secs(3600))
+        .await;
+    let (status, body) = app.get(&format!("/v1/workspaces/{ws}/posts/{post}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["counts"]["pending"], 250);
+
+    let mut seen = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let query = match after {
+            Some(a) => format!("?limit=100&after={a}"),
+            None => "?limit=100".to_owned(),
+        };
+        let (status, page) = app
+            .get(&format!(
+                "/v1/workspaces/{ws}/posts/{post}/deliveries{query}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["deliveries"].as_array().unwrap();
+        assert!(items.len() <= 100);
+        seen.extend(
+            items
+                .iter()
+                .map(|d| d["chat_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_after"].as_u64() {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, chats, "every delivery once, in planning order");
+    let (status, page) = app
+        .get(&format!(
+            "/v1/workspaces/{ws}/posts/{post}/deliveries?status=failed"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["deliveries"].as_array().unwrap().len(), 0);
+    let (status, page) = app
+        .get(&format!(
+            "/v1/workspaces/{ws}/posts/{post}/deliveries?status=lost"
+        ))
+        .await;
+    assert_eq!(
+        (status, page["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_query"))
+    );
+    app.cleanup().await;
+}

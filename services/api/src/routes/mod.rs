@@ -55,6 +55,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/v1/workspaces/{ws}/posts", post(posts::plan))
         .route("/v1/workspaces/{ws}/posts/{id}", get(posts::get))
         .route(
+            "/v1/workspaces/{ws}/posts/{id}/deliveries",
+            get(posts::deliveries),
+        )
+        .route(
             "/v1/workspaces/{ws}/posts/{id}/approve",
             post(posts::approve),
         )

@@ -4,13 +4,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use domain::{Id, ParseMode, Post, PostCommand, PostState, Resolution};
+use domain::{DeliveryStatus, Id, ParseMode, Post, PostCommand, PostState, Resolution};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Context;
 use super::directory::workspace;
-use crate::extract::{ApiBytes, ApiJson, ApiPath, parse_id};
+use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, parse_id};
 use crate::{ApiError, AppState};
 
 #[derive(Deserialize)]
@@ -109,18 +109,29 @@ pub async fn get(
     Ok(Json(body))
 }
 
+fn delivery_json(chat_id: Id, d: &DeliveryStatus) -> Value {
+    json!({
+        "chat_id": chat_id,
+        "status": d.status.as_str(),
+        "telegram_message_id": d.telegram_message_id,
+        "error": d.error,
+        "auto_resends": d.auto_resends,
+    })
+}
+
+/// How many deliveries of the post are in each status.
+fn counts(post: &Post) -> Value {
+    let mut counts = json!({"pending": 0, "delivered": 0, "failed": 0, "unknown": 0});
+    for (_, d) in post.deliveries() {
+        counts[d.status.as_str()] = (counts[d.status.as_str()].as_u64().unwrap_or(0) + 1).into();
+    }
+    counts
+}
+
 fn post_json(ws: Id, id: Id, post: &Post) -> Value {
     let deliveries: Vec<Value> = post
         .deliveries()
-        .map(|(chat_id, d)| {
-            json!({
-                "chat_id": chat_id,
-                "status": d.status.as_str(),
-                "telegram_message_id": d.telegram_message_id,
-                "error": d.error,
-                "auto_resends": d.auto_resends,
-            })
-        })
+        .map(|(chat_id, d)| delivery_json(chat_id, d))
         .collect();
     json!({
         "id": id,
@@ -129,8 +140,67 @@ fn post_json(ws: Id, id: Id, post: &Post) -> Value {
         "text": post.text,
         "parse_mode": post.parse_mode.map(ParseMode::as_str),
         "publish_at": post.publish_at,
+        "counts": counts(post),
         "deliveries": deliveries,
     })
+}
+
+const MAX_PAGE: usize = 1000;
+
+#[derive(Deserialize)]
+pub struct DeliveryPage {
+    /// The `next_after` of the previous page (a position in planning order).
+    after: Option<usize>,
+    limit: Option<usize>,
+    /// Only deliveries in this status.
+    status: Option<String>,
+}
+
+/// The post's deliveries a page at a time, in planning order, optionally of one status.
+pub async fn deliveries(
+    State(state): State<AppState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    ApiQuery(page): ApiQuery<DeliveryPage>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let statuses = ["pending", "delivered", "failed", "unknown"];
+    if let Some(status) = page.status.as_deref()
+        && !statuses.contains(&status)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("status {status:?} is not one of {}", statuses.join(", ")),
+        ));
+    }
+    let (_, _, post) = load(&state, &ws, &id).await?;
+    let start = page.after.unwrap_or(0);
+    let mut items = Vec::with_capacity(limit);
+    let mut next_after = None;
+    for (position, (chat_id, d)) in post.deliveries().enumerate().skip(start) {
+        if page
+            .status
+            .as_deref()
+            .is_some_and(|s| s != d.status.as_str())
+        {
+            continue;
+        }
+        if items.len() == limit {
+            next_after = Some(position);
+            break;
+        }
+        items.push(delivery_json(chat_id, d));
+    }
+    Ok(Json(json!({
+        "counts": counts(&post),
+        "deliveries": items,
+        "next_after": next_after,
+    })))
 }
 
 async fn transition(
