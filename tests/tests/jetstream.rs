@@ -391,13 +391,20 @@ async fn a_relay_that_loses_its_lock_mid_burst_loses_reorders_and_skips_nothing(
         .await
         .unwrap();
     assert_eq!(audited, events, "every event audited once");
-    let cancelled: i64 = sqlx::query_scalar(
-        "SELECT count(DISTINCT post_id) FROM calendar WHERE state = 'cancelled'",
+    app.eventually(
+        "the calendar to see every post's last event",
+        Duration::from_secs(30),
+        || async {
+            let cancelled: i64 = sqlx::query_scalar(
+                "SELECT count(DISTINCT post_id) FROM calendar WHERE state = 'cancelled'",
+            )
+            .fetch_one(&app.herald.pool)
+            .await
+            .unwrap();
+            (cancelled == 80).then_some(())
+        },
     )
-    .fetch_one(&app.herald.pool)
-    .await
-    .unwrap();
-    assert_eq!(cancelled, 80, "the calendar saw every post's last event");
+    .await;
     standby_shutdown.cancel();
     standby.await.unwrap().unwrap();
     app.cleanup().await;

@@ -50,6 +50,9 @@ pub fn key(event: &StoredEvent) -> EventKey {
 /// stream refused a message: it is not where the relay believed it was.
 pub async fn outbox_batch(pool: &PgPool, bus: &Bus, at: u64) -> anyhow::Result<(usize, u64)> {
     let mut tx = pool.begin().await?;
+    // Waits for rows another relay still holds (one that just lost its lock and is finishing a
+    // batch) rather than skipping them: skipping would publish later events of an aggregate
+    // before earlier ones.
     let rows = sqlx::query(
         "SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version,
                 e.payload, e.metadata
@@ -57,7 +60,7 @@ pub async fn outbox_batch(pool: &PgPool, bus: &Bus, at: u64) -> anyhow::Result<(
            JOIN events e USING (aggregate_type, aggregate_id, sequence)
           ORDER BY o.id
           LIMIT $1
-            FOR UPDATE OF o SKIP LOCKED",
+            FOR UPDATE OF o",
     )
     .bind(BATCH as i64)
     .fetch_all(&mut *tx)
