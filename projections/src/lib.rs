@@ -36,7 +36,3 @@ pub trait Projection: Send + Sync + 'static {
         conn: &'a mut PgConnection,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a;
 }
-
-/// The projections `herald projector` runs, by name (delivery runs `delivery_schedule`; the
-/// whole list for `herald projections rebuild` is `herald::PROJECTIONS`).
-pub const NAMES: &[&str] = &["calendar", "audit"];

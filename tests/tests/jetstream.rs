@@ -60,6 +60,13 @@ async fn approve_posts(
     posts
 }
 
+async fn journalled(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM event_log")
+        .fetch_one(&app.herald.pool)
+        .await
+        .unwrap()
+}
+
 async fn delete_stream(app: &TestApp) {
     app.herald
         .bus
@@ -175,12 +182,8 @@ async fn stream_deleted_while_herald_runs_is_rebuilt_and_nothing_is_lost() {
     posts.extend(approve_posts(&app, &ws, &chats, "after", 3, Duration::from_secs(1)).await);
 
     assert_all_delivered_once_and_projections_rebuildable(&app, &ws, &posts, &[7001, -7002]).await;
-    let journal: i64 = sqlx::query_scalar("SELECT count(*) FROM event_log")
-        .fetch_one(&app.herald.pool)
-        .await
-        .unwrap();
     assert_eq!(
-        journal,
+        journalled(&app).await,
         app.stored_events().await,
         "every event journalled once"
     );
@@ -236,13 +239,7 @@ async fn relay_adopts_a_published_tail_it_did_not_journal() {
     app.eventually(
         "the journal to catch up",
         Duration::from_secs(10),
-        || async {
-            let journalled: i64 = sqlx::query_scalar("SELECT count(*) FROM event_log")
-                .fetch_one(&app.herald.pool)
-                .await
-                .unwrap();
-            (journalled == app.stored_events().await).then_some(())
-        },
+        || async { (journalled(&app).await == app.stored_events().await).then_some(()) },
     )
     .await;
     app.relay.take().unwrap().stop().await;
