@@ -135,6 +135,9 @@ struct SendMessage {
     chat_id: i64,
     text: String,
     parse_mode: Option<String>,
+    /// `allow_paid_broadcast`: up to 1000 messages per second for the bot
+    /// instead of 30 (the per-chat and per-group limits still apply).
+    paid_broadcast: bool,
     /// The text as the recipient sees it (markup stripped).
     visible: String,
 }
@@ -161,10 +164,14 @@ impl SendMessage {
         if markup::utf16_len(&visible) > MAX_TEXT_UTF16 {
             return Err(ApiError::bad_request("message is too long"));
         }
+        // teloxide sends a JSON boolean, forms send `true`; a value that is
+        // not a boolean counts as unset (ordinary limits).
+        let paid_broadcast = params.boolean("allow_paid_broadcast").unwrap_or(false);
         Ok(Self {
             chat_id,
             text,
             parse_mode,
+            paid_broadcast,
             visible,
         })
     }
@@ -228,6 +235,7 @@ async fn send_message(sandbox: &Sandbox, bot_id: i64, params: &Params) -> Respon
         chat_id,
         text: &request.text,
         parse_mode: request.parse_mode.as_deref(),
+        paid_broadcast: request.paid_broadcast,
     };
     let (accepted, chat_type) = {
         let mut state = sandbox.state();
@@ -246,6 +254,7 @@ async fn send_message(sandbox: &Sandbox, bot_id: i64, params: &Params) -> Respon
         bot_id,
         chat_id,
         message_id = received.message_id,
+        paid_broadcast = received.paid_broadcast,
         "sendMessage accepted"
     );
     if drop_answer {

@@ -10,7 +10,8 @@
 //! * sent messages are validated like Telegram does (empty text, 4096 UTF-16
 //!   units, HTML / MarkdownV2 entity parsing) and recorded;
 //! * Telegram's rate limits are enforced with sliding windows and answered
-//!   with real `429 Too Many Requests: retry after N`;
+//!   with real `429 Too Many Requests: retry after N`, with the larger
+//!   per-bot window of paid broadcasts (`allow_paid_broadcast`);
 //! * faults can be injected per chat / bot so that every delivery failure
 //!   path (blocked bot, chat migrated, server error, lost answer, …) can be
 //!   tested over real HTTP.
@@ -72,6 +73,9 @@ pub struct ReceivedMessage {
     pub message_id: i32,
     pub text: String,
     pub parse_mode: Option<String>,
+    /// Whether the request carried `allow_paid_broadcast=true`.
+    #[serde(default)]
+    pub paid_broadcast: bool,
     pub received_at: DateTime<Utc>,
 }
 
@@ -80,6 +84,9 @@ pub struct ReceivedMessage {
 pub struct SandboxStats {
     /// Messages accepted and recorded (including `accept_then_drop` ones).
     pub accepted: u64,
+    /// Of those, the ones sent with `allow_paid_broadcast=true`.
+    #[serde(default)]
+    pub paid_broadcasts: u64,
     /// `429` answers sent, whether from the rate limiter or an injected
     /// [`Fault::RetryAfter`].
     pub rate_limited: u64,

@@ -2,7 +2,9 @@
 //!
 //! Telegram documents (and enforces with 429 answers) roughly: one message
 //! per second per chat, 20 messages per minute per group, 30 messages per
-//! second per bot. Sliding windows (rather than fixed buckets) give the
+//! second per bot, and up to 1000 per second per bot for messages sent with
+//! `allow_paid_broadcast` (charged in Stars; the per-chat and per-group
+//! limits still apply). Sliding windows (rather than fixed buckets) give the
 //! strictest reading of those rules, so a client that passes here will not
 //! trip the real limits. The limiter takes `now` as an argument so it can be
 //! tested without sleeping.
@@ -25,7 +27,7 @@ impl Window {
     }
 }
 
-/// The three limits a `sendMessage` must pass, all counted per bot.
+/// The limits a `sendMessage` must pass, all counted per bot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Per (bot, chat), for every chat.
@@ -33,8 +35,13 @@ pub struct Limits {
     /// Per (bot, chat) for groups, supergroups and channels (negative ids),
     /// on top of `per_chat`.
     pub per_group: Window,
-    /// Per bot, across all chats.
+    /// Per bot, across all chats, for messages sent without
+    /// `allow_paid_broadcast`.
     pub per_bot: Window,
+    /// Per bot, across all chats, for messages sent with
+    /// `allow_paid_broadcast=true` (see [`RateLimiter::try_acquire`] for how
+    /// the two kinds share a bot's budget).
+    pub per_paid_bot: Window,
 }
 
 impl Default for Limits {
@@ -47,6 +54,7 @@ impl Default for Limits {
             per_chat: window(telegram.per_chat),
             per_group: window(telegram.per_group),
             per_bot: window(telegram.per_bot),
+            per_paid_bot: window(telegram.per_paid_bot),
         }
     }
 }
@@ -128,6 +136,7 @@ pub(crate) struct RateLimiter {
     per_chat: Limit<(i64, i64)>,
     per_group: Limit<(i64, i64)>,
     per_bot: Limit<i64>,
+    per_paid_bot: Limit<i64>,
     records_since_sweep: u32,
 }
 
@@ -137,16 +146,29 @@ impl RateLimiter {
             per_chat: Limit::new(limits.per_chat),
             per_group: Limit::new(limits.per_group),
             per_bot: Limit::new(limits.per_bot),
+            per_paid_bot: Limit::new(limits.per_paid_bot),
             records_since_sweep: 0,
         }
     }
 
     /// Admits one message from `bot` to `chat` at `now`, or says how long to
     /// wait. A rejected attempt is not counted, as in Telegram.
+    ///
+    /// `paid` is the request's `allow_paid_broadcast`. How the two kinds of
+    /// message share one bot's budget, in the strictest reading of Telegram's
+    /// documentation (which says only that a paid message may exceed the
+    /// broadcast limit, up to 1000 per second): every accepted message of the
+    /// bot, paid or not, counts in both per-bot windows. A paid message must
+    /// find room in the paid window only (1000/s); an ordinary one in the
+    /// ordinary window (30/s) and in the paid one. So a bot that just sent
+    /// 100 paid messages must wait before an ordinary one, and a bot never
+    /// exceeds 1000/s in total. Herald's delivery paces a bot the same way:
+    /// one log of its sends, with a threshold that follows the flag.
     pub(crate) fn try_acquire(
         &mut self,
         bot: i64,
         chat: i64,
+        paid: bool,
         now: Instant,
     ) -> Result<(), Duration> {
         let waits = [
@@ -156,7 +178,12 @@ impl RateLimiter {
             } else {
                 None
             },
-            self.per_bot.wait(&bot, now),
+            if paid {
+                None
+            } else {
+                self.per_bot.wait(&bot, now)
+            },
+            self.per_paid_bot.wait(&bot, now),
         ];
         match waits.into_iter().flatten().max() {
             Some(wait) => Err(wait),
@@ -168,19 +195,22 @@ impl RateLimiter {
     }
 
     /// Counts a message without checking the limits (a message Telegram
-    /// delivered regardless, like an injected `accept_then_drop`).
+    /// delivered regardless, like an injected `accept_then_drop`). Paid or
+    /// not, it counts in both per-bot windows.
     pub(crate) fn record(&mut self, bot: i64, chat: i64, now: Instant) {
         self.per_chat.record((bot, chat), now);
         if chat < 0 {
             self.per_group.record((bot, chat), now);
         }
         self.per_bot.record(bot, now);
+        self.per_paid_bot.record(bot, now);
         self.records_since_sweep += 1;
         if self.records_since_sweep >= SWEEP_EVERY {
             self.records_since_sweep = 0;
             self.per_chat.sweep(now);
             self.per_group.sweep(now);
             self.per_bot.sweep(now);
+            self.per_paid_bot.sweep(now);
         }
     }
 }
@@ -202,6 +232,7 @@ mod tests {
             per_chat: Window::new(chat, 1000 * MS),
             per_group: Window::new(group, 60_000 * MS),
             per_bot: Window::new(bot, 1000 * MS),
+            per_paid_bot: Window::new(0, 1000 * MS),
         }
     }
 
@@ -209,32 +240,38 @@ mod tests {
     fn second_message_to_same_chat_waits_for_the_window() {
         let mut limiter = RateLimiter::new(Limits::default());
         let t0 = Instant::now();
-        assert_eq!(limiter.try_acquire(1, 42, t0), Ok(()));
-        assert_eq!(limiter.try_acquire(1, 42, t0 + 300 * MS), Err(700 * MS));
+        assert_eq!(limiter.try_acquire(1, 42, false, t0), Ok(()));
+        assert_eq!(
+            limiter.try_acquire(1, 42, false, t0 + 300 * MS),
+            Err(700 * MS)
+        );
         // The rejection did not count: the window frees at t0 + 1 s.
-        assert_eq!(limiter.try_acquire(1, 42, t0 + 1000 * MS), Ok(()));
+        assert_eq!(limiter.try_acquire(1, 42, false, t0 + 1000 * MS), Ok(()));
     }
 
     #[test]
     fn chats_and_bots_are_independent() {
         let mut limiter = RateLimiter::new(Limits::default());
         let t0 = Instant::now();
-        assert_eq!(limiter.try_acquire(1, 42, t0), Ok(()));
-        assert_eq!(limiter.try_acquire(1, 43, t0), Ok(()));
-        assert_eq!(limiter.try_acquire(2, 42, t0), Ok(()));
+        assert_eq!(limiter.try_acquire(1, 42, false, t0), Ok(()));
+        assert_eq!(limiter.try_acquire(1, 43, false, t0), Ok(()));
+        assert_eq!(limiter.try_acquire(2, 42, false, t0), Ok(()));
     }
 
     #[test]
     fn window_is_sliding_not_fixed() {
         let mut limiter = RateLimiter::new(limits(0, 0, 2));
         let t0 = Instant::now();
-        assert_eq!(limiter.try_acquire(1, 1, t0), Ok(()));
-        assert_eq!(limiter.try_acquire(1, 2, t0 + 900 * MS), Ok(()));
+        assert_eq!(limiter.try_acquire(1, 1, false, t0), Ok(()));
+        assert_eq!(limiter.try_acquire(1, 2, false, t0 + 900 * MS), Ok(()));
         // A fixed 1 s bucket would reset at t0 + 1 s; the sliding window
         // still holds the event from t0 + 900 ms.
-        assert_eq!(limiter.try_acquire(1, 3, t0 + 1000 * MS), Ok(()));
-        assert_eq!(limiter.try_acquire(1, 4, t0 + 1100 * MS), Err(800 * MS));
-        assert_eq!(limiter.try_acquire(1, 4, t0 + 1900 * MS), Ok(()));
+        assert_eq!(limiter.try_acquire(1, 3, false, t0 + 1000 * MS), Ok(()));
+        assert_eq!(
+            limiter.try_acquire(1, 4, false, t0 + 1100 * MS),
+            Err(800 * MS)
+        );
+        assert_eq!(limiter.try_acquire(1, 4, false, t0 + 1900 * MS), Ok(()));
     }
 
     #[test]
@@ -242,23 +279,26 @@ mod tests {
         let mut limiter = RateLimiter::new(limits(0, 2, 0));
         let t0 = Instant::now();
         for _ in 0..5 {
-            assert_eq!(limiter.try_acquire(1, 7, t0), Ok(()));
+            assert_eq!(limiter.try_acquire(1, 7, false, t0), Ok(()));
         }
-        assert_eq!(limiter.try_acquire(1, -7, t0), Ok(()));
-        assert_eq!(limiter.try_acquire(1, -7, t0 + 10 * MS), Ok(()));
+        assert_eq!(limiter.try_acquire(1, -7, false, t0), Ok(()));
+        assert_eq!(limiter.try_acquire(1, -7, false, t0 + 10 * MS), Ok(()));
         assert_eq!(
-            limiter.try_acquire(1, -7, t0 + 30_000 * MS),
+            limiter.try_acquire(1, -7, false, t0 + 30_000 * MS),
             Err(30_000 * MS)
         );
-        assert_eq!(limiter.try_acquire(1, -8, t0), Ok(()));
+        assert_eq!(limiter.try_acquire(1, -8, false, t0), Ok(()));
     }
 
     #[test]
     fn longest_wait_wins() {
         let mut limiter = RateLimiter::new(limits(1, 1, 1));
         let t0 = Instant::now();
-        assert_eq!(limiter.try_acquire(1, -5, t0), Ok(()));
-        assert_eq!(limiter.try_acquire(1, -5, t0 + 500 * MS), Err(59_500 * MS));
+        assert_eq!(limiter.try_acquire(1, -5, false, t0), Ok(()));
+        assert_eq!(
+            limiter.try_acquire(1, -5, false, t0 + 500 * MS),
+            Err(59_500 * MS)
+        );
     }
 
     #[test]
@@ -267,8 +307,8 @@ mod tests {
         let t0 = Instant::now();
         limiter.record(1, 9, t0);
         limiter.record(1, 9, t0);
-        assert_eq!(limiter.try_acquire(1, 9, t0 + 999 * MS), Err(MS));
-        assert_eq!(limiter.try_acquire(1, 9, t0 + 1000 * MS), Ok(()));
+        assert_eq!(limiter.try_acquire(1, 9, false, t0 + 999 * MS), Err(MS));
+        assert_eq!(limiter.try_acquire(1, 9, false, t0 + 1000 * MS), Ok(()));
     }
 
     #[test]
@@ -282,6 +322,67 @@ mod tests {
         // last second of it are left.
         assert!(limiter.per_chat.keys.len() <= 1001);
         assert!(limiter.per_group.keys.len() > 1001);
+    }
+
+    /// Sends one message from bot 1 to each of `chats` at `at`; how many were refused.
+    fn burst(
+        limiter: &mut RateLimiter,
+        chats: std::ops::Range<i64>,
+        paid: bool,
+        at: Instant,
+    ) -> usize {
+        chats
+            .filter(|&chat| limiter.try_acquire(1, chat, paid, at).is_err())
+            .count()
+    }
+
+    #[test]
+    fn thirty_first_message_in_a_second_is_refused_unless_paid() {
+        let t0 = Instant::now();
+        let mut ordinary = RateLimiter::new(Limits::default());
+        assert_eq!(burst(&mut ordinary, 1..31, false, t0), 0);
+        assert_eq!(
+            ordinary.try_acquire(1, 31, false, t0 + 400 * MS),
+            Err(600 * MS)
+        );
+        let mut paid = RateLimiter::new(Limits::default());
+        assert_eq!(burst(&mut paid, 1..31, true, t0), 0);
+        assert_eq!(paid.try_acquire(1, 31, true, t0 + 400 * MS), Ok(()));
+    }
+
+    #[test]
+    fn paid_broadcasts_stop_at_a_thousand_per_second() {
+        let t0 = Instant::now();
+        let mut limiter = RateLimiter::new(Limits::default());
+        assert_eq!(burst(&mut limiter, 1..1001, true, t0), 0);
+        assert_eq!(limiter.try_acquire(1, 1001, true, t0 + 999 * MS), Err(MS));
+        // The per-chat and per-group limits still apply to paid messages.
+        assert_eq!(limiter.try_acquire(1, 1, true, t0 + 1000 * MS), Ok(()));
+        assert_eq!(
+            limiter.try_acquire(1, 1, true, t0 + 1500 * MS),
+            Err(500 * MS)
+        );
+        // Another bot has its own budget.
+        assert_eq!(limiter.try_acquire(2, 1001, true, t0 + 999 * MS), Ok(()));
+    }
+
+    #[test]
+    fn paid_and_ordinary_messages_share_the_bot_budget() {
+        let t0 = Instant::now();
+        let mut limiter = RateLimiter::new(Limits::default());
+        // Ordinary messages count in the paid window: 30 of them leave 970 paid ones.
+        assert_eq!(burst(&mut limiter, 1..31, false, t0), 0);
+        assert_eq!(burst(&mut limiter, 31..1001, true, t0), 0);
+        assert_eq!(limiter.try_acquire(1, 1001, true, t0), Err(1000 * MS));
+        // Paid messages count in the ordinary window: no ordinary message until they age out.
+        let mut limiter = RateLimiter::new(Limits::default());
+        assert_eq!(limiter.try_acquire(1, 1, true, t0), Ok(()));
+        assert_eq!(burst(&mut limiter, 2..31, true, t0 + 500 * MS), 0);
+        assert_eq!(
+            limiter.try_acquire(1, 31, false, t0 + 600 * MS),
+            Err(400 * MS)
+        );
+        assert_eq!(limiter.try_acquire(1, 31, false, t0 + 1000 * MS), Ok(()));
     }
 
     #[test]

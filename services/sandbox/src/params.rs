@@ -73,6 +73,25 @@ impl Params {
         }
     }
 
+    /// A boolean flag given as a JSON boolean (teloxide), or as `true`/`false`
+    /// or `1`/`0` in a form or the query string; anything else is unset.
+    pub(crate) fn boolean(&self, key: &str) -> Option<bool> {
+        match self.get(key)? {
+            Value::Bool(flag) => Some(*flag),
+            Value::Number(number) => match number.as_i64() {
+                Some(1) => Some(true),
+                Some(0) => Some(false),
+                _ => None,
+            },
+            Value::String(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Some(true),
+                "false" | "0" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// `chat_id` as a numeric id. The sandbox knows no usernames, so an
     /// `@channel` (or anything not numeric) is a chat that does not exist.
     pub(crate) fn chat_id(&self) -> Result<i64, ApiError> {
@@ -174,6 +193,27 @@ mod tests {
         assert_eq!(form.chat_id(), Ok(42));
         let json = Params::parse(None, None, br#"{"chat_id":"7"}"#).expect("valid");
         assert_eq!(json.chat_id(), Ok(7));
+    }
+
+    #[test]
+    fn booleans_from_json_and_forms() {
+        let json = |body: &str| {
+            Params::parse(None, Some("application/json"), body.as_bytes()).expect("valid")
+        };
+        assert_eq!(json(r#"{"f":true}"#).boolean("f"), Some(true));
+        assert_eq!(json(r#"{"f":false}"#).boolean("f"), Some(false));
+        assert_eq!(json(r#"{"f":1}"#).boolean("f"), Some(true));
+        assert_eq!(json(r#"{"f":"yes"}"#).boolean("f"), None);
+        assert_eq!(json(r#"{"f":null}"#).boolean("f"), None);
+        assert_eq!(json("{}").boolean("f"), None);
+        let form = Params::parse(
+            Some("g=0"),
+            Some("application/x-www-form-urlencoded"),
+            b"f=True",
+        )
+        .expect("valid");
+        assert_eq!(form.boolean("f"), Some(true));
+        assert_eq!(form.boolean("g"), Some(false));
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) chat_id: i64,
     pub(crate) text: &'a str,
     pub(crate) parse_mode: Option<&'a str>,
+    /// `allow_paid_broadcast`: the bot's larger per-second window applies.
+    pub(crate) paid_broadcast: bool,
 }
 
 impl State {
@@ -89,7 +91,7 @@ impl State {
         match admission {
             Admission::Limited => {
                 self.limiter
-                    .try_acquire(message.bot_id, message.chat_id, now)
+                    .try_acquire(message.bot_id, message.chat_id, message.paid_broadcast, now)
                     .inspect_err(|_| self.stats.rate_limited += 1)?;
             }
             Admission::Forced => self.limiter.record(message.bot_id, message.chat_id, now),
@@ -103,10 +105,14 @@ impl State {
             message_id: *id,
             text: message.text.to_owned(),
             parse_mode: message.parse_mode.map(str::to_owned),
+            paid_broadcast: message.paid_broadcast,
             received_at: Utc::now(),
         };
         self.messages.push(received.clone());
         self.stats.accepted += 1;
+        if message.paid_broadcast {
+            self.stats.paid_broadcasts += 1;
+        }
         Ok(received)
     }
 }

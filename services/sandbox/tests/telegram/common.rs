@@ -46,13 +46,25 @@ pub fn unlimited() -> SandboxConfig {
 }
 
 /// Custom windows as `(max, period in ms)`; `max == 0` disables a window.
+/// The paid-broadcast window is disabled.
 pub fn limited(per_chat: (u32, u64), per_group: (u32, u64), per_bot: (u32, u64)) -> SandboxConfig {
+    limited_paid(per_chat, per_group, per_bot, (0, 0))
+}
+
+/// [`limited`] with a paid-broadcast window too.
+pub fn limited_paid(
+    per_chat: (u32, u64),
+    per_group: (u32, u64),
+    per_bot: (u32, u64),
+    per_paid_bot: (u32, u64),
+) -> SandboxConfig {
     let window = |(max, ms): (u32, u64)| Window::new(max, Duration::from_millis(ms));
     SandboxConfig {
         limits: Limits {
             per_chat: window(per_chat),
             per_group: window(per_group),
             per_bot: window(per_bot),
+            per_paid_bot: window(per_paid_bot),
         },
         enforce_limits: true,
     }

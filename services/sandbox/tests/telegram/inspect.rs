@@ -71,6 +71,7 @@ async fn stats_over_http() {
         stats,
         SandboxStats {
             accepted: 1,
+            paid_broadcasts: 0,
             rate_limited: 0,
             faults_injected: 0
         }
