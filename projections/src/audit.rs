@@ -69,18 +69,22 @@ fn details(event: Option<&Event>) -> Value {
             "publish_at": schemas::from_millis(e.publish_at_ms).map(|t| t.to_rfc3339()),
             "text_length": e.text.chars().count(),
         }),
+        Some(Event::PostTargetsAdded(e)) => json!({ "chat_ids": e.chat_ids }),
         Some(Event::PostRejected(e)) => json!({ "reason": e.reason }),
-        Some(Event::PostDelivered(e)) => {
-            json!({ "chat_id": e.chat_id, "telegram_message_id": e.telegram_message_id })
+        Some(Event::PostDelivered(e)) => json!({
+            "post_id": e.post_id, "chat_id": e.chat_id, "telegram_message_id": e.telegram_message_id,
+        }),
+        Some(Event::DeliveryFailed(e)) => json!({
+            "post_id": e.post_id, "chat_id": e.chat_id, "class": e.class().as_str_name(), "detail": e.detail,
+        }),
+        Some(Event::DeliveryUnknown(e)) => {
+            json!({ "post_id": e.post_id, "chat_id": e.chat_id, "detail": e.detail })
         }
-        Some(Event::DeliveryFailed(e)) => {
-            json!({ "chat_id": e.chat_id, "class": e.class().as_str_name(), "detail": e.detail })
-        }
-        Some(Event::DeliveryUnknown(e)) => json!({ "chat_id": e.chat_id, "detail": e.detail }),
         Some(Event::PostRescheduled(e)) => json!({
             "publish_at": schemas::from_millis(e.publish_at_ms).map(|t| t.to_rfc3339()),
         }),
         Some(Event::DeliveryResolved(e)) => json!({
+            "post_id": e.post_id,
             "chat_id": e.chat_id,
             "resolution": e.resolution,
             "telegram_message_id": e.telegram_message_id,

@@ -27,10 +27,9 @@ impl Projection for Calendar {
         let Some(event) = &envelope.event else {
             return Ok(());
         };
-        if envelope.aggregate_type != "Post" {
-            return Ok(());
-        }
-        let post_id: Uuid = envelope.aggregate_id.parse()?;
+        let post_id = |outcome_post_id: &str| -> anyhow::Result<Uuid> {
+            Ok(crate::outcome_post_id(envelope, outcome_post_id).parse()?)
+        };
         let at: DateTime<Utc> =
             schemas::from_millis(envelope.occurred_at_ms).unwrap_or_else(Utc::now);
         match event {
@@ -38,29 +37,47 @@ impl Projection for Calendar {
                 let workspace_id: Uuid = envelope.workspace_id.parse()?;
                 let publish_at = schemas::from_millis(planned.publish_at_ms).unwrap_or(at);
                 let preview: String = planned.text.chars().take(PREVIEW_CHARS).collect();
-                for chat_id in &planned.chat_ids {
-                    sqlx::query(
-                        "INSERT INTO calendar (workspace_id, post_id, chat_id, publish_at, state, delivery, text_preview, updated_at)
-                         VALUES ($1, $2, $3, $4, 'planned', 'pending', $5, $6)
-                         ON CONFLICT (post_id, chat_id) DO NOTHING",
-                    )
-                    .bind(workspace_id)
-                    .bind(post_id)
-                    .bind(chat_id.parse::<Uuid>()?)
-                    .bind(publish_at)
-                    .bind(&preview)
-                    .bind(at)
-                    .execute(&mut *conn)
-                    .await?;
-                }
+                let chats = parse_ids(&planned.chat_ids)?;
+                sqlx::query(
+                    "INSERT INTO calendar (workspace_id, post_id, chat_id, position, publish_at, state, delivery, text_preview, updated_at)
+                     SELECT $1, $2, t.chat_id, t.n - 1, $4, 'planned', 'pending', $5, $6
+                       FROM UNNEST($3::uuid[]) WITH ORDINALITY AS t(chat_id, n)
+                     ON CONFLICT (post_id, chat_id) DO NOTHING",
+                )
+                .bind(workspace_id)
+                .bind(post_id("")?)
+                .bind(&chats)
+                .bind(publish_at)
+                .bind(&preview)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
             }
-            Event::PostApproved(_) => set_state(conn, post_id, "approved", at).await?,
-            Event::PostRejected(_) => set_state(conn, post_id, "rejected", at).await?,
-            Event::PostCancelled(_) => set_state(conn, post_id, "cancelled", at).await?,
+            Event::PostTargetsAdded(added) => {
+                // Copies the post's first row; positions continue where the last event stopped.
+                let chats = parse_ids(&added.chat_ids)?;
+                sqlx::query(
+                    "INSERT INTO calendar (workspace_id, post_id, chat_id, position, publish_at, state, delivery, text_preview, updated_at)
+                     SELECT f.workspace_id, f.post_id, t.chat_id,
+                            (SELECT count(*) FROM calendar WHERE post_id = $1) + t.n - 1,
+                            f.publish_at, f.state, 'pending', f.text_preview, $3
+                       FROM (SELECT * FROM calendar WHERE post_id = $1 AND position = 0) f
+                      CROSS JOIN UNNEST($2::uuid[]) WITH ORDINALITY AS t(chat_id, n)
+                     ON CONFLICT (post_id, chat_id) DO NOTHING",
+                )
+                .bind(post_id("")?)
+                .bind(&chats)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Event::PostApproved(_) => set_state(conn, post_id("")?, "approved", at).await?,
+            Event::PostRejected(_) => set_state(conn, post_id("")?, "rejected", at).await?,
+            Event::PostCancelled(_) => set_state(conn, post_id("")?, "cancelled", at).await?,
             Event::PostDelivered(d) => {
                 set_delivery(
                     conn,
-                    post_id,
+                    post_id(&d.post_id)?,
                     &d.chat_id,
                     "delivered",
                     Some(d.telegram_message_id),
@@ -71,12 +88,13 @@ impl Projection for Calendar {
             }
             Event::DeliveryFailed(f) => {
                 let error = format!("{}: {}", failure_class(f.class), f.detail);
-                set_delivery(conn, post_id, &f.chat_id, "failed", None, Some(&error), at).await?
+                let post = post_id(&f.post_id)?;
+                set_delivery(conn, post, &f.chat_id, "failed", None, Some(&error), at).await?
             }
             Event::DeliveryUnknown(u) => {
                 set_delivery(
                     conn,
-                    post_id,
+                    post_id(&u.post_id)?,
                     &u.chat_id,
                     "unknown",
                     None,
@@ -89,7 +107,7 @@ impl Projection for Calendar {
                 sqlx::query(
                     "UPDATE calendar SET publish_at = $2, updated_at = $3 WHERE post_id = $1",
                 )
-                .bind(post_id)
+                .bind(post_id("")?)
                 .bind(schemas::from_millis(r.publish_at_ms).unwrap_or(at))
                 .bind(at)
                 .execute(&mut *conn)
@@ -100,7 +118,17 @@ impl Projection for Calendar {
                     "mark_delivered" => ("delivered", r.telegram_message_id),
                     _ => ("pending", None),
                 };
-                set_delivery(conn, post_id, &r.chat_id, delivery, message_id, None, at).await?
+                let post = post_id(&r.post_id)?;
+                set_delivery(conn, post, &r.chat_id, delivery, message_id, None, at).await?;
+                if r.automatic {
+                    sqlx::query(
+                        "UPDATE calendar SET auto_resends = auto_resends + 1 WHERE post_id = $1 AND chat_id = $2",
+                    )
+                    .bind(post)
+                    .bind(r.chat_id.parse::<Uuid>()?)
+                    .execute(&mut *conn)
+                    .await?;
+                }
             }
             _ => {}
         }
@@ -111,6 +139,10 @@ impl Projection for Calendar {
         sqlx::query("DELETE FROM calendar").execute(conn).await?;
         Ok(())
     }
+}
+
+fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<Uuid>> {
+    Ok(ids.iter().map(|id| id.parse()).collect::<Result<_, _>>()?)
 }
 
 fn failure_class(class: i32) -> &'static str {
@@ -197,6 +229,64 @@ pub async fn entries(
                 "error": r.try_get::<Option<String>, _>("error")?,
                 "text_preview": r.try_get::<String, _>("text_preview")?,
             }))
+        })
+        .collect()
+}
+
+/// How many of a post's deliveries from position `from` on the calendar shows in each status.
+pub async fn counts(pool: &PgPool, post_id: Uuid, from: i32) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT delivery, count(*) FROM calendar WHERE post_id = $1 AND position >= $2 GROUP BY delivery",
+    )
+    .bind(post_id)
+    .bind(from)
+    .fetch_all(pool)
+    .await
+}
+
+/// One delivery as the calendar shows it.
+#[derive(Debug, Clone)]
+pub struct PostDelivery {
+    pub chat_id: Uuid,
+    /// Place in the post's planning order, from 0.
+    pub position: i32,
+    pub delivery: String,
+    pub telegram_message_id: Option<i32>,
+    pub error: Option<String>,
+    pub auto_resends: i32,
+}
+
+/// A post's deliveries in `status`, in planning order from position `from`, at most `limit`.
+pub async fn deliveries_in(
+    pool: &PgPool,
+    post_id: Uuid,
+    status: &str,
+    from: i32,
+    limit: i64,
+) -> sqlx::Result<Vec<PostDelivery>> {
+    let rows = sqlx::query(
+        "SELECT chat_id, position, delivery, telegram_message_id, error, auto_resends
+           FROM calendar
+          WHERE post_id = $1 AND delivery = $2 AND position >= $3
+          ORDER BY position
+          LIMIT $4",
+    )
+    .bind(post_id)
+    .bind(status)
+    .bind(from)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PostDelivery {
+                chat_id: r.try_get("chat_id")?,
+                position: r.try_get("position")?,
+                delivery: r.try_get("delivery")?,
+                telegram_message_id: r.try_get("telegram_message_id")?,
+                error: r.try_get("error")?,
+                auto_resends: r.try_get("auto_resends")?,
+            })
         })
         .collect()
 }

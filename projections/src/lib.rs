@@ -16,6 +16,16 @@ pub use calendar::Calendar;
 use schemas::v1::EventEnvelope;
 use sqlx::PgConnection;
 
+/// The post an outcome is about: named by the event (a `Delivery` aggregate's), or, for
+/// outcomes published before events named it, the post whose subject carried it.
+pub fn outcome_post_id<'a>(envelope: &'a EventEnvelope, named: &'a str) -> &'a str {
+    if named.is_empty() {
+        &envelope.aggregate_id
+    } else {
+        named
+    }
+}
+
 /// A read model fed from the event stream.
 pub trait Projection: Send + Sync + 'static {
     /// Stable name: the checkpoint key and the durable consumer's name.

@@ -2,8 +2,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use domain::{
-    BotEvent, ChatEvent, FailureClass, InDoubtPolicy, ParseMode, PostEvent, Resolution,
-    WorkspaceEvent,
+    BotEvent, ChatEvent, DeliveryEvent, FailureClass, Id, InDoubtPolicy, ParseMode, PostEvent,
+    Resolution, WorkspaceEvent,
 };
 
 use crate::metadata;
@@ -146,34 +146,21 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
                 Event::ChatHourlyCapSet(v1::ChatHourlyCapSet { cap })
             }
         },
-        "Post" => post_event(decode(stored)?),
+        "Post" => post_event(&stored.aggregate_id, decode(stored)?),
+        "Delivery" => delivery_event(decode(stored)?),
         other => return Err(ConvertError::UnknownAggregate(other.to_owned())),
     })
 }
 
-fn post_event(event: PostEvent) -> Event {
+fn post_event(post_id: &str, event: PostEvent) -> Event {
+    let outcome = |chat_id: Id| Outcome {
+        post_id: post_id.to_owned(),
+        chat_id: chat_id.to_string(),
+    };
     match event {
         PostEvent::PostRescheduled { publish_at } => Event::PostRescheduled(v1::PostRescheduled {
             publish_at_ms: publish_at.timestamp_millis(),
         }),
-        PostEvent::DeliveryResolved {
-            chat_id,
-            resolution,
-            automatic,
-        } => {
-            let (resolution, telegram_message_id) = match resolution {
-                Resolution::MarkDelivered {
-                    telegram_message_id,
-                } => ("mark_delivered", telegram_message_id),
-                Resolution::Resend => ("resend", None),
-            };
-            Event::DeliveryResolved(v1::DeliveryResolved {
-                chat_id: chat_id.to_string(),
-                resolution: resolution.into(),
-                telegram_message_id,
-                automatic,
-            })
-        }
         PostEvent::PostPlanned {
             chat_ids,
             text,
@@ -181,10 +168,13 @@ fn post_event(event: PostEvent) -> Event {
             publish_at,
             ..
         } => Event::PostPlanned(v1::PostPlanned {
-            chat_ids: chat_ids.iter().map(ToString::to_string).collect(),
+            chat_ids: ids(&chat_ids),
             text,
             parse_mode: parse_mode_to_proto(parse_mode) as i32,
             publish_at_ms: publish_at.timestamp_millis(),
+        }),
+        PostEvent::PostTargetsAdded { chat_ids } => Event::PostTargetsAdded(v1::PostTargetsAdded {
+            chat_ids: ids(&chat_ids),
         }),
         PostEvent::PostApproved => Event::PostApproved(v1::PostApproved {}),
         PostEvent::PostRejected { reason } => Event::PostRejected(v1::PostRejected { reason }),
@@ -192,25 +182,103 @@ fn post_event(event: PostEvent) -> Event {
         PostEvent::PostDelivered {
             chat_id,
             telegram_message_id,
-        } => Event::PostDelivered(v1::PostDelivered {
-            chat_id: chat_id.to_string(),
-            telegram_message_id,
-        }),
+        } => outcome(chat_id).delivered(telegram_message_id),
         PostEvent::DeliveryFailed {
             chat_id,
             class,
             detail,
-        } => Event::DeliveryFailed(v1::DeliveryFailed {
-            chat_id: chat_id.to_string(),
+        } => outcome(chat_id).failed(class, detail),
+        PostEvent::DeliveryUnknown { chat_id, detail } => outcome(chat_id).unknown(detail),
+        PostEvent::DeliveryResolved {
+            chat_id,
+            resolution,
+            automatic,
+        } => outcome(chat_id).resolved(resolution, automatic),
+    }
+}
+
+fn delivery_event(event: DeliveryEvent) -> Event {
+    let outcome = |post_id: Id, chat_id: Id| Outcome {
+        post_id: post_id.to_string(),
+        chat_id: chat_id.to_string(),
+    };
+    match event {
+        DeliveryEvent::PostDelivered {
+            post_id,
+            chat_id,
+            telegram_message_id,
+        } => outcome(post_id, chat_id).delivered(telegram_message_id),
+        DeliveryEvent::DeliveryFailed {
+            post_id,
+            chat_id,
+            class,
+            detail,
+        } => outcome(post_id, chat_id).failed(class, detail),
+        DeliveryEvent::DeliveryUnknown {
+            post_id,
+            chat_id,
+            detail,
+        } => outcome(post_id, chat_id).unknown(detail),
+        DeliveryEvent::DeliveryResolved {
+            post_id,
+            chat_id,
+            resolution,
+            automatic,
+        } => outcome(post_id, chat_id).resolved(resolution, automatic),
+    }
+}
+
+fn ids(ids: &[Id]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
+/// The delivery an outcome is about: the same messages whether it was recorded on the post
+/// (before deliveries were aggregates) or on the delivery.
+struct Outcome {
+    post_id: String,
+    chat_id: String,
+}
+
+impl Outcome {
+    fn delivered(self, telegram_message_id: i32) -> Event {
+        Event::PostDelivered(v1::PostDelivered {
+            chat_id: self.chat_id,
+            telegram_message_id,
+            post_id: self.post_id,
+        })
+    }
+
+    fn failed(self, class: FailureClass, detail: String) -> Event {
+        Event::DeliveryFailed(v1::DeliveryFailed {
+            chat_id: self.chat_id,
             class: failure_class_to_proto(class) as i32,
             detail,
-        }),
-        PostEvent::DeliveryUnknown { chat_id, detail } => {
-            Event::DeliveryUnknown(v1::DeliveryUnknown {
-                chat_id: chat_id.to_string(),
-                detail,
-            })
-        }
+            post_id: self.post_id,
+        })
+    }
+
+    fn unknown(self, detail: String) -> Event {
+        Event::DeliveryUnknown(v1::DeliveryUnknown {
+            chat_id: self.chat_id,
+            detail,
+            post_id: self.post_id,
+        })
+    }
+
+    fn resolved(self, resolution: Resolution, automatic: bool) -> Event {
+        let (resolution, telegram_message_id) = match resolution {
+            Resolution::MarkDelivered {
+                telegram_message_id,
+            } => ("mark_delivered", telegram_message_id),
+            Resolution::Resend => ("resend", None),
+        };
+        Event::DeliveryResolved(v1::DeliveryResolved {
+            chat_id: self.chat_id,
+            resolution: resolution.into(),
+            telegram_message_id,
+            automatic,
+            post_id: self.post_id,
+        })
     }
 }
 
@@ -272,7 +340,26 @@ mod tests {
             envelope.event,
             Some(Event::PostDelivered(v1::PostDelivered {
                 chat_id: chat.to_string(),
-                telegram_message_id: 7
+                telegram_message_id: 7,
+                post_id: "agg".into(),
+            }))
+        );
+    }
+
+    #[test]
+    fn a_delivery_event_names_its_post_like_an_outcome_recorded_on_the_post() {
+        let (post, chat) = (uuid::Uuid::from_u128(3), uuid::Uuid::from_u128(10));
+        let row = stored(
+            "Delivery",
+            "DeliveryUnknown",
+            serde_json::json!({"DeliveryUnknown": {"post_id": post, "chat_id": chat, "detail": "x"}}),
+        );
+        assert_eq!(
+            to_integration_event(&row).unwrap().event,
+            Some(Event::DeliveryUnknown(v1::DeliveryUnknown {
+                chat_id: chat.to_string(),
+                detail: "x".into(),
+                post_id: post.to_string(),
             }))
         );
     }

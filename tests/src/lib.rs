@@ -326,6 +326,28 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Connects `count` chats of `bot` (Telegram ids from `first`) in one import; returns
+    /// their ids in order.
+    pub async fn import_chats(&self, ws: &str, bot: &str, first: i64, count: i64) -> Vec<String> {
+        let rows: Vec<Value> = (first..first + count)
+            .map(|id| json!({"telegram_chat_id": id, "title": "subscriber"}))
+            .collect();
+        let body = self
+            .post_ok(
+                &format!("/v1/workspaces/{ws}/chats/import"),
+                json!({"bot_id": bot, "chats": rows}),
+                StatusCode::OK,
+            )
+            .await;
+        assert_eq!(body["connected"], count, "{}", body["failed"]);
+        body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["chat_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Plans a post due at now + `delay` to `chats`; returns its id.
     pub async fn plan(&self, ws: &str, chats: &[&str], text: &str, delay: Duration) -> String {
         let publish_at = (chrono::Utc::now() + delay).to_rfc3339();

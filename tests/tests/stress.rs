@@ -239,12 +239,9 @@ async fn a_paused_bot_with_thousands_of_due_chats_does_not_delay_another_bot() {
         lateness < chrono::TimeDelta::milliseconds(1000),
         "the healthy bot's post went out {lateness} after its time"
     );
-    let pending = app.post_state(&ws, &big).await["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["status"] == "pending")
-        .count();
+    let pending = app.post_state(&ws, &big).await["counts"]["pending"]
+        .as_u64()
+        .unwrap();
     assert!(
         pending >= 2100,
         "the paused bot's queue is kept ({pending} pending)"

@@ -1,5 +1,6 @@
 //! What rules need to know about other aggregates, behind a trait so the domain stays pure.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub struct BotInfo {
 /// so a chat connected a moment ago is known.
 pub trait Directory: Send + Sync {
     fn chat(&self, chat_id: Id) -> DirectoryFuture<'_, Option<ChatInfo>>;
+    /// The chats among `chat_ids` that exist, in one read (a post may target 100,000).
+    fn chats<'a>(&'a self, chat_ids: &'a [Id]) -> DirectoryFuture<'a, HashMap<Id, ChatInfo>>;
     fn bot(&self, bot_id: Id) -> DirectoryFuture<'_, Option<BotInfo>>;
 }
 
@@ -48,8 +51,6 @@ impl Services {
 
 #[cfg(test)]
 pub(crate) mod fake {
-    use std::collections::HashMap;
-
     use super::*;
 
     /// An in-memory directory for given/when/then tests.
@@ -62,6 +63,13 @@ pub(crate) mod fake {
     impl Directory for FakeDirectory {
         fn chat(&self, chat_id: Id) -> DirectoryFuture<'_, Option<ChatInfo>> {
             let found = self.chats.get(&chat_id).cloned();
+            Box::pin(async move { Ok(found) })
+        }
+        fn chats<'a>(&'a self, chat_ids: &'a [Id]) -> DirectoryFuture<'a, HashMap<Id, ChatInfo>> {
+            let found = chat_ids
+                .iter()
+                .filter_map(|id| self.chats.get(id).map(|c| (*id, c.clone())))
+                .collect();
             Box::pin(async move { Ok(found) })
         }
         fn bot(&self, bot_id: Id) -> DirectoryFuture<'_, Option<BotInfo>> {

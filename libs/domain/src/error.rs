@@ -67,6 +67,10 @@ pub enum DomainError {
         "the delivery to chat {chat_id} was already resent automatically {max} time(s); an operator must resolve it"
     )]
     AutoResendLimit { chat_id: crate::Id, max: u32 },
+    #[error(
+        "a post may target at most {max} chats and this one lists {count}; split it into several posts"
+    )]
+    TooManyChats { count: usize, max: usize },
     #[error("the directory of chats and bots could not be read: {0}")]
     DirectoryUnavailable(String),
 }
@@ -97,6 +101,7 @@ impl DomainError {
             Self::TokenForAnotherBot(_) => "token_for_another_bot",
             Self::DeliveryNotInDoubt(_) => "delivery_not_in_doubt",
             Self::AutoResendLimit { .. } => "auto_resend_limit",
+            Self::TooManyChats { .. } => "too_many_chats",
             Self::DirectoryUnavailable(_) => "directory_unavailable",
         }
     }

@@ -7,6 +7,7 @@
 
 mod bot;
 mod chat;
+mod delivery;
 mod directory;
 mod error;
 pub mod limits;
@@ -16,11 +17,13 @@ mod workspace;
 
 pub use bot::{Bot, BotCommand, BotEvent, parse_bot_token};
 pub use chat::{Chat, ChatCommand, ChatEvent};
+pub use delivery::{Delivery, DeliveryCommand, DeliveryEvent, delivery_id};
 pub use directory::{BotInfo, ChatInfo, Directory, DirectoryFuture, Services};
 pub use error::{DomainError, ErrorKind};
 pub use post::{
-    DeliveryOutcome, DeliveryState, DeliveryStatus, FailureClass, ParseMode, Post, PostCommand,
-    PostEvent, PostState, Resolution,
+    DeliveryCounts, DeliveryOutcome, DeliveryState, DeliveryStatus, FailureClass,
+    MAX_CHATS_PER_POST, ParseMode, Post, PostCommand, PostEvent, PostState, Resolution,
+    TARGETS_EVENT, TARGETS_PER_EVENT,
 };
 pub use text::{MAX_TEXT_UTF16, telegram_length};
 pub use workspace::{InDoubtPolicy, Workspace, WorkspaceCommand, WorkspaceEvent};

@@ -1,7 +1,13 @@
 //! A post: text planned for one or more chats at a publish time, approved (or rejected or
-//! cancelled), then delivered chat by chat. Delivery outcomes are part of the post's history.
+//! cancelled), then delivered chat by chat. Each chat's delivery is an aggregate of its own
+//! ([`crate::Delivery`]); the post holds what people decide.
+//!
+//! A post to many chats lists them over several events ([`PostEvent::PostTargetsAdded`] after
+//! the first [`TARGETS_PER_EVENT`] in `PostPlanned`), so every event stays far below a NATS
+//! message's size limit, and a send, which needs the post's state but not its chat list, reads
+//! only its first event's share of ids.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -11,6 +17,14 @@ use serde::{Deserialize, Serialize};
 use crate::{
     DomainError, EVENT_VERSION, Id, MAX_TEXT_UTF16, PUBLISH_AT_GRACE, Services, telegram_length,
 };
+
+/// How many chat ids one event lists (about 38 KB of JSON, 18 KB of protobuf).
+pub const TARGETS_PER_EVENT: usize = 1000;
+/// How many chats one post may target.
+pub const MAX_CHATS_PER_POST: usize = 100_000;
+/// The event that lists a post's targets beyond the first [`TARGETS_PER_EVENT`]: a send's
+/// checks never depend on it, so it reads a post without these (see `store::load_on_without`).
+pub const TARGETS_EVENT: &str = "PostTargetsAdded";
 
 /// Telegram's formatting modes Herald supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,21 +102,6 @@ pub enum PostCommand {
         publish_at: DateTime<Utc>,
         now: DateTime<Utc>,
     },
-    RecordDelivery {
-        chat_id: Id,
-        outcome: DeliveryOutcome,
-    },
-    /// An operator's (or the workspace policy's) decision about a delivery in doubt.
-    ResolveDelivery {
-        chat_id: Id,
-        resolution: Resolution,
-    },
-    /// The workspace's in-doubt policy resends, at most `max` times per delivery; past that the
-    /// delivery stays in doubt for an operator.
-    ResendAutomatically {
-        chat_id: Id,
-        max: u32,
-    },
 }
 
 /// How an in-doubt delivery is settled.
@@ -129,6 +128,12 @@ pub enum PostEvent {
         reason: String,
     },
     PostCancelled,
+    /// More target chats of the post just planned (in the same commit), in planning order.
+    PostTargetsAdded {
+        chat_ids: Vec<Id>,
+    },
+    /// Outcomes recorded on the post itself before deliveries were aggregates of their own
+    /// (decision 0008): still read, never written.
     PostDelivered {
         chat_id: Id,
         telegram_message_id: i32,
@@ -161,6 +166,7 @@ impl DomainEvent for PostEvent {
             Self::PostApproved => "PostApproved",
             Self::PostRejected { .. } => "PostRejected",
             Self::PostCancelled => "PostCancelled",
+            Self::PostTargetsAdded { .. } => "PostTargetsAdded",
             Self::PostDelivered { .. } => "PostDelivered",
             Self::DeliveryFailed { .. } => "DeliveryFailed",
             Self::DeliveryUnknown { .. } => "DeliveryUnknown",
@@ -237,34 +243,60 @@ pub struct Post {
     pub text: String,
     pub parse_mode: Option<ParseMode>,
     pub publish_at: Option<DateTime<Utc>>,
-    /// Target chats in the order they were planned, with their delivery status.
-    pub deliveries: BTreeMap<Id, DeliveryStatus>,
-    pub chat_order: Vec<Id>,
+    /// Target chats in the order they were planned.
+    pub chat_ids: Vec<Id>,
+    /// Outcomes recorded on the post itself before deliveries were aggregates of their own
+    /// (decision 0008); empty for every post planned since.
+    pub recorded_outcomes: BTreeMap<Id, DeliveryStatus>,
+}
+
+/// How many of a post's deliveries are in each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryCounts {
+    pub pending: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub unknown: u64,
+}
+
+impl DeliveryCounts {
+    pub fn add(&mut self, status: DeliveryState, n: u64) {
+        match status {
+            DeliveryState::Pending => self.pending += n,
+            DeliveryState::Delivered => self.delivered += n,
+            DeliveryState::Failed => self.failed += n,
+            DeliveryState::Unknown => self.unknown += n,
+        }
+    }
 }
 
 impl Post {
-    /// Deliveries in planning order.
-    pub fn deliveries(&self) -> impl Iterator<Item = (Id, &DeliveryStatus)> {
-        self.chat_order
-            .iter()
-            .filter_map(|id| self.deliveries.get(id).map(|d| (*id, d)))
-    }
-
     /// A single word for the whole post: its state, or once approved, how delivery went.
-    pub fn summary_state(&self) -> &'static str {
+    pub fn summary_state(&self, counts: &DeliveryCounts) -> &'static str {
         if self.state != PostState::Approved {
             return self.state.as_str();
         }
-        let all = self.deliveries.len();
-        let count = |s: DeliveryState| self.deliveries.values().filter(|d| d.status == s).count();
-        match (
-            count(DeliveryState::Pending),
-            count(DeliveryState::Delivered),
-        ) {
-            (0, delivered) if delivered == all => "delivered",
+        match (counts.pending, counts.delivered) {
+            (0, delivered) if delivered == self.chat_ids.len() as u64 => "delivered",
             (0, 0) => "failed",
             (0, _) => "partially_delivered",
             _ => "approved",
+        }
+    }
+
+    /// Cancelling or rescheduling acts on the deliveries that have not gone out; with none
+    /// left there is nothing to act on. (The post's own rules are in `handle`; this is what the
+    /// deliveries' counts add, read by the caller before the command.)
+    pub fn check_unsettled(
+        &self,
+        counts: &DeliveryCounts,
+        action: &'static str,
+    ) -> Result<(), DomainError> {
+        match self.summary_state(counts) {
+            state @ ("delivered" | "failed" | "partially_delivered") => {
+                Err(DomainError::InvalidTransition { state, action })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -312,24 +344,31 @@ impl Post {
         if chat_ids.is_empty() {
             return Err(DomainError::NoChats);
         }
-        for (i, chat_id) in chat_ids.iter().enumerate() {
-            if chat_ids[..i].contains(chat_id) {
-                return Err(DomainError::DuplicateChat(*chat_id));
-            }
-            let chat = services
-                .directory
-                .chat(*chat_id)
-                .await
-                .map_err(DomainError::DirectoryUnavailable)?;
-            match chat {
+        if chat_ids.len() > MAX_CHATS_PER_POST {
+            return Err(DomainError::TooManyChats {
+                count: chat_ids.len(),
+                max: MAX_CHATS_PER_POST,
+            });
+        }
+        let mut seen = HashSet::with_capacity(chat_ids.len());
+        if let Some(duplicate) = chat_ids.iter().find(|id| !seen.insert(**id)) {
+            return Err(DomainError::DuplicateChat(*duplicate));
+        }
+        let chats = services
+            .directory
+            .chats(chat_ids)
+            .await
+            .map_err(DomainError::DirectoryUnavailable)?;
+        for chat_id in chat_ids {
+            match chats.get(chat_id) {
                 Some(chat) if chat.workspace_id == workspace_id => {
                     if chat.opted_out {
                         return Err(DomainError::ChatOptedOut(*chat_id));
                     }
-                    if let Some(reason) = chat.blocked {
+                    if let Some(reason) = &chat.blocked {
                         return Err(DomainError::ChatBlocked {
                             chat: *chat_id,
-                            reason,
+                            reason: reason.clone(),
                         });
                     }
                 }
@@ -370,13 +409,22 @@ impl Aggregate for Post {
                     publish_at,
                 };
                 self.check_plan(services, plan, now).await?;
-                PostEvent::PostPlanned {
+                let mut chunks = chat_ids.chunks(TARGETS_PER_EVENT);
+                let first = chunks.next().unwrap_or_default().to_vec();
+                let rest: Vec<Vec<Id>> = chunks.map(<[Id]>::to_vec).collect();
+                let planned = PostEvent::PostPlanned {
                     workspace_id,
-                    chat_ids,
+                    chat_ids: first,
                     text,
                     parse_mode,
                     publish_at,
+                };
+                sink.write(planned, self).await;
+                for chat_ids in rest {
+                    sink.write(PostEvent::PostTargetsAdded { chat_ids }, self)
+                        .await;
                 }
+                return Ok(());
             }
             PostCommand::Approve => match self.state {
                 PostState::Planned => PostEvent::PostApproved,
@@ -389,88 +437,19 @@ impl Aggregate for Post {
                 },
                 _ => return Err(self.refuse("rejected")),
             },
+            // Both act on what has not gone out yet: a cancel or a reschedule during a
+            // broadcast stops or moves the rest (see `check_unsettled` for a finished one).
             PostCommand::Cancel => match self.state {
-                PostState::Planned => PostEvent::PostCancelled,
-                PostState::Approved if self.summary_state() == "approved" => {
-                    PostEvent::PostCancelled
-                }
-                PostState::Approved => {
-                    return Err(DomainError::InvalidTransition {
-                        state: self.summary_state(),
-                        action: "cancelled",
-                    });
-                }
+                PostState::Planned | PostState::Approved => PostEvent::PostCancelled,
                 _ => return Err(self.refuse("cancelled")),
             },
-            PostCommand::Reschedule { publish_at, now } => match self.summary_state() {
-                "planned" | "approved" => {
+            PostCommand::Reschedule { publish_at, now } => match self.state {
+                PostState::Planned | PostState::Approved => {
                     check_publish_at(publish_at, now)?;
                     PostEvent::PostRescheduled { publish_at }
                 }
-                state => {
-                    return Err(DomainError::InvalidTransition {
-                        state,
-                        action: "rescheduled",
-                    });
-                }
+                _ => return Err(self.refuse("rescheduled")),
             },
-            PostCommand::ResolveDelivery {
-                chat_id,
-                resolution,
-            } => {
-                let Some(current) = self.deliveries.get(&chat_id) else {
-                    return Err(DomainError::NotFound);
-                };
-                if current.status != DeliveryState::Unknown {
-                    return Err(DomainError::DeliveryNotInDoubt(chat_id));
-                }
-                PostEvent::DeliveryResolved {
-                    chat_id,
-                    resolution,
-                    automatic: false,
-                }
-            }
-            PostCommand::ResendAutomatically { chat_id, max } => {
-                let Some(current) = self.deliveries.get(&chat_id) else {
-                    return Err(DomainError::NotFound);
-                };
-                if current.status != DeliveryState::Unknown {
-                    return Err(DomainError::DeliveryNotInDoubt(chat_id));
-                }
-                if current.auto_resends >= max {
-                    return Err(DomainError::AutoResendLimit { chat_id, max });
-                }
-                PostEvent::DeliveryResolved {
-                    chat_id,
-                    resolution: Resolution::Resend,
-                    automatic: true,
-                }
-            }
-            PostCommand::RecordDelivery { chat_id, outcome } => {
-                let Some(current) = self.deliveries.get(&chat_id) else {
-                    return Err(DomainError::NotFound);
-                };
-                // Only the first outcome counts: a repeated report is a no-op, never a duplicate.
-                if current.status != DeliveryState::Pending {
-                    return Ok(());
-                }
-                match outcome {
-                    DeliveryOutcome::Delivered {
-                        telegram_message_id,
-                    } => PostEvent::PostDelivered {
-                        chat_id,
-                        telegram_message_id,
-                    },
-                    DeliveryOutcome::Failed { class, detail } => PostEvent::DeliveryFailed {
-                        chat_id,
-                        class,
-                        detail,
-                    },
-                    DeliveryOutcome::Unknown { detail } => {
-                        PostEvent::DeliveryUnknown { chat_id, detail }
-                    }
-                }
-            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -490,78 +469,54 @@ impl Aggregate for Post {
                 self.text = text;
                 self.parse_mode = parse_mode;
                 self.publish_at = Some(publish_at);
-                self.deliveries = chat_ids
-                    .iter()
-                    .map(|id| (*id, DeliveryStatus::default()))
-                    .collect();
-                self.chat_order = chat_ids;
+                self.chat_ids = chat_ids;
             }
+            PostEvent::PostTargetsAdded { chat_ids } => self.chat_ids.extend(chat_ids),
             PostEvent::PostApproved => self.state = PostState::Approved,
             PostEvent::PostRejected { .. } => self.state = PostState::Rejected,
             PostEvent::PostCancelled => self.state = PostState::Cancelled,
+            PostEvent::PostRescheduled { publish_at } => self.publish_at = Some(publish_at),
             PostEvent::PostDelivered {
                 chat_id,
                 telegram_message_id,
-            } => {
-                self.set_delivery(
-                    chat_id,
-                    DeliveryStatus {
-                        auto_resends: self.auto_resends(chat_id),
-                        status: DeliveryState::Delivered,
-                        telegram_message_id: Some(telegram_message_id),
-                        error: None,
-                    },
-                );
-            }
+            } => self.record_outcome(chat_id, |_| DeliveryStatus {
+                status: DeliveryState::Delivered,
+                telegram_message_id: Some(telegram_message_id),
+                ..DeliveryStatus::default()
+            }),
             PostEvent::DeliveryFailed {
                 chat_id,
                 class,
                 detail,
-            } => {
-                self.set_delivery(
-                    chat_id,
-                    DeliveryStatus {
-                        auto_resends: self.auto_resends(chat_id),
-                        status: DeliveryState::Failed,
-                        telegram_message_id: None,
-                        error: Some(format!("{}: {detail}", class.as_str())),
-                    },
-                );
+            } => self.record_outcome(chat_id, |_| DeliveryStatus {
+                status: DeliveryState::Failed,
+                error: Some(format!("{}: {detail}", class.as_str())),
+                ..DeliveryStatus::default()
+            }),
+            PostEvent::DeliveryUnknown { chat_id, detail } => {
+                self.record_outcome(chat_id, |_| DeliveryStatus {
+                    status: DeliveryState::Unknown,
+                    error: Some(detail),
+                    ..DeliveryStatus::default()
+                })
             }
-            PostEvent::PostRescheduled { publish_at } => self.publish_at = Some(publish_at),
             PostEvent::DeliveryResolved {
                 chat_id,
                 resolution,
                 automatic,
-            } => {
-                let auto_resends = self.deliveries.get(&chat_id).map_or(0, |d| d.auto_resends);
-                let status = match resolution {
-                    Resolution::MarkDelivered {
-                        telegram_message_id,
-                    } => DeliveryStatus {
-                        status: DeliveryState::Delivered,
-                        telegram_message_id,
-                        error: None,
-                        auto_resends,
-                    },
-                    Resolution::Resend => DeliveryStatus {
-                        auto_resends: auto_resends + u32::from(automatic),
-                        ..DeliveryStatus::default()
-                    },
-                };
-                self.set_delivery(chat_id, status);
-            }
-            PostEvent::DeliveryUnknown { chat_id, detail } => {
-                self.set_delivery(
-                    chat_id,
-                    DeliveryStatus {
-                        auto_resends: self.auto_resends(chat_id),
-                        status: DeliveryState::Unknown,
-                        telegram_message_id: None,
-                        error: Some(detail),
-                    },
-                );
-            }
+            } => self.record_outcome(chat_id, |auto_resends| match resolution {
+                Resolution::MarkDelivered {
+                    telegram_message_id,
+                } => DeliveryStatus {
+                    status: DeliveryState::Delivered,
+                    telegram_message_id,
+                    ..DeliveryStatus::default()
+                },
+                Resolution::Resend => DeliveryStatus {
+                    auto_resends: auto_resends + u32::from(automatic),
+                    ..DeliveryStatus::default()
+                },
+            }),
         }
     }
 }
@@ -586,12 +541,15 @@ fn check_publish_at(publish_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(),
 }
 
 impl Post {
-    fn auto_resends(&self, chat_id: Id) -> u32 {
-        self.deliveries.get(&chat_id).map_or(0, |d| d.auto_resends)
-    }
-
-    fn set_delivery(&mut self, chat_id: Id, status: DeliveryStatus) {
-        self.deliveries.insert(chat_id, status);
+    /// An outcome of old, recorded on the post; `status` gets the automatic resends so far.
+    fn record_outcome(&mut self, chat_id: Id, status: impl FnOnce(u32) -> DeliveryStatus) {
+        let auto_resends = self
+            .recorded_outcomes
+            .get(&chat_id)
+            .map_or(0, |d| d.auto_resends);
+        let mut status = status(auto_resends);
+        status.auto_resends = status.auto_resends.max(auto_resends);
+        self.recorded_outcomes.insert(chat_id, status);
     }
 }
 
@@ -759,145 +717,111 @@ mod tests {
                 state: "approved",
                 action: "rejected",
             });
-        framework()
-            .given(vec![
-                planned(),
-                PostEvent::PostApproved,
-                PostEvent::PostDelivered {
-                    chat_id: CHAT,
-                    telegram_message_id: 1,
-                },
-            ])
-            .when_async(PostCommand::Cancel)
-            .await
-            .then_expect_error(DomainError::InvalidTransition {
+        // During delivery a cancel stops the rest; once nothing is left it has nothing to do.
+        let post = approved_post();
+        let mut counts = DeliveryCounts::default();
+        counts.add(DeliveryState::Pending, 1);
+        assert_eq!(post.check_unsettled(&counts, "cancelled"), Ok(()));
+        let counts = DeliveryCounts {
+            delivered: 1,
+            ..DeliveryCounts::default()
+        };
+        assert_eq!(
+            post.check_unsettled(&counts, "cancelled"),
+            Err(DomainError::InvalidTransition {
                 state: "delivered",
                 action: "cancelled",
-            });
+            })
+        );
+    }
+
+    fn approved_post() -> Post {
+        let mut post = Post::default();
+        post.apply(planned());
+        post.apply(PostEvent::PostApproved);
+        post
     }
 
     #[tokio::test]
-    async fn first_delivery_outcome_wins() {
-        let delivered = PostEvent::PostDelivered {
-            chat_id: CHAT,
-            telegram_message_id: 7,
-        };
-        framework()
-            .given(vec![planned(), PostEvent::PostApproved])
-            .when_async(PostCommand::RecordDelivery {
-                chat_id: CHAT,
-                outcome: DeliveryOutcome::Delivered {
-                    telegram_message_id: 7,
+    async fn a_post_to_many_chats_lists_them_over_several_events() {
+        let mut directory = FakeDirectory::default();
+        let chats: Vec<Id> = (0..2500).map(|i| Id::from_u128(1000 + i)).collect();
+        for chat in &chats {
+            directory.chats.insert(
+                *chat,
+                ChatInfo {
+                    workspace_id: WS,
+                    bot_id: Id::from_u128(2),
+                    telegram_chat_id: 5,
+                    opted_out: false,
+                    blocked: None,
                 },
-            })
+            );
+        }
+        let events = TestFramework::<Post>::with(directory.into_services())
+            .given_no_previous_events()
+            .when_async(plan(chats.clone(), "hi", now()))
             .await
-            .then_expect_events(vec![delivered.clone()]);
-        framework()
-            .given(vec![planned(), PostEvent::PostApproved, delivered])
-            .when_async(PostCommand::RecordDelivery {
-                chat_id: CHAT,
-                outcome: DeliveryOutcome::Delivered {
-                    telegram_message_id: 8,
-                },
+            .inspect_result()
+            .unwrap();
+        let sizes: Vec<(String, usize)> = events
+            .iter()
+            .map(|e| match e {
+                PostEvent::PostPlanned { chat_ids, .. }
+                | PostEvent::PostTargetsAdded { chat_ids } => (e.event_type(), chat_ids.len()),
+                other => (other.event_type(), 0),
             })
-            .await
-            .then_expect_events(vec![]);
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                ("PostPlanned".to_owned(), 1000),
+                ("PostTargetsAdded".to_owned(), 1000),
+                ("PostTargetsAdded".to_owned(), 500)
+            ]
+        );
+        let mut post = Post::default();
+        events.into_iter().for_each(|e| post.apply(e));
+        assert_eq!(post.chat_ids, chats, "every chat, in planning order");
+
+        let too_many: Vec<Id> = (0..=MAX_CHATS_PER_POST as u128)
+            .map(|i| Id::from_u128(10_000_000 + i))
+            .collect();
+        expect_plan_error(
+            plan(too_many, "hi", now()),
+            DomainError::TooManyChats {
+                count: MAX_CHATS_PER_POST + 1,
+                max: MAX_CHATS_PER_POST,
+            },
+        )
+        .await;
     }
 
-    #[tokio::test]
-    async fn only_in_doubt_deliveries_are_resolved_and_resend_makes_them_pending() {
-        let unknown = PostEvent::DeliveryUnknown {
+    #[test]
+    fn outcomes_recorded_on_posts_of_old_are_still_read() {
+        let mut post = approved_post();
+        post.apply(PostEvent::DeliveryUnknown {
             chat_id: CHAT,
             detail: "timeout".into(),
-        };
-        let resolve = |resolution| PostCommand::ResolveDelivery {
-            chat_id: CHAT,
-            resolution,
-        };
-        framework()
-            .given(vec![planned(), PostEvent::PostApproved, unknown.clone()])
-            .when_async(resolve(Resolution::Resend))
-            .await
-            .then_expect_events(vec![PostEvent::DeliveryResolved {
-                automatic: false,
-                chat_id: CHAT,
-                resolution: Resolution::Resend,
-            }]);
-        framework()
-            .given(vec![planned(), PostEvent::PostApproved])
-            .when_async(resolve(Resolution::Resend))
-            .await
-            .then_expect_error(DomainError::DeliveryNotInDoubt(CHAT));
-        let mut post = Post::default();
-        for event in [
-            planned(),
-            PostEvent::PostApproved,
-            unknown,
-            PostEvent::DeliveryResolved {
-                chat_id: CHAT,
-                resolution: Resolution::Resend,
-                automatic: false,
-            },
-        ] {
-            post.apply(event);
-        }
-        assert_eq!(post.deliveries[&CHAT].status, DeliveryState::Pending);
-    }
-
-    #[tokio::test]
-    async fn automatic_resends_are_bounded_per_delivery() {
-        let unknown = PostEvent::DeliveryUnknown {
-            chat_id: CHAT,
-            detail: "no answer".into(),
-        };
-        let auto_resent = PostEvent::DeliveryResolved {
+        });
+        post.apply(PostEvent::DeliveryResolved {
             chat_id: CHAT,
             resolution: Resolution::Resend,
             automatic: true,
-        };
-        let resend = PostCommand::ResendAutomatically {
+        });
+        post.apply(PostEvent::PostDelivered {
             chat_id: CHAT,
-            max: 1,
-        };
-        framework()
-            .given(vec![planned(), PostEvent::PostApproved, unknown.clone()])
-            .when_async(resend.clone())
-            .await
-            .then_expect_events(vec![auto_resent.clone()]);
-        // In doubt again after the one automatic resend: left for an operator.
-        framework()
-            .given(vec![
-                planned(),
-                PostEvent::PostApproved,
-                unknown.clone(),
-                auto_resent.clone(),
-                unknown.clone(),
-            ])
-            .when_async(resend)
-            .await
-            .then_expect_error(DomainError::AutoResendLimit {
-                chat_id: CHAT,
-                max: 1,
-            });
-        // An operator's resend does not count against the policy's budget, and is still allowed.
-        framework()
-            .given(vec![
-                planned(),
-                PostEvent::PostApproved,
-                unknown.clone(),
-                auto_resent,
-                unknown,
-            ])
-            .when_async(PostCommand::ResolveDelivery {
-                chat_id: CHAT,
-                resolution: Resolution::Resend,
-            })
-            .await
-            .then_expect_events(vec![PostEvent::DeliveryResolved {
-                chat_id: CHAT,
-                resolution: Resolution::Resend,
-                automatic: false,
-            }]);
+            telegram_message_id: 3,
+        });
+        let status = &post.recorded_outcomes[&CHAT];
+        assert_eq!(
+            (
+                status.status,
+                status.telegram_message_id,
+                status.auto_resends
+            ),
+            (DeliveryState::Delivered, Some(3), 1)
+        );
     }
 
     #[tokio::test]
@@ -912,21 +836,14 @@ mod tests {
             .await
             .then_expect_events(vec![PostEvent::PostRescheduled { publish_at: later }]);
         framework()
-            .given(vec![
-                planned(),
-                PostEvent::PostApproved,
-                PostEvent::PostDelivered {
-                    chat_id: CHAT,
-                    telegram_message_id: 1,
-                },
-            ])
+            .given(vec![planned(), PostEvent::PostCancelled])
             .when_async(PostCommand::Reschedule {
                 publish_at: later,
                 now: now(),
             })
             .await
             .then_expect_error(DomainError::InvalidTransition {
-                state: "delivered",
+                state: "cancelled",
                 action: "rescheduled",
             });
     }

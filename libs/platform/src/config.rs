@@ -106,7 +106,7 @@ impl Config {
             Some(v) => v.parse().ok().filter(|s| *s > 0).with_context(|| {
                 format!("HERALD_DELIVERY_WORKER_TIMEOUT={v:?} is not a positive number of seconds")
             })?,
-            None => layer.delivery_worker_timeout.unwrap_or(10),
+            None => layer.delivery_worker_timeout.unwrap_or(2),
         };
         Ok(Self {
             database_url: var("HERALD_DATABASE_URL")

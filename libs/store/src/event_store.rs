@@ -1,8 +1,9 @@
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, EventStore as _};
-use domain::{Bot, Chat, DomainError, Id, Post, Services, Workspace};
+use domain::{Bot, Chat, Delivery, DomainError, Id, Post, Services, Workspace};
 use postgres_es::{PostgresCqrs, PostgresEventRepository, postgres_cqrs};
 use sqlx::PgPool;
 use sqlx::postgres::PgDatabaseError;
@@ -101,6 +102,8 @@ pub struct EventStore {
     bots: Arc<PostgresCqrs<Bot>>,
     chats: Arc<PostgresCqrs<Chat>>,
     posts: Arc<PostgresCqrs<Post>>,
+    deliveries: Arc<PostgresCqrs<Delivery>>,
+    services: Services,
 }
 
 /// Gives generic code the framework of one aggregate type.
@@ -121,6 +124,7 @@ handles!(Workspace, workspaces);
 handles!(Bot, bots);
 handles!(Chat, chats);
 handles!(Post, posts);
+handles!(Delivery, deliveries);
 
 impl EventStore {
     pub fn new(pool: PgPool) -> Self {
@@ -129,7 +133,9 @@ impl EventStore {
             workspaces: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
             bots: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
             chats: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
-            posts: Arc::new(postgres_cqrs(pool.clone(), vec![], services)),
+            posts: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
+            deliveries: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
+            services,
             pool,
         }
     }
@@ -214,6 +220,48 @@ impl EventStore {
         }
     }
 
+    /// Executes one command on each of many aggregates inside the caller's transaction (so
+    /// the caller commits its own rows with the events, and many commands cost one commit):
+    /// all are loaded in one read, each handles its command, and their events are inserted in
+    /// one statement with the next sequences. A concurrent writer to one of them makes the
+    /// insert fail (the sequence is taken) and with it the transaction: the caller retries.
+    /// Returns, per command, how many events it wrote or why the domain refused it.
+    pub async fn execute_on<A>(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        commands: Vec<(Id, Id, A::Command)>,
+        context: &RequestContext,
+    ) -> Result<Vec<Result<usize, DomainError>>, CommandError>
+    where
+        A: Aggregate<Error = DomainError, Services = Services>,
+    {
+        let ids: Vec<Id> = commands.iter().map(|(_, id, _)| *id).collect();
+        let mut loaded = load_many_on::<A>(conn, &ids).await?;
+        let mut rows = EventRows::default();
+        let mut results = Vec::with_capacity(commands.len());
+        for (workspace_id, id, command) in commands {
+            let (aggregate, sequence) = loaded.entry(id).or_default();
+            let sink = cqrs_es::event_sink::EventSink::default();
+            match aggregate.handle(command, &self.services, &sink).await {
+                Ok(()) => {
+                    let events = sink.collect().await;
+                    let written = events.len();
+                    let metadata = serde_json::to_value(context.metadata(workspace_id))
+                        .map_err(|e| CommandError::Store(e.to_string()))?;
+                    for event in events {
+                        *sequence += 1;
+                        aggregate.apply(event.clone());
+                        rows.push::<A>(id, *sequence, &event, metadata.clone())?;
+                    }
+                    results.push(Ok(written));
+                }
+                Err(error) => results.push(Err(error)),
+            }
+        }
+        rows.insert::<A>(conn).await?;
+        Ok(results)
+    }
+
     /// The current state of an aggregate (its `Default` when it has no events).
     pub async fn load<A: Aggregate>(&self, id: Id) -> Result<A, CommandError> {
         load_aggregate(&self.pool, id).await
@@ -226,21 +274,139 @@ pub async fn load_on<A: Aggregate>(
     conn: &mut sqlx::PgConnection,
     id: Id,
 ) -> Result<A, CommandError> {
+    load_on_without(conn, id, &[]).await
+}
+
+/// Like [`load_on`], leaving out events of the types in `skip`: for a reader whose questions
+/// those events never change (a send needs a post's state, not its long list of targets).
+pub async fn load_on_without<A: Aggregate>(
+    conn: &mut sqlx::PgConnection,
+    id: Id,
+    skip: &[&str],
+) -> Result<A, CommandError> {
     let payloads: Vec<serde_json::Value> = sqlx::query_scalar(
-        "SELECT payload::jsonb FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+        "SELECT payload::jsonb FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND NOT (event_type = ANY($3))
+          ORDER BY sequence",
     )
     .bind(A::TYPE)
     .bind(id.to_string())
+    .bind(skip)
     .fetch_all(conn)
     .await
     .map_err(|e| CommandError::Store(e.to_string()))?;
     let mut aggregate = A::default();
     for payload in payloads {
-        let event: A::Event = serde_json::from_value(payload)
-            .map_err(|e| CommandError::Store(format!("stored event does not decode: {e}")))?;
-        aggregate.apply(event);
+        aggregate.apply(decode_event::<A>(payload)?);
     }
     Ok(aggregate)
+}
+
+/// The current state of each of `ids` that has events, in one read.
+pub async fn load_many<A: Aggregate>(
+    pool: &PgPool,
+    ids: &[Id],
+) -> Result<HashMap<Id, A>, CommandError> {
+    let mut conn = pool
+        .acquire()
+        .await
+        .map_err(|e| CommandError::Store(e.to_string()))?;
+    let loaded = load_many_on::<A>(&mut conn, ids).await?;
+    Ok(loaded
+        .into_iter()
+        .map(|(id, (aggregate, _))| (id, aggregate))
+        .collect())
+}
+
+/// Each of `ids` with events, and its last sequence, read on the caller's connection.
+async fn load_many_on<A: Aggregate>(
+    conn: &mut sqlx::PgConnection,
+    ids: &[Id],
+) -> Result<HashMap<Id, (A, i64)>, CommandError> {
+    let keys: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let rows: Vec<(String, i64, serde_json::Value)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence, payload::jsonb FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
+          ORDER BY aggregate_id, sequence",
+    )
+    .bind(A::TYPE)
+    .bind(&keys)
+    .fetch_all(conn)
+    .await
+    .map_err(|e| CommandError::Store(e.to_string()))?;
+    let mut aggregates: HashMap<Id, (A, i64)> = HashMap::new();
+    for (id, sequence, payload) in rows {
+        let id: Id = id.parse().map_err(|_| {
+            CommandError::Store(format!("stored aggregate id {id:?} is not a UUID"))
+        })?;
+        let (aggregate, last) = aggregates.entry(id).or_default();
+        aggregate.apply(decode_event::<A>(payload)?);
+        *last = sequence;
+    }
+    Ok(aggregates)
+}
+
+/// Events to insert in one statement, as cqrs-es stores them.
+#[derive(Default)]
+struct EventRows {
+    ids: Vec<String>,
+    sequences: Vec<i64>,
+    types: Vec<String>,
+    versions: Vec<String>,
+    payloads: Vec<serde_json::Value>,
+    metadata: Vec<serde_json::Value>,
+}
+
+impl EventRows {
+    fn push<A: Aggregate>(
+        &mut self,
+        id: Id,
+        sequence: i64,
+        event: &A::Event,
+        metadata: serde_json::Value,
+    ) -> Result<(), CommandError> {
+        use cqrs_es::DomainEvent as _;
+        self.ids.push(id.to_string());
+        self.sequences.push(sequence);
+        self.types.push(event.event_type());
+        self.versions.push(event.event_version());
+        self.payloads
+            .push(serde_json::to_value(event).map_err(|e| CommandError::Store(e.to_string()))?);
+        self.metadata.push(metadata);
+        Ok(())
+    }
+
+    async fn insert<A: Aggregate>(self, conn: &mut sqlx::PgConnection) -> Result<(), CommandError> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT $1, t.id, t.sequence, t.event_type, t.event_version, t.payload::json, t.metadata::json
+               FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+                    AS t(id, sequence, event_type, event_version, payload, metadata)
+              ORDER BY t.id, t.sequence",
+        )
+        .bind(A::TYPE)
+        .bind(&self.ids)
+        .bind(&self.sequences)
+        .bind(&self.types)
+        .bind(&self.versions)
+        .bind(&self.payloads)
+        .bind(&self.metadata)
+        .execute(conn)
+        .await
+        .map_err(|error| match error.as_database_error().and_then(|e| e.code()) {
+            Some(code) if code == "23505" => CommandError::Conflict,
+            _ => CommandError::Store(error.to_string()),
+        })?;
+        Ok(())
+    }
+}
+
+fn decode_event<A: Aggregate>(payload: serde_json::Value) -> Result<A::Event, CommandError> {
+    serde_json::from_value(payload)
+        .map_err(|e| CommandError::Store(format!("stored event does not decode: {e}")))
 }
 
 /// Loads an aggregate by replaying its events.

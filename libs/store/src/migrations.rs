@@ -54,6 +54,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "telegram identities",
         include_str!("../migrations/0009_telegram_identities.sql"),
     ),
+    (
+        10,
+        "delivery aggregates",
+        include_str!("../migrations/0010_delivery_aggregates.sql"),
+    ),
+    (
+        11,
+        "critical path",
+        include_str!("../migrations/0011_critical_path.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

@@ -56,6 +56,15 @@ pub async fn request_timeout(
     }
 }
 
+/// On a bulk endpoint (with axum's `DefaultBodyLimit` raised on its route): the larger limit,
+/// for extractors and their error message.
+pub async fn bulk_body(State(bytes): State<usize>, mut request: Request, next: Next) -> Response {
+    if let Some(limits) = request.extensions_mut().get_mut::<BodyLimits>() {
+        limits.bytes = bytes;
+    }
+    next.run(request).await
+}
+
 /// Gives an error response that is not JSON (axum's own plain-text or empty rejections) the
 /// `{"error":{"code","message"}}` shape, keeping its status and headers (e.g. `Allow`).
 pub async fn json_errors(response: Response) -> Response {

@@ -28,6 +28,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Largest request body accepted; larger ones get 413 `payload_too_large`.
     pub body_bytes: usize,
+    /// Largest body of the bulk endpoints (a post to 100,000 chats, an import of 10,000).
+    pub bulk_body_bytes: usize,
     /// Connections served at once; further clients wait in the listen backlog.
     pub max_connections: usize,
 }
@@ -39,6 +41,7 @@ impl Default for Limits {
             body_read_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(30),
             body_bytes: 1 << 20,
+            bulk_body_bytes: 8 << 20,
             max_connections: 512,
         }
     }

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use domain::{
-    Bot, BotCommand, Chat, ChatCommand, DeliveryOutcome, Id, InDoubtPolicy, Post, PostCommand,
-    Workspace,
+    Bot, BotCommand, Chat, ChatCommand, Delivery, DeliveryCommand, DeliveryOutcome, Id,
+    InDoubtPolicy, Post, Workspace,
 };
 use sqlx::PgConnection;
 use store::{CommandError, EventStore, RequestContext};
@@ -104,12 +104,8 @@ async fn attempt(
     answered_at: &mut Option<Instant>,
 ) -> anyhow::Result<Next> {
     let due = &claimed.due;
-    // A first look without locks, so that nothing waits for budget it will not use.
-    let (early, _) = fresh(claimed, shared, None).await?;
-    let next = decide::before_send(&early, Utc::now());
-    if next != Next::Send {
-        return Ok(next);
-    }
+    // The claim found the delivery pending moments ago; everything is checked again at the
+    // gate, and a slot taken for a send that the gate stops is given back.
     let Some(slot) = wait_for_slot(claimed, shared).await? else {
         return Ok(Next::Hold);
     };
@@ -133,7 +129,7 @@ async fn attempt(
     .bind(due.bot_id.to_string())
     .execute(&mut *gate)
     .await?;
-    let (now, content) = match fresh(claimed, shared, Some(&mut gate)).await {
+    let (now, content) = match fresh(claimed, shared, &mut gate).await {
         Ok(read) => read,
         Err(error) => {
             budget::cancel_bot_slot(&shared.pool, due.telegram_bot_id, slot).await?;
@@ -194,25 +190,18 @@ struct Content {
     parse_mode: Option<domain::ParseMode>,
 }
 
-/// Reads the post, the chat, the bot, the lease and the chat's hourly count now (the last two
-/// on `gate` when given).
+/// Reads the post, the chat, the bot, the lease and the chat's hourly count on the gate's
+/// connection.
 async fn fresh(
     claimed: &Claimed,
     shared: &Shared,
-    gate: Option<&mut PgConnection>,
+    conn: &mut PgConnection,
 ) -> anyhow::Result<(Fresh, Option<Content>)> {
     let due = &claimed.due;
-    let mut pooled;
-    let conn = match gate {
-        Some(conn) => conn,
-        None => {
-            pooled = shared.pool.acquire().await?;
-            &mut *pooled
-        }
-    };
     // Everything on this one connection: a task at the gate needs no other, so it can never
     // wait for a pool that commands queued behind its locks are holding.
-    let post: Post = store::load_on(conn, due.post_id).await?;
+    // The post's state, time and text, without its long list of targets.
+    let post: Post = store::load_on_without(conn, due.post_id, &[domain::TARGETS_EVENT]).await?;
     let chat: Chat = store::load_on(conn, due.chat_id).await?;
     let bot: Bot = store::load_on(conn, due.bot_id).await?;
     let (bot_state, client) = shared.bot_client(due.bot_id, &bot).await?;
@@ -280,9 +269,6 @@ async fn finish(
     result: &SendResult,
 ) {
     let due = &claimed.due;
-    if let Err(error) = budget::finish_bot_slot(&shared.pool, slot).await {
-        tracing::warn!(%error, "could not close a bot budget slot; it expires by itself");
-    }
     let outcome = match result {
         SendResult::Sent { .. } => AttemptOutcome::Sent,
         SendResult::RetryAfter(_) => AttemptOutcome::RateLimited,
@@ -304,8 +290,8 @@ async fn finish(
         outcome,
         worker: shared.worker_id.clone(),
     };
-    if let Err(error) = budget::log_attempt(&shared.pool, &attempt).await {
-        tracing::warn!(%error, "could not log a delivery attempt");
+    if let Err(error) = budget::book_answer(&shared.pool, slot, &attempt).await {
+        tracing::warn!(%error, "could not book an answer (its budget slot expires by itself)");
     }
 }
 
@@ -330,15 +316,8 @@ async fn settle(claimed: &Claimed, shared: &Shared, next: &Next) -> anyhow::Resu
     let release = match next {
         Next::Send => unreachable!("a task never settles before deciding"),
         Next::Record(outcome) => {
-            record(
-                store,
-                due.workspace_id,
-                due.post_id,
-                due.chat_id,
-                outcome.clone(),
-            )
-            .await?;
-            Release::Done
+            let mine = shared.recorder.record(due, outcome.clone()).await?;
+            return recorded(claimed, shared, outcome, mine).await;
         }
         Next::BlockChat { reason } => {
             let command = ChatCommand::MarkBlocked {
@@ -349,8 +328,8 @@ async fn settle(claimed: &Claimed, shared: &Shared, next: &Next) -> anyhow::Resu
                 class: domain::FailureClass::Permanent,
                 detail: reason.clone(),
             };
-            record(store, due.workspace_id, due.post_id, due.chat_id, outcome).await?;
-            Release::Done
+            let mine = shared.recorder.record(due, outcome.clone()).await?;
+            return recorded(claimed, shared, &outcome, mine).await;
         }
         Next::PauseBot { reason } => {
             tracing::error!(bot_id = %due.bot_id, "telegram refused the bot token (401); pausing the bot until a new token is registered");
@@ -405,12 +384,29 @@ async fn settle(claimed: &Claimed, shared: &Shared, next: &Next) -> anyhow::Resu
     )
     .await?;
     if !mine {
-        tracing::warn!(post_id = %due.post_id, chat_id = %due.chat_id, "this worker's claim was taken over while it sent; the delivery was flagged in doubt");
+        warn_taken_over(due);
     }
-    if mine && matches!(next, Next::Record(DeliveryOutcome::Unknown { .. })) {
+    Ok(())
+}
+
+/// After an outcome was recorded (and the claim ended with it, if still this worker's).
+async fn recorded(
+    claimed: &Claimed,
+    shared: &Shared,
+    outcome: &DeliveryOutcome,
+    mine: bool,
+) -> anyhow::Result<()> {
+    let due = &claimed.due;
+    if !mine {
+        warn_taken_over(due);
+    } else if matches!(outcome, DeliveryOutcome::Unknown { .. }) {
         apply_in_doubt_policy(shared, due.workspace_id, due.post_id, due.chat_id).await?;
     }
     Ok(())
+}
+
+fn warn_taken_over(due: &claims::Due) {
+    tracing::warn!(post_id = %due.post_id, chat_id = %due.chat_id, "this worker's claim was taken over while it sent; the delivery was flagged in doubt");
 }
 
 pub async fn execute<A>(
@@ -446,14 +442,13 @@ pub async fn record(
     chat_id: Id,
     outcome: DeliveryOutcome,
 ) -> anyhow::Result<()> {
-    execute::<Post>(
-        store,
-        workspace_id,
+    let command = DeliveryCommand::Record {
         post_id,
-        PostCommand::RecordDelivery { chat_id, outcome },
-        ACTOR,
-    )
-    .await
+        chat_id,
+        outcome,
+    };
+    let id = domain::delivery_id(post_id, chat_id);
+    execute::<Delivery>(store, workspace_id, id, command, ACTOR).await
 }
 
 /// After a delivery was flagged in doubt: when the workspace chose the "resend" policy, resend
@@ -469,15 +464,16 @@ pub async fn apply_in_doubt_policy(
     if workspace.in_doubt_policy != InDoubtPolicy::Resend {
         return Ok(());
     }
-    let command = PostCommand::ResendAutomatically {
+    let command = DeliveryCommand::ResendAutomatically {
+        post_id,
         chat_id,
         max: shared.settings.max_auto_resends,
     };
     match shared
         .store
-        .execute::<Post>(
+        .execute::<Delivery>(
             workspace_id,
-            post_id,
+            domain::delivery_id(post_id, chat_id),
             command,
             &RequestContext::new(POLICY_ACTOR),
         )

@@ -1,11 +1,11 @@
-//! The dispatcher: only the loop. Each tick it heart-beats and renews its partition leases,
-//! claims the due lane heads of its partitions that the pacer lets go now, and spawns one send
-//! task ([`crate::attempt`]) per claimed delivery, one per chat at a time.
+//! The dispatcher: only the loop. Each tick it claims the due lane heads of its partitions that
+//! the pacer lets go now, and spawns one send task ([`crate::attempt`]) per claimed delivery,
+//! one per chat at a time; now and then it flags a dead worker's sends in doubt. Its leases are
+//! kept by a task of their own ([`crate::leases::Keeper`]).
 
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::attempt::{self, Done};
-use crate::leases::{self, Leases};
+use crate::leases::{self, Keeper, Owned, Renewal};
 use crate::pacing::{Pacer, SAFETY_MARGIN, Slowdown};
 use crate::queue::{budget, claims};
 use crate::shared::{Settings, Shared};
@@ -33,19 +33,30 @@ pub struct Dispatcher {
     in_flight: HashSet<Id>,
     /// Bots known to have paid broadcasts on (for their per-bot window).
     paid: HashMap<Id, bool>,
-    leases: Leases,
+    leases: Keeper,
+    owned: Owned,
 }
 
 impl Dispatcher {
     pub fn new(pool: PgPool, store: EventStore, cipher: TokenCipher, settings: Settings) -> Self {
         let worker_id = format!("delivery-{}", uuid::Uuid::new_v4());
         Self {
-            leases: Leases::new(worker_id.clone(), settings.worker_timeout),
+            // The keeper's own connection: however busy the send tasks are, a live worker is
+            // never taken for dead.
+            leases: Keeper::start(
+                crate::shared::side_pool(&pool, 1),
+                worker_id.clone(),
+                settings.worker_timeout,
+            ),
             pacer: Pacer::new(settings.limits),
             shared: Arc::new(Shared {
-                worker_id,
                 gate_pool: crate::shared::side_pool(&pool, crate::shared::GATES),
-                control_pool: crate::shared::side_pool(&pool, 1),
+                recorder: crate::recorder::Recorder::start(
+                    pool.clone(),
+                    store.clone(),
+                    worker_id.clone(),
+                ),
+                worker_id,
                 pool,
                 store,
                 cipher,
@@ -54,6 +65,7 @@ impl Dispatcher {
             }),
             in_flight: HashSet::new(),
             paid: HashMap::new(),
+            owned: Owned::none(),
         }
     }
 
@@ -64,7 +76,7 @@ impl Dispatcher {
         let mut tasks: JoinSet<Done> = JoinSet::new();
         let mut tick = tokio::time::interval(settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_heartbeat = Instant::now() - settings.worker_timeout;
+        let mut last_housekeeping = Instant::now() - settings.worker_timeout;
         // Besides the tick, the dispatcher wakes exactly when the pacer says a waiting chat or
         // bot frees up, so a chat at 1 message per second is not held back by the tick.
         let mut wake: Option<Instant> = None;
@@ -72,14 +84,15 @@ impl Dispatcher {
             let wake_at = wake.unwrap_or_else(|| Instant::now() + settings.tick);
             tokio::select! {
                 _ = tick.tick() => {
-                    if last_heartbeat.elapsed() >= settings.worker_timeout / 5 {
+                    if last_housekeeping.elapsed() >= settings.worker_timeout / 5 {
                         if let Err(error) = self.housekeeping().await {
                             tracing::warn!(error = format!("{error:#}"), "delivery housekeeping failed");
                         }
-                        last_heartbeat = Instant::now();
+                        last_housekeeping = Instant::now();
                     }
                     wake = self.claim_and_spawn(&mut tasks).await;
                 }
+                Some(renewal) = self.leases.renewals.recv() => self.renewed(renewal),
                 _ = tokio::time::sleep_until(wake_at), if wake.is_some() => {
                     wake = self.claim_and_spawn(&mut tasks).await;
                 }
@@ -100,7 +113,8 @@ impl Dispatcher {
                 self.finish(done);
             }
         }
-        self.leases.release_all(&self.shared.pool).await?;
+        self.leases.stop();
+        leases::release_all(&self.shared.pool, &worker).await?;
         leases::retire(&self.shared.pool, &worker).await?;
         tracing::info!(%worker, "delivery dispatcher stopped");
         Ok(())
@@ -151,7 +165,7 @@ impl Dispatcher {
         room: usize,
     ) -> anyhow::Result<(Vec<claims::Claimed>, Option<Instant>)> {
         let now = Instant::now();
-        let owned = self.leases.owned(now).to_vec();
+        let owned = self.owned.at(now).to_vec();
         if owned.is_empty() {
             return Ok((Vec::new(), None));
         }
@@ -232,27 +246,19 @@ impl Dispatcher {
         ready
     }
 
-    /// Heartbeat, partition leases, the recent sends of newly owned chats, in-doubt recovery of
-    /// dead workers' deliveries, and clean-up.
-    async fn housekeeping(&mut self) -> anyhow::Result<()> {
-        let pool = self.shared.pool.clone();
-        let control = &self.shared.control_pool;
-        leases::heartbeat(control, &self.shared.worker_id).await?;
-        let gained = self.leases.refresh(control).await?;
-        if !gained.is_empty() {
-            let now = Instant::now();
-            for (bot, chat, telegram_chat_id, age) in budget::recent_sends(&pool, &gained)
-                .await
-                .context("reading the last minute of sends")?
-            {
-                let at = now
-                    .checked_sub(Duration::from_secs_f64(age.max(0.0)))
-                    .unwrap_or(now);
-                self.pacer.record(bot, chat, telegram_chat_id < 0, at);
-            }
+    /// The leases were renewed; sends of the last minute in chats taken over count in the pacer
+    /// before this worker sends there.
+    fn renewed(&mut self, renewal: Renewal) {
+        for (bot, chat, telegram_chat_id, at) in renewal.recent_sends {
+            self.pacer.record(bot, chat, telegram_chat_id < 0, at);
         }
+        self.owned = renewal.owned;
+    }
+
+    /// In-doubt recovery of dead workers' deliveries, and clean-up.
+    async fn housekeeping(&mut self) -> anyhow::Result<()> {
         self.recover_in_doubt().await?;
-        budget::clean_up(&pool).await?;
+        budget::clean_up(&self.shared.pool).await?;
         Ok(())
     }
 

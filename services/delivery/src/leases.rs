@@ -6,12 +6,95 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::PARTITIONS;
 
+/// The partitions a worker may claim from, until when.
+#[derive(Debug, Clone)]
+pub struct Owned {
+    partitions: Vec<i16>,
+    valid_until: Instant,
+}
+
+impl Owned {
+    pub fn none() -> Self {
+        Self {
+            partitions: Vec::new(),
+            valid_until: Instant::now(),
+        }
+    }
+
+    /// The partitions this worker may claim work from now (none once its leases lapsed).
+    pub fn at(&self, now: Instant) -> &[i16] {
+        if now < self.valid_until {
+            &self.partitions
+        } else {
+            &[]
+        }
+    }
+}
+
+/// A renewal of a worker's leases, handed to its dispatcher.
+pub struct Renewal {
+    pub owned: Owned,
+    /// For partitions newly taken over: their chats' sends of the last minute, by any worker
+    /// (bot, chat, Telegram chat id, when), for the dispatcher's pacer, before it sends there.
+    pub recent_sends: Vec<(uuid::Uuid, uuid::Uuid, i64, Instant)>,
+}
+
+/// The keeper of a worker's leases, running beside its dispatcher.
+pub struct Keeper {
+    pub renewals: mpsc::UnboundedReceiver<Renewal>,
+    task: JoinHandle<()>,
+}
+
+impl Keeper {
+    /// Heart-beats and renews `worker`'s leases every fifth of `lease` in a task of its own, on
+    /// `pool` (a connection of its own), so that a dispatcher busy claiming, or slow queries
+    /// of the send tasks, never let a live worker pass for dead.
+    pub fn start(pool: PgPool, worker: String, lease: Duration) -> Self {
+        let (renewed, renewals) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut leases = Leases::new(worker, lease);
+            let mut every = tokio::time::interval(lease / 5);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match leases.renew(&pool).await {
+                    Ok(renewal) => {
+                        if renewed.send(renewal).is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            "renewing delivery leases failed"
+                        );
+                    }
+                }
+            }
+        });
+        Self { renewals, task }
+    }
+
+    /// Stops heart-beating (the worker is about to release everything and retire).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The partitions this worker currently owns.
-pub struct Leases {
+struct Leases {
     worker_id: String,
     lease: Duration,
     owned: Vec<i16>,
@@ -19,7 +102,32 @@ pub struct Leases {
 }
 
 impl Leases {
-    pub fn new(worker_id: String, lease: Duration) -> Self {
+    /// Heartbeat, then the leases, then what a dispatcher needs to know about new ones.
+    async fn renew(&mut self, pool: &PgPool) -> anyhow::Result<Renewal> {
+        heartbeat(pool, &self.worker_id).await?;
+        let gained = self.refresh(pool).await?;
+        let mut recent_sends = Vec::new();
+        if !gained.is_empty() {
+            let now = Instant::now();
+            for (bot, chat, telegram_chat_id, age) in
+                crate::queue::budget::recent_sends(pool, &gained).await?
+            {
+                let at = now
+                    .checked_sub(Duration::from_secs_f64(age.max(0.0)))
+                    .unwrap_or(now);
+                recent_sends.push((bot, chat, telegram_chat_id, at));
+            }
+        }
+        Ok(Renewal {
+            owned: Owned {
+                partitions: self.owned.clone(),
+                valid_until: self.valid_until,
+            },
+            recent_sends,
+        })
+    }
+
+    fn new(worker_id: String, lease: Duration) -> Self {
         Self {
             worker_id,
             lease,
@@ -28,18 +136,9 @@ impl Leases {
         }
     }
 
-    /// The partitions this worker may claim work from now (none once its leases lapsed).
-    pub fn owned(&self, now: Instant) -> &[i16] {
-        if now < self.valid_until {
-            &self.owned
-        } else {
-            &[]
-        }
-    }
-
     /// Renews this worker's leases, gives back what exceeds its fair share, and takes free or
     /// expired partitions up to it. Returns the partitions newly acquired.
-    pub async fn refresh(&mut self, pool: &PgPool) -> anyhow::Result<Vec<i16>> {
+    async fn refresh(&mut self, pool: &PgPool) -> anyhow::Result<Vec<i16>> {
         let started = Instant::now();
         let lease_secs = self.lease.as_secs_f64();
         let live: i64 = sqlx::query_scalar(
@@ -93,18 +192,17 @@ impl Leases {
         self.valid_until = started + self.lease.mul_f64(0.8);
         Ok(gained)
     }
+}
 
-    /// Gives every partition back (on a clean stop) so the other workers take over at once.
-    pub async fn release_all(&mut self, pool: &PgPool) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE delivery_partitions SET owner = NULL, lease_until = 'epoch' WHERE owner = $1",
-        )
-        .bind(&self.worker_id)
-        .execute(pool)
-        .await?;
-        self.owned.clear();
-        Ok(())
-    }
+/// Gives every partition of `worker` back (on a clean stop) so the others take over at once.
+pub async fn release_all(pool: &PgPool, worker: &str) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE delivery_partitions SET owner = NULL, lease_until = 'epoch' WHERE owner = $1",
+    )
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// True while `worker` leases `partition`, read in the caller's transaction: the fence a send

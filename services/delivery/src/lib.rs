@@ -1,12 +1,14 @@
 //! Delivery: sends approved posts when they are due, through the Telegram Bot API, within
-//! Telegram's limits, and records every outcome as an event on the post.
+//! Telegram's limits, and records every outcome as an event of that post's delivery to that chat
+//! (a [`domain::Delivery`] aggregate).
 //!
 //! The component, one job per module:
 //! - [`schedule`]: the projection that turns the event stream into what should be delivered;
 //! - [`queue`]: every query of delivery's tables, for their two owners (the projection and the
 //!   dispatcher) and for the readers (safety stats, post views, tests, the benchmark);
 //! - [`dispatcher`]: the loop that claims due deliveries and spawns send tasks;
-//! - [`attempt`]: one send task (re-check at the gate, budget, send, record);
+//! - [`attempt`]: one send task (budget, re-check at the gate, send, record);
+//! - [`recorder`]: outcomes written in groups, each with the end of its claim;
 //! - [`decide`]: the pure rules (fresh state, answer → next step);
 //! - [`pacing`]: Telegram's per-chat windows and 429 slow-downs in memory;
 //! - [`leases`]: partitions shared by live workers; [`telegram`]: teloxide and error classes.
@@ -22,6 +24,7 @@ pub mod dispatcher;
 mod leases;
 pub mod pacing;
 pub mod queue;
+mod recorder;
 pub mod schedule;
 mod shared;
 pub mod telegram;

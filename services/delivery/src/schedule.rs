@@ -31,6 +31,10 @@ impl Projection for DeliverySchedule {
         };
         let workspace = || -> anyhow::Result<Id> { Ok(envelope.workspace_id.parse()?) };
         let chat = |chat_id: &str| -> anyhow::Result<Id> { Ok(chat_id.parse()?) };
+        // An outcome's post (outcomes are on their delivery's subject, or of old the post's).
+        let post = |post_id: &str| -> anyhow::Result<Id> {
+            Ok(projections::outcome_post_id(envelope, post_id).parse()?)
+        };
         match event {
             Event::BotRegistered(b) => {
                 rows::bot_registered(conn, id, workspace()?, b.telegram_bot_id).await?
@@ -65,6 +69,14 @@ impl Projection for DeliverySchedule {
                     .collect::<anyhow::Result<Vec<Id>>>()?;
                 rows::post_planned(conn, id, workspace()?, &chats, due_at).await?
             }
+            Event::PostTargetsAdded(p) => {
+                let chats = p
+                    .chat_ids
+                    .iter()
+                    .map(|c| chat(c))
+                    .collect::<anyhow::Result<Vec<Id>>>()?;
+                rows::post_targets_added(conn, id, &chats).await?
+            }
             Event::PostApproved(_) => {
                 rows::set_post_status(conn, id, &["planned"], "pending").await?
             }
@@ -76,15 +88,19 @@ impl Projection for DeliverySchedule {
                     .ok_or_else(|| anyhow::anyhow!("bad publish time"))?;
                 rows::post_rescheduled(conn, id, due_at).await?
             }
-            Event::PostDelivered(d) => rows::delivery_settled(conn, id, chat(&d.chat_id)?).await?,
-            Event::DeliveryFailed(d) => rows::delivery_settled(conn, id, chat(&d.chat_id)?).await?,
+            Event::PostDelivered(d) => {
+                rows::delivery_settled(conn, post(&d.post_id)?, chat(&d.chat_id)?).await?
+            }
+            Event::DeliveryFailed(d) => {
+                rows::delivery_settled(conn, post(&d.post_id)?, chat(&d.chat_id)?).await?
+            }
             Event::DeliveryUnknown(d) => {
-                rows::delivery_settled(conn, id, chat(&d.chat_id)?).await?
+                rows::delivery_settled(conn, post(&d.post_id)?, chat(&d.chat_id)?).await?
             }
             Event::DeliveryResolved(r) if r.resolution == "resend" => {
                 let at =
                     schemas::from_millis(envelope.occurred_at_ms).unwrap_or_else(chrono::Utc::now);
-                rows::delivery_resent(conn, id, chat(&r.chat_id)?, at).await?
+                rows::delivery_resent(conn, post(&r.post_id)?, chat(&r.chat_id)?, at).await?
             }
             _ => {}
         }

@@ -48,7 +48,7 @@ impl Settings {
             tick: Duration::from_millis(100),
             max_in_flight: 256,
             max_attempts: 5,
-            worker_timeout: Duration::from_secs(10),
+            worker_timeout: Duration::from_secs(2),
             max_auto_resends: 1,
         }
     }
@@ -60,10 +60,9 @@ pub struct Shared {
     /// Connections of send tasks at the gate (see [`crate::attempt`]); its size bounds how many
     /// requests are between their final check and their answer at once.
     pub gate_pool: PgPool,
-    /// The heartbeat's and leases' own connection: however busy the send tasks are, a live
-    /// worker is never taken for dead.
-    pub control_pool: PgPool,
     pub store: EventStore,
+    /// Where send tasks record outcomes, in groups.
+    pub recorder: crate::recorder::Recorder,
     pub cipher: TokenCipher,
     pub settings: Settings,
     /// teloxide clients by bot, with the encrypted token they were built from.

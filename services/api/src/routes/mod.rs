@@ -18,6 +18,15 @@ use crate::server::Limits;
 use crate::{ApiError, AppState, OPENAPI, guard};
 
 pub fn router(state: AppState, limits: Limits) -> Router {
+    let bulk =
+        |route: axum::routing::MethodRouter<AppState>| -> axum::routing::MethodRouter<AppState> {
+            route
+                .layer::<_, std::convert::Infallible>(middleware::from_fn_with_state(
+                    limits.bulk_body_bytes,
+                    guard::bulk_body,
+                ))
+                .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(limits.bulk_body_bytes))
+        };
     let v1 = Router::new()
         .route("/v1/workspaces", post(directory::create_workspace))
         .route("/v1/workspaces/{ws}", get(directory::get_workspace))
@@ -38,7 +47,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/v1/workspaces/{ws}/chats", post(directory::connect_chat))
         .route(
             "/v1/workspaces/{ws}/chats/import",
-            post(import::import_chats),
+            bulk(post(import::import_chats)),
         )
         .route(
             "/v1/workspaces/{ws}/chats/{id}/opt-out",
@@ -52,7 +61,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             "/v1/workspaces/{ws}/chats/{id}/safety-stats",
             get(safety::chat),
         )
-        .route("/v1/workspaces/{ws}/posts", post(posts::plan))
+        .route("/v1/workspaces/{ws}/posts", bulk(post(posts::plan)))
         .route("/v1/workspaces/{ws}/posts/{id}", get(posts::get))
         .route(
             "/v1/workspaces/{ws}/posts/{id}/deliveries",

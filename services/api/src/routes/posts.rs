@@ -4,7 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use domain::{DeliveryStatus, Id, ParseMode, Post, PostCommand, PostState, Resolution};
+use domain::{
+    Delivery, DeliveryCommand, DeliveryCounts, DeliveryState, DeliveryStatus, Id, ParseMode, Post,
+    PostCommand, PostState, Resolution, delivery_id,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -90,59 +93,135 @@ pub async fn get(
     ApiPath((ws, id)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (ws, id, post) = load(&state, &ws, &id).await?;
-    let mut body = post_json(ws, id, &post);
-    // A delivery in doubt comes with its attempts, so an operator can decide how to resolve it.
-    if let Some(deliveries) = body["deliveries"].as_array_mut() {
-        for delivery in deliveries.iter_mut().filter(|d| d["status"] == "unknown") {
-            let Some(chat_id) = delivery["chat_id"].as_str().and_then(|c| c.parse().ok()) else {
-                continue;
-            };
-            let attempts = delivery::queue::stats::attempts_of(&state.pool, id, chat_id)
-                .await
-                .map_err(ApiError::internal)?;
-            delivery["attempts"] = attempts
-                .iter()
-                .map(|a| json!({"at": a.at, "outcome": a.outcome}))
-                .collect();
-        }
-    }
-    Ok(Json(body))
+    Ok(Json(post_json(&state, ws, id, &post).await?))
 }
 
-fn delivery_json(chat_id: Id, d: &DeliveryStatus) -> Value {
-    json!({
+/// How many of the post's deliveries are in each status. Those of the first page are read
+/// from their aggregates (`first`: a post of up to a page is exact the moment an outcome is
+/// acknowledged); the settled ones beyond come from the calendar's index (milliseconds behind
+/// the events); every other target is pending.
+async fn counts(
+    state: &AppState,
+    id: Id,
+    post: &Post,
+    first: &[DeliveryStatus],
+) -> Result<DeliveryCounts, ApiError> {
+    let mut counts = DeliveryCounts::default();
+    for delivery in first {
+        counts.add(delivery.status, 1);
+    }
+    counts.pending = 0;
+    if post.chat_ids.len() > first.len() {
+        let from = i32::try_from(first.len()).unwrap_or(i32::MAX);
+        let rows = projections::calendar::counts(&state.pool, id, from)
+            .await
+            .map_err(ApiError::internal)?;
+        for (status, n) in rows {
+            let status = delivery_state(&status);
+            if status != DeliveryState::Pending {
+                counts.add(status, n as u64);
+            }
+        }
+    }
+    let settled = counts.delivered + counts.failed + counts.unknown;
+    counts.pending = (post.chat_ids.len() as u64).saturating_sub(settled);
+    Ok(counts)
+}
+
+/// The post's counts (see [`counts`]).
+async fn post_counts(state: &AppState, id: Id, post: &Post) -> Result<DeliveryCounts, ApiError> {
+    let first = statuses_at(state, id, post, 0..MAX_PAGE).await?;
+    let first: Vec<DeliveryStatus> = first.into_iter().map(|(_, s)| s).collect();
+    counts(state, id, post, &first).await
+}
+
+/// The statuses of the deliveries at `positions` of the post's planning order, read from their
+/// aggregates, so an outcome or a resolution is visible the moment it is acknowledged.
+async fn statuses_at(
+    state: &AppState,
+    id: Id,
+    post: &Post,
+    positions: std::ops::Range<usize>,
+) -> Result<Vec<(Id, DeliveryStatus)>, ApiError> {
+    let end = positions.end.min(post.chat_ids.len());
+    let chats = &post.chat_ids[positions.start.min(end)..end];
+    let ids: Vec<Id> = chats.iter().map(|chat| delivery_id(id, *chat)).collect();
+    let mut recorded = store::load_many::<Delivery>(&state.pool, &ids).await?;
+    Ok(chats
+        .iter()
+        .zip(&ids)
+        .map(|(chat_id, delivery_id)| {
+            let status = match recorded.remove(delivery_id) {
+                Some(delivery) => delivery.status,
+                None => post
+                    .recorded_outcomes
+                    .get(chat_id)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            (*chat_id, status)
+        })
+        .collect())
+}
+
+async fn deliveries_json(
+    state: &AppState,
+    id: Id,
+    statuses: &[(Id, DeliveryStatus)],
+) -> Result<Vec<Value>, ApiError> {
+    let mut items = Vec::with_capacity(statuses.len());
+    for (chat_id, status) in statuses {
+        items.push(delivery_json(state, id, *chat_id, status).await?);
+    }
+    Ok(items)
+}
+
+/// One delivery; one in doubt comes with its attempts, so an operator can decide how to
+/// resolve it.
+async fn delivery_json(
+    state: &AppState,
+    post_id: Id,
+    chat_id: Id,
+    d: &DeliveryStatus,
+) -> Result<Value, ApiError> {
+    let mut body = json!({
         "chat_id": chat_id,
         "status": d.status.as_str(),
         "telegram_message_id": d.telegram_message_id,
         "error": d.error,
         "auto_resends": d.auto_resends,
-    })
-}
-
-/// How many deliveries of the post are in each status.
-fn counts(post: &Post) -> Value {
-    let mut counts = json!({"pending": 0, "delivered": 0, "failed": 0, "unknown": 0});
-    for (_, d) in post.deliveries() {
-        counts[d.status.as_str()] = (counts[d.status.as_str()].as_u64().unwrap_or(0) + 1).into();
+    });
+    if d.status == DeliveryState::Unknown {
+        let attempts = delivery::queue::stats::attempts_of(&state.pool, post_id, chat_id)
+            .await
+            .map_err(ApiError::internal)?;
+        body["attempts"] = attempts
+            .iter()
+            .map(|a| json!({"at": a.at, "outcome": a.outcome}))
+            .collect();
     }
-    counts
+    Ok(body)
 }
 
-fn post_json(ws: Id, id: Id, post: &Post) -> Value {
-    let deliveries: Vec<Value> = post
-        .deliveries()
-        .map(|(chat_id, d)| delivery_json(chat_id, d))
-        .collect();
-    json!({
+/// The post, its counts and its first page of deliveries (`next_after` leads to the rest).
+async fn post_json(state: &AppState, ws: Id, id: Id, post: &Post) -> Result<Value, ApiError> {
+    let first = statuses_at(state, id, post, 0..MAX_PAGE).await?;
+    let statuses: Vec<DeliveryStatus> = first.iter().map(|(_, s)| s.clone()).collect();
+    let counts = counts(state, id, post, &statuses).await?;
+    let deliveries = deliveries_json(state, id, &first).await?;
+    let next_after = (post.chat_ids.len() > MAX_PAGE).then_some(MAX_PAGE);
+    Ok(json!({
         "id": id,
         "workspace_id": ws,
-        "state": post.summary_state(),
+        "state": post.summary_state(&counts),
         "text": post.text,
         "parse_mode": post.parse_mode.map(ParseMode::as_str),
         "publish_at": post.publish_at,
-        "counts": counts(post),
+        "targets": post.chat_ids.len(),
+        "counts": counts,
         "deliveries": deliveries,
-    })
+        "next_after": next_after,
+    }))
 }
 
 const MAX_PAGE: usize = 1000;
@@ -156,7 +235,8 @@ pub struct DeliveryPage {
     status: Option<String>,
 }
 
-/// The post's deliveries a page at a time, in planning order, optionally of one status.
+/// The post's deliveries a page at a time, in planning order, optionally of one status (read
+/// from the calendar's index, milliseconds behind the events).
 pub async fn deliveries(
     State(state): State<AppState>,
     ApiPath((ws, id)): ApiPath<(String, String)>,
@@ -178,29 +258,54 @@ pub async fn deliveries(
             format!("status {status:?} is not one of {}", statuses.join(", ")),
         ));
     }
-    let (_, _, post) = load(&state, &ws, &id).await?;
-    let start = page.after.unwrap_or(0);
-    let mut items = Vec::with_capacity(limit);
-    let mut next_after = None;
-    for (position, (chat_id, d)) in post.deliveries().enumerate().skip(start) {
-        if page
-            .status
-            .as_deref()
-            .is_some_and(|s| s != d.status.as_str())
-        {
-            continue;
+    let (_, id, post) = load(&state, &ws, &id).await?;
+    let start = page.after.unwrap_or(0).min(post.chat_ids.len());
+    let (items, next_after) = match page.status.as_deref() {
+        None => {
+            let end = (start + limit).min(post.chat_ids.len());
+            let statuses = statuses_at(&state, id, &post, start..end).await?;
+            let items = deliveries_json(&state, id, &statuses).await?;
+            (items, (end < post.chat_ids.len()).then_some(end))
         }
-        if items.len() == limit {
-            next_after = Some(position);
-            break;
+        Some(status) => {
+            let from = i32::try_from(start).unwrap_or(i32::MAX);
+            let rows = projections::calendar::deliveries_in(
+                &state.pool,
+                id,
+                status,
+                from,
+                limit as i64 + 1,
+            )
+            .await
+            .map_err(ApiError::internal)?;
+            let next_after = rows.get(limit).map(|r| r.position as usize);
+            let mut items = Vec::with_capacity(limit);
+            for row in rows.iter().take(limit) {
+                let status = DeliveryStatus {
+                    status: delivery_state(&row.delivery),
+                    telegram_message_id: row.telegram_message_id,
+                    error: row.error.clone(),
+                    auto_resends: row.auto_resends as u32,
+                };
+                items.push(delivery_json(&state, id, row.chat_id, &status).await?);
+            }
+            (items, next_after)
         }
-        items.push(delivery_json(chat_id, d));
-    }
+    };
     Ok(Json(json!({
-        "counts": counts(&post),
+        "counts": post_counts(&state, id, &post).await?,
         "deliveries": items,
         "next_after": next_after,
     })))
+}
+
+fn delivery_state(name: &str) -> DeliveryState {
+    match name {
+        "delivered" => DeliveryState::Delivered,
+        "failed" => DeliveryState::Failed,
+        "unknown" => DeliveryState::Unknown,
+        _ => DeliveryState::Pending,
+    }
 }
 
 async fn transition(
@@ -210,10 +315,18 @@ async fn transition(
     ctx: store::RequestContext,
     command: PostCommand,
 ) -> Result<Json<Value>, ApiError> {
-    let (ws, id, _) = load(&state, &ws, &id).await?;
+    let (ws, id, post) = load(&state, &ws, &id).await?;
+    let acts_on_deliveries = match command {
+        PostCommand::Cancel => Some("cancelled"),
+        PostCommand::Reschedule { .. } => Some("rescheduled"),
+        _ => None,
+    };
+    if let Some(action) = acts_on_deliveries {
+        post.check_unsettled(&post_counts(&state, id, &post).await?, action)?;
+    }
     state.store.execute::<Post>(ws, id, command, &ctx).await?;
     let post: Post = state.store.load(id).await?;
-    Ok(Json(post_json(ws, id, &post)))
+    Ok(Json(post_json(&state, ws, id, &post).await?))
 }
 
 pub async fn approve(
@@ -326,15 +439,20 @@ pub async fn resolve(
             ));
         }
     };
-    transition(
-        state,
-        ws,
-        id,
-        ctx,
-        PostCommand::ResolveDelivery {
-            chat_id,
-            resolution,
-        },
-    )
-    .await
+    let (ws, id, post) = load(&state, &ws, &id).await?;
+    if !post.chat_ids.contains(&chat_id) {
+        return Err(ApiError::not_found("delivery"));
+    }
+    let command = DeliveryCommand::Resolve {
+        post_id: id,
+        chat_id,
+        resolution,
+        recorded_on_post: post.recorded_outcomes.get(&chat_id).cloned(),
+    };
+    let delivery = delivery_id(id, chat_id);
+    state
+        .store
+        .execute::<Delivery>(ws, delivery, command, &ctx)
+        .await?;
+    Ok(Json(post_json(&state, ws, id, &post).await?))
 }

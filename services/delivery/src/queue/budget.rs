@@ -115,15 +115,6 @@ async fn count_hourly(conn: &mut PgConnection, telegram_bot_id: i64, n: i32) -> 
     Ok(())
 }
 
-/// The request of `slot` got its answer (or failed): the slot counts a window from now.
-pub async fn finish_bot_slot(pool: &PgPool, slot: Slot) -> sqlx::Result<()> {
-    sqlx::query("UPDATE delivery_bot_slots SET done_at = clock_timestamp() WHERE id = $1")
-        .bind(slot.0)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
 /// Gives back a slot whose request never went out.
 pub async fn cancel_bot_slot(pool: &PgPool, telegram_bot_id: i64, slot: Slot) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
@@ -219,7 +210,18 @@ pub struct Attempt {
     pub worker: String,
 }
 
-pub async fn log_attempt(pool: &PgPool, attempt: &Attempt) -> sqlx::Result<()> {
+/// An answer came: its slot counts from now, and the attempt is logged, in one transaction.
+pub async fn book_answer(pool: &PgPool, slot: Slot, attempt: &Attempt) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE delivery_bot_slots SET done_at = clock_timestamp() WHERE id = $1")
+        .bind(slot.0)
+        .execute(&mut *tx)
+        .await?;
+    log_attempt_on(&mut tx, attempt).await?;
+    tx.commit().await
+}
+
+async fn log_attempt_on(conn: &mut PgConnection, attempt: &Attempt) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO delivery_attempts (post_id, bot_id, chat_id, telegram_bot_id, telegram_chat_id, outcome, partition, at, worker)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -233,7 +235,7 @@ pub async fn log_attempt(pool: &PgPool, attempt: &Attempt) -> sqlx::Result<()> {
     .bind(attempt.partition)
     .bind(attempt.at)
     .bind(&attempt.worker)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -28,7 +28,8 @@ pub struct Claimed {
 }
 
 /// Due lane heads in `partitions`, fairly interleaved: the n-th lane of every bot and of every
-/// workspace comes before the (n+1)-th of any. Bots paused, held, or in `without_budget` are left out
+/// workspace comes before the (n+1)-th of any. Within a bot, the longest chain first (critical
+/// path: a channel with many posts before a private chat with one), then the oldest due. Bots paused, held, or in `without_budget` are left out
 /// before anything is ranked, and each bot contributes at most `per_bot` lanes, so the work does
 /// not grow with what is queued behind them. Chats with a send on the wire, held (429, back-off,
 /// cap), or sent to by another worker within the last second are not candidates.
@@ -44,7 +45,8 @@ pub async fn due(
         "WITH lanes AS (
              SELECT c.chat_id, c.workspace_id, c.bot_id, c.telegram_chat_id, c.next_due_at,
                     b.telegram_bot_id, b.paid_broadcast,
-                    row_number() OVER (PARTITION BY c.bot_id ORDER BY c.next_due_at) AS bot_turn
+                    c.chain_ms,
+                    row_number() OVER (PARTITION BY c.bot_id ORDER BY c.chain_ms DESC, c.next_due_at) AS bot_turn
                FROM delivery_bots b
               CROSS JOIN LATERAL (
                     SELECT c.* FROM delivery_chats c
@@ -56,14 +58,15 @@ pub async fn due(
                        AND NOT EXISTS (SELECT 1 FROM delivery_attempts a
                                         WHERE a.chat_id = c.chat_id AND a.outcome = 'sent' AND a.worker <> $2
                                           AND a.at > now() - interval '1060 milliseconds')
-                     ORDER BY c.next_due_at
+                     ORDER BY c.chain_ms DESC, c.next_due_at
                      LIMIT $4) c
               WHERE b.paused_reason IS NULL AND NOT (b.bot_id = ANY($3))
                 AND NOT EXISTS (SELECT 1 FROM delivery_bot_budget bb
                                  WHERE bb.telegram_bot_id = b.telegram_bot_id AND bb.held_until > now())
          ), ranked AS (
              SELECT l.*, GREATEST(l.bot_turn,
-                                  row_number() OVER (PARTITION BY l.workspace_id ORDER BY l.next_due_at)) AS turn
+                                  row_number() OVER (PARTITION BY l.workspace_id
+                                                     ORDER BY l.chain_ms DESC, l.next_due_at)) AS turn
                FROM lanes l
          )
          SELECT r.chat_id, r.workspace_id, r.bot_id, r.telegram_chat_id, r.telegram_bot_id, r.paid_broadcast,
@@ -77,7 +80,7 @@ pub async fn due(
                                       AND p.state = 'done' AND p.generation >= s.generation)
                  ORDER BY s.due_at, s.post_id
                  LIMIT 1) h
-          ORDER BY r.turn, r.next_due_at
+          ORDER BY r.turn, r.chain_ms DESC, r.next_due_at
           LIMIT $5",
     )
     .bind(partitions)
@@ -186,6 +189,31 @@ pub async fn release(
         .execute(pool)
         .await?;
     Ok(updated.rows_affected() == 1)
+}
+
+/// Ends this worker's claims on `deliveries` (post, chat) as done, in the caller's
+/// transaction; returns, per delivery, whether the claim was still this worker's.
+pub async fn release_done_on(
+    conn: &mut sqlx::PgConnection,
+    worker: &str,
+    deliveries: &[(Uuid, Uuid)],
+) -> sqlx::Result<Vec<bool>> {
+    let posts: Vec<Uuid> = deliveries.iter().map(|d| d.0).collect();
+    let chats: Vec<Uuid> = deliveries.iter().map(|d| d.1).collect();
+    let released: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "UPDATE delivery_progress p SET state = 'done', claimed_by = NULL
+           FROM UNNEST($1::uuid[], $2::uuid[]) AS t(post_id, chat_id)
+          WHERE p.post_id = t.post_id AND p.chat_id = t.chat_id
+            AND p.state = 'sending' AND p.claimed_by = $3
+         RETURNING p.post_id, p.chat_id",
+    )
+    .bind(&posts)
+    .bind(&chats)
+    .bind(worker)
+    .fetch_all(conn)
+    .await?;
+    let released: std::collections::HashSet<(Uuid, Uuid)> = released.into_iter().collect();
+    Ok(deliveries.iter().map(|d| released.contains(d)).collect())
 }
 
 /// A delivery left `sending` by a worker that stopped heart-beating.

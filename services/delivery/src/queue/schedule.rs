@@ -126,6 +126,26 @@ pub async fn post_planned(
     Ok(())
 }
 
+/// More chats of a post just planned: rows like its first ones (same commit, same state).
+pub async fn post_targets_added(
+    conn: &mut PgConnection,
+    post_id: Uuid,
+    chat_ids: &[Uuid],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO delivery_schedule (post_id, chat_id, workspace_id, due_at, status)
+         SELECT f.post_id, t.chat_id, f.workspace_id, f.due_at, f.status
+           FROM (SELECT * FROM delivery_schedule WHERE post_id = $1 LIMIT 1) f
+          CROSS JOIN UNNEST($2::uuid[]) AS t(chat_id)
+         ON CONFLICT (post_id, chat_id) DO NOTHING",
+    )
+    .bind(post_id)
+    .bind(chat_ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Moves the post's rows from `from` to `to` (e.g. planned → pending on approval).
 pub async fn set_post_status(
     conn: &mut PgConnection,
@@ -208,12 +228,26 @@ async fn refresh_lanes_of_post(conn: &mut PgConnection, post_id: Uuid) -> sqlx::
     .await
 }
 
+/// A lane's earliest pending due time, and its chain: the least time its pending deliveries
+/// need under the chat's own limits (the claim's critical-path order).
 async fn refresh_lanes(conn: &mut PgConnection, chats: &str, id: Uuid) -> sqlx::Result<()> {
+    let limits = domain::limits::TELEGRAM;
     let sql = format!(
-        "UPDATE delivery_chats c SET next_due_at =
-                (SELECT min(s.due_at) FROM delivery_schedule s WHERE s.chat_id = c.chat_id AND s.status = 'pending')
+        "UPDATE delivery_chats c SET (next_due_at, chain_ms) =
+                (SELECT min(s.due_at),
+                        CASE WHEN count(*) = 0 THEN 0
+                             WHEN c.telegram_chat_id < 0
+                                  THEN ((count(*) - 1) / $2) * $3 + ((count(*) - 1) % $2) * $4
+                             ELSE (count(*) - 1) * $4 END
+                   FROM delivery_schedule s WHERE s.chat_id = c.chat_id AND s.status = 'pending')
           WHERE {chats}"
     );
-    sqlx::query(&sql).bind(id).execute(conn).await?;
+    sqlx::query(&sql)
+        .bind(id)
+        .bind(i64::from(limits.per_group.max))
+        .bind(limits.per_group.per_secs as i64 * 1000)
+        .bind(limits.per_chat.per_secs as i64 * 1000 / i64::from(limits.per_chat.max))
+        .execute(conn)
+        .await?;
     Ok(())
 }
