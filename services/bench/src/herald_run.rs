@@ -1,6 +1,7 @@
 //! A workload through the whole Herald pipeline (HTTP API -> PostgreSQL -> NATS -> delivery ->
 //! sandbox Telegram enforcing Telegram's limits), built in-process by the system-test harness.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -8,10 +9,11 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use platform::Shutdown;
 use sandbox::SandboxConfig;
+use serde_json::{Value, json};
 use system_tests::{ADMIN_TOKEN, AppOptions, TestApp};
 
 use crate::measure::{self, Cpu, RunResult};
-use crate::workload::Workload;
+use crate::workload::{BotSpec, Posting, Workload};
 
 /// Knobs of a Herald run.
 #[derive(Debug, Clone)]
@@ -21,6 +23,8 @@ pub struct Options {
     /// The dispatcher's tick; None: Herald's default (production) settings.
     pub tick: Option<Duration>,
     pub concurrency: usize,
+    /// Rows per bulk import request (at most the API's 10,000).
+    pub import_rows: usize,
 }
 
 pub async fn run(workload: &Workload, options: &Options) -> anyhow::Result<RunResult> {
@@ -64,65 +68,64 @@ async fn drive(app: &TestApp, workload: &Workload, options: &Options) -> anyhow:
     let mut bots = Vec::new();
     for (i, bot) in workload.bots.iter().enumerate() {
         let token = load::fake_bot_token(bot.telegram_bot_id, &mut rng);
-        bots.push(
-            client
-                .register_bot(&ws, &format!("bench bot {i}"), &token)
-                .await
-                .map_err(explain("registering a bot"))?,
-        );
+        let id = client
+            .register_bot(&ws, &format!("bench bot {i}"), &token)
+            .await
+            .map_err(explain("registering a bot"))?;
+        set_bot_limits(app, &ws, &id, bot).await?;
+        bots.push(id);
     }
     // Chats, timed: their rate tells how long the posts will take to submit.
     let chats_started = std::time::Instant::now();
-    let specs: Vec<(usize, usize, i64)> = workload
-        .bots
-        .iter()
-        .enumerate()
-        .flat_map(|(b, bot)| {
-            bot.chats
-                .iter()
-                .enumerate()
-                .map(move |(c, chat)| (b, c, chat.telegram_chat_id))
-        })
-        .collect();
-    let connected: Vec<((usize, usize), String)> = futures::stream::iter(specs)
-        .map(|(b, c, telegram_id)| {
-            let (client, ws, bots) = (&client, &ws, &bots);
-            async move {
-                let id = client
-                    .connect_chat(
-                        ws,
-                        &bots[b],
-                        telegram_id,
-                        &format!("bench chat {telegram_id}"),
-                    )
-                    .await?;
-                Ok::<_, load::CallError>(((b, c), id))
-            }
-        })
-        .buffer_unordered(options.concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(explain("connecting a chat"))?;
-    let chats: std::collections::HashMap<(usize, usize), String> = connected.into_iter().collect();
+    let chats = if workload.import_chats {
+        import_chats(app, &ws, &bots, workload, options).await?
+    } else {
+        connect_chats(&client, &ws, &bots, workload, options)
+            .await
+            .map_err(explain("connecting a chat"))?
+    };
     let per_chat = chats_started.elapsed().as_secs_f64() / chats.len().max(1) as f64;
+    eprintln!(
+        "   {} chats connected in {:.1} s ({})",
+        chats.len(),
+        chats_started.elapsed().as_secs_f64(),
+        if workload.import_chats {
+            "bulk import"
+        } else {
+            "one request each"
+        }
+    );
 
-    // Plan + approve cost about three chat connections (measured: 2.5-3x); twice that leaves
-    // the schedule projection time to catch up before the due moment.
+    let posts = workload.posts();
     let expected = workload.expected();
     let lead = options.lead.unwrap_or_else(|| {
-        Duration::from_secs_f64(3.0 + expected.len() as f64 * per_chat * 3.0 * 2.0)
+        Duration::from_secs_f64(match workload.posting {
+            // Plan + approve cost about three chat connections (measured: 2.5-3x); twice that
+            // leaves the schedule projection time to catch up before the due moment.
+            Posting::PerMessage => 3.0 + expected.len() as f64 * per_chat * 3.0 * 2.0,
+            // Planning a post to many chats is cheap; the schedule projection then needs about
+            // 0.6 of an imported chat's time per delivery (measured on a debug build, backlog
+            // of the import included). 1.5 of it leaves a margin; the run prints how much.
+            Posting::Batched { .. } => {
+                5.0 + posts.len() as f64 * 0.5 + expected.len() as f64 * per_chat * 1.5
+            }
+        })
     });
     let start: DateTime<Utc> = Utc::now() + chrono::TimeDelta::from_std(lead)?;
+    let posts_started = std::time::Instant::now();
 
-    let submitted: Vec<Result<(), load::CallError>> = futures::stream::iter(&expected)
-        .map(|e| {
-            let (client, ws, chat) = (&client, &ws, &chats[&(e.bot, e.chat)]);
+    let submitted: Vec<Result<(), load::CallError>> = futures::stream::iter(&posts)
+        .map(|post| {
+            let ids: Vec<&str> = post
+                .chats
+                .iter()
+                .map(|&c| chats[&(post.bot, c)].as_str())
+                .collect();
+            let (client, ws) = (&client, &ws);
             async move {
-                let publish_at = start + chrono::TimeDelta::from_std(e.due).unwrap_or_default();
-                let post = client.plan_post(ws, &[chat], &e.text, publish_at).await?;
-                client.approve_post(ws, &post).await
+                let publish_at = start + chrono::TimeDelta::from_std(post.due).unwrap_or_default();
+                let id = client.plan_post(ws, &ids, &post.text, publish_at).await?;
+                client.approve_post(ws, &id).await
             }
         })
         .buffered(options.concurrency)
@@ -133,6 +136,14 @@ async fn drive(app: &TestApp, workload: &Workload, options: &Options) -> anyhow:
     }
     let submitted_at = Utc::now();
     let submission = setup_started.elapsed();
+    eprintln!(
+        "   {} posts to {} chats planned and approved in {:.1} s; due {:.1} s later (lead {:.1} s)",
+        posts.len(),
+        expected.len(),
+        posts_started.elapsed().as_secs_f64(),
+        (start - submitted_at).as_seconds_f64(),
+        lead.as_secs_f64()
+    );
     let mut notes = Vec::new();
     if submitted_at > start {
         notes.push(format!(
@@ -142,6 +153,20 @@ async fn drive(app: &TestApp, workload: &Workload, options: &Options) -> anyhow:
         ));
     }
 
+    // Until the due moment: how long the schedule projection takes to hold every delivery
+    // (what the lead must cover), then nothing.
+    let scheduling = std::time::Instant::now();
+    while Utc::now() < start {
+        if queue_rows(app).await? >= expected.len() as i64 {
+            eprintln!(
+                "   every delivery in the schedule {:.1} s after submission, {:.1} s before the due moment",
+                scheduling.elapsed().as_secs_f64(),
+                (start - Utc::now()).as_seconds_f64()
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The due moment: from here on, CPU and time belong to delivery.
     sleep_until(start).await;
     let cpu_start = Cpu::now();
@@ -154,7 +179,11 @@ async fn drive(app: &TestApp, workload: &Workload, options: &Options) -> anyhow:
         ));
     }
     let ideal = workload.ideal();
-    let timeout = ideal.duration() * 4 + Duration::from_secs(60);
+    // Room for a sender far below the ideal rate (e.g. ~250 messages/s on two cores where paid
+    // broadcasts allow 1000/s).
+    let timeout = ideal.duration() * 4
+        + Duration::from_secs(60)
+        + Duration::from_millis(10) * u32::try_from(expected.len()).unwrap_or(u32::MAX);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let accepted = app.sandbox.stats().accepted as usize;
@@ -189,6 +218,166 @@ async fn drive(app: &TestApp, workload: &Workload, options: &Options) -> anyhow:
         .map(|(start, end)| end.saturating_sub(start));
     result.notes = notes;
     Ok(result)
+}
+
+/// Connects every chat with its own request, as a user of the API would one by one.
+async fn connect_chats(
+    client: &load::Client,
+    ws: &str,
+    bots: &[String],
+    workload: &Workload,
+    options: &Options,
+) -> Result<HashMap<(usize, usize), String>, load::CallError> {
+    let specs: Vec<(usize, usize, i64)> = workload
+        .bots
+        .iter()
+        .enumerate()
+        .flat_map(|(b, bot)| {
+            bot.chats
+                .iter()
+                .enumerate()
+                .map(move |(c, chat)| (b, c, chat.telegram_chat_id))
+        })
+        .collect();
+    futures::stream::iter(specs)
+        .map(|(b, c, telegram_id)| async move {
+            let id = client
+                .connect_chat(
+                    ws,
+                    &bots[b],
+                    telegram_id,
+                    &format!("bench chat {telegram_id}"),
+                )
+                .await?;
+            Ok::<_, load::CallError>(((b, c), id))
+        })
+        .buffer_unordered(options.concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Bulk import requests in flight at once (each connects its rows 8 at a time).
+const IMPORTS_IN_FLIGHT: usize = 2;
+
+/// Connects the chats with `POST .../chats/import`, `options.import_rows` per request.
+async fn import_chats(
+    app: &TestApp,
+    ws: &str,
+    bots: &[String],
+    workload: &Workload,
+    options: &Options,
+) -> anyhow::Result<HashMap<(usize, usize), String>> {
+    let rows = options.import_rows.clamp(1, 10_000);
+    let mut requests = Vec::new();
+    for (b, bot) in workload.bots.iter().enumerate() {
+        let indices: Vec<usize> = (0..bot.chats.len()).collect();
+        for chunk in indices.chunks(rows) {
+            requests.push((b, chunk.to_vec()));
+        }
+    }
+    type Connected = Vec<((usize, usize), String)>;
+    let answers: Vec<anyhow::Result<Connected>> = futures::stream::iter(requests)
+        .map(|(b, chunk)| async move {
+            let chats = &workload.bots[b].chats;
+            let body = json!({
+                "bot_id": bots[b],
+                "chats": chunk.iter().map(|&c| json!({
+                    "telegram_chat_id": chats[c].telegram_chat_id,
+                    "title": format!("bench chat {}", chats[c].telegram_chat_id),
+                })).collect::<Vec<_>>(),
+            });
+            let answer = api(
+                app,
+                false,
+                &format!("/v1/workspaces/{ws}/chats/import"),
+                &body,
+            )
+            .await
+            .context("importing chats")?;
+            let listed = answer["rows"].as_array().map_or(&[][..], Vec::as_slice);
+            anyhow::ensure!(
+                listed.len() == chunk.len(),
+                "the import answered {} rows for {}",
+                listed.len(),
+                chunk.len()
+            );
+            chunk
+                .iter()
+                .zip(listed)
+                .map(
+                    |(&c, row)| match (row["status"].as_str(), row["chat_id"].as_str()) {
+                        (Some("connected"), Some(id)) => Ok(((b, c), id.to_owned())),
+                        _ => bail!("the import did not connect a chat: {row}"),
+                    },
+                )
+                .collect()
+        })
+        .buffer_unordered(IMPORTS_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut chats = HashMap::new();
+    for answer in answers {
+        chats.extend(answer?);
+    }
+    Ok(chats)
+}
+
+/// Opts the bot in to paid broadcasts if the workload says so, and raises its hourly cap when
+/// the workload sends it more than the default allows (`PUT .../bots/{id}/limits`).
+async fn set_bot_limits(app: &TestApp, ws: &str, id: &str, bot: &BotSpec) -> anyhow::Result<()> {
+    let messages = bot.messages();
+    let raise = messages > domain::limits::DEFAULT_BOT_HOURLY_CAP as usize;
+    if !bot.paid_broadcast && !raise {
+        return Ok(());
+    }
+    let mut body = json!({});
+    if bot.paid_broadcast {
+        body["allow_paid_broadcast"] = true.into();
+    }
+    if raise {
+        body["hourly_cap"] = messages.into();
+    }
+    let answer = api(
+        app,
+        true,
+        &format!("/v1/workspaces/{ws}/bots/{id}/limits"),
+        &body,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "setting the bot's limits for {messages} messages in the hour (paid broadcasts: {})",
+            bot.paid_broadcast
+        )
+    })?;
+    let cap = answer["hourly_cap"].as_u64().unwrap_or(0);
+    anyhow::ensure!(
+        answer["allow_paid_broadcast"] == bot.paid_broadcast && cap >= messages as u64,
+        "the bot's limits are not what the workload needs: {answer}"
+    );
+    Ok(())
+}
+
+/// A call outside what `load::Client` covers: POST (or PUT) of a JSON body, the JSON answer.
+async fn api(app: &TestApp, put: bool, path: &str, body: &Value) -> anyhow::Result<Value> {
+    let url = format!("{}{path}", app.base);
+    let request = if put {
+        app.client.put(url)
+    } else {
+        app.client.post(url)
+    };
+    let response = request
+        .bearer_auth(ADMIN_TOKEN)
+        .json(body)
+        .send()
+        .await
+        .with_context(|| format!("no answer to {path}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    anyhow::ensure!(status.is_success(), "{path} answered {status}: {text}");
+    serde_json::from_str(&text).with_context(|| format!("{path} answered {text:?}"))
 }
 
 async fn sleep_until(at: DateTime<Utc>) {

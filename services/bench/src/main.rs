@@ -18,7 +18,9 @@ const AFTER_HELP: &str = "\
 Each workload runs twice: through a whole Herald built in-process (HTTP API, PostgreSQL event
 store, NATS JetStream, projections, delivery with its production settings) against the sandbox
 Telegram enforcing Telegram's limits (1 msg/s per chat, 20/min per group or channel, 30/s per
-bot), then straight from teloxide's Throttle adaptor (Limits::default()) to a fresh sandbox.
+bot, 1000/s per bot for paid broadcasts), then straight from teloxide's Throttle adaptor
+(Limits::default()) to a fresh sandbox. Throttle has no paid-broadcast mode: `paid` runs Herald
+only.
 
 Figures: duration = due moment -> last message accepted by the emulator, plus the 1 s slot the
 last message occupies; rate = messages / duration; ideal = the same for the best schedule the
@@ -26,7 +28,8 @@ limits allow (see docs/benchmarks.md); lag = accepted - due, per message; 429 = 
 rate_limited count; peak RSS = VmHWM of this process during the run; CPU = this process's CPU
 time from the due moment on; busy = the whole machine's CPU use in that span; DB
 transactions/msg = PostgreSQL transactions in Herald's database from the due moment on, per
-message. --timeline adds when messages were accepted (and claimed by Herald's dispatcher).
+message; sustained (paid) = the median of the messages accepted per whole second. --timeline
+adds when messages were accepted (and claimed by Herald's dispatcher).
 
 Needs PostgreSQL and NATS with JetStream, like the system tests:
   HERALD_TEST_DATABASE_URL  a maintenance database where databases may be created
@@ -35,23 +38,24 @@ Needs PostgreSQL and NATS with JetStream, like the system tests:
 (`scripts/test --setup-only` starts both and prints the variables.)
 
 Examples:
-  cargo run --release -p bench                           every workload, full size (~6 min)
-  cargo run --release -p bench -- --quick                smoke run, under a minute
+  cargo run --release -p bench                           every workload, full size
+  cargo run --release -p bench -- --quick                smoke run, a few minutes
   cargo run --release -p bench -- --runs 3               three runs and their medians
-  cargo run --release -p bench -- --only channel --channel-posts 40 --no-throttle";
+  cargo run --release -p bench -- --only channel --channel-posts 40 --no-throttle
+  cargo run --release -p bench -- --only paid --paid-chats 20000";
 
 /// Delivery benchmark: Herald vs Telegram's limits vs teloxide's Throttle, on the sandbox.
 #[derive(Parser, Debug)]
 #[command(name = "herald-bench", version, about, after_help = AFTER_HELP)]
 struct Cli {
-    /// Small sizes for a smoke run (under a minute); explicit sizes still win
+    /// Small sizes for a smoke run; explicit sizes still win
     #[arg(long)]
     quick: bool,
     /// Repeat every workload this many times and print the medians
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
     /// Workloads to run, comma-separated
-    #[arg(long, value_delimiter = ',', default_values_t = [Kind::Private, Kind::Channel, Kind::Bots, Kind::Steady])]
+    #[arg(long, value_delimiter = ',', default_values_t = [Kind::Private, Kind::Channel, Kind::Bots, Kind::Steady, Kind::Fanout, Kind::Mixed, Kind::Paid])]
     only: Vec<Kind>,
     /// Skip the teloxide Throttle baseline
     #[arg(long)]
@@ -83,6 +87,32 @@ struct Cli {
     /// steady: the posts' due times are spread evenly over this many seconds [default: 10; quick: 3]
     #[arg(long)]
     steady_seconds: Option<f64>,
+    /// fanout: private chats the one post goes to [default: 1500; quick: 90]
+    #[arg(long)]
+    fanout_chats: Option<usize>,
+    /// mixed: channels of the one bot [default: 20; quick: 4]
+    #[arg(long)]
+    mixed_channels: Option<usize>,
+    /// mixed: posts per channel [default: 30; quick: 6]
+    #[arg(long)]
+    mixed_channel_posts: Option<usize>,
+    /// mixed: private chats of the same bot [default: 600; quick: 60]
+    #[arg(long)]
+    mixed_private_chats: Option<usize>,
+    /// mixed: posts per private chat [default: 2; quick: 2]
+    #[arg(long)]
+    mixed_private_posts: Option<usize>,
+    /// paid: private chats of the one paid-broadcast bot, one post each [default: 60000, 60 s
+    /// at 1000/s; quick: 2000]
+    #[arg(long)]
+    paid_chats: Option<usize>,
+    /// paid: chats per post (the messages are planned as few large posts; the API takes bodies
+    /// up to 1 MiB, about 25000 chat ids) [default: 10000; quick: 1000]
+    #[arg(long)]
+    paid_chats_per_post: Option<usize>,
+    /// Rows per bulk chat import request, for fanout and paid (the API takes at most 10000)
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    import_rows: u64,
     /// Lead from the end of set-up to the due moment (Herald runs); default: estimated from
     /// the measured API rate
     #[arg(long, value_parser = load::parse_duration)]
@@ -108,6 +138,13 @@ enum Kind {
     Bots,
     /// 1 bot, one post per private chat, due times spread under capacity (bound: none)
     Steady,
+    /// 1 bot, one post to many private chats, due at once (bound: 30/s per bot)
+    Fanout,
+    /// 1 bot, channels and private chats with several posts each, all due at once (bound: 30/s
+    /// per bot together with 20/min per channel)
+    Mixed,
+    /// 1 bot with paid broadcasts, very many private chats, due at once (bound: 1000/s per bot)
+    Paid,
 }
 
 impl std::fmt::Display for Kind {
@@ -175,6 +212,39 @@ impl Cli {
                 );
                 Workload::steady("steady", d, chats, Duration::from_secs_f64(seconds), run)
             }
+            Kind::Fanout => {
+                let chats = self.size(self.fanout_chats, 1_500, 90);
+                let d = format!("1 bot, 1 post to {chats} private chats, due at once");
+                Workload::fanout("fanout", d, chats, run)
+            }
+            Kind::Mixed => {
+                let channels = (
+                    self.size(self.mixed_channels, 20, 4),
+                    self.size(self.mixed_channel_posts, 30, 6),
+                );
+                let privates = (
+                    self.size(self.mixed_private_chats, 600, 60),
+                    self.size(self.mixed_private_posts, 2, 2),
+                );
+                let d = format!(
+                    "1 bot, {} channels x {} posts + {} private chats x {} posts = {} messages, one post each, all due at once",
+                    channels.0,
+                    channels.1,
+                    privates.0,
+                    privates.1,
+                    channels.0 * channels.1 + privates.0 * privates.1
+                );
+                Workload::mixed("mixed", d, channels, privates, run)
+            }
+            Kind::Paid => {
+                let chats = self.size(self.paid_chats, 60_000, 2_000);
+                let per_post = self.size(self.paid_chats_per_post, 10_000, 1_000);
+                let d = format!(
+                    "1 bot with paid broadcasts, {chats} private chats x 1 post, planned as {} posts of up to {per_post} chats, all due at once",
+                    chats.div_ceil(per_post)
+                );
+                Workload::paid("paid", d, chats, per_post, run)
+            }
         }
     }
 }
@@ -200,9 +270,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         lead: cli.lead,
         tick: cli.tick,
         concurrency: cli.concurrency.max(1),
+        import_rows: cli.import_rows as usize,
     };
     println!(
-        "herald-bench: {} run(s) of {}{}; {} cores; limits 1/s per chat, 20/min per channel, 30/s per bot",
+        "herald-bench: {} run(s) of {}{}; {} cores; limits 1/s per chat, 20/min per channel, 30/s per bot (1000/s paid)",
         cli.runs,
         cli.only
             .iter()
@@ -230,7 +301,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let herald = herald_run::run(&workload, &options)
                 .await
                 .with_context(|| format!("the Herald run of {kind}"))?;
-            let throttle = if cli.no_throttle {
+            let throttle = if cli.no_throttle || !workload.throttle_baseline {
                 None
             } else {
                 eprintln!("   Throttle ...");
@@ -241,7 +312,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             };
             let outcome = Outcome { herald, throttle };
-            print_table(&ideal, &outcome);
+            print_table(&ideal, &outcome, &workload);
             if cli.timeline {
                 let bin = Duration::from_millis(100);
                 println!("  accepted per 100 ms (from the due moment), Herald:");
@@ -273,7 +344,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .iter()
                 .map(|o| o.throttle.as_ref().map(figures))
                 .collect();
-            print_medians(&workload.ideal(), &herald, throttle.as_deref());
+            print_medians(&workload.ideal(), &herald, throttle.as_deref(), &workload);
         }
     }
     println!();
@@ -324,6 +395,8 @@ struct Figures {
     failed: f64,
     submission: f64,
     db_per_message: f64,
+    sustained: f64,
+    best_second: f64,
 }
 
 fn figures(r: &RunResult) -> Figures {
@@ -346,6 +419,8 @@ fn figures(r: &RunResult) -> Figures {
         db_per_message: r
             .db_transactions
             .map_or(f64::NAN, |n| n as f64 / r.expected.max(1) as f64),
+        sustained: measure::sustained_rate(&r.accepted_at).unwrap_or(f64::NAN),
+        best_second: measure::best_second(&r.accepted_at).map_or(f64::NAN, |n| n as f64),
     }
 }
 
@@ -381,6 +456,8 @@ fn median_figures(all: &[Figures]) -> Figures {
         failed: m(|f| f.failed),
         submission: m(|f| f.submission),
         db_per_message: m(|f| f.db_per_message),
+        sustained: m(|f| f.sustained),
+        best_second: m(|f| f.best_second),
     }
 }
 
@@ -396,20 +473,35 @@ fn fmt(value: f64, decimals: usize, unit: &str) -> String {
     }
 }
 
-fn print_table(ideal: &Ideal, outcome: &Outcome) {
+fn print_table(ideal: &Ideal, outcome: &Outcome, workload: &Workload) {
     let throttle = outcome.throttle.as_ref().map(|t| vec![figures(t)]);
-    print_medians(ideal, &[figures(&outcome.herald)], throttle.as_deref());
+    print_medians(
+        ideal,
+        &[figures(&outcome.herald)],
+        throttle.as_deref(),
+        workload,
+    );
     for note in &outcome.herald.notes {
         println!("  note (Herald): {note}");
     }
     for note in outcome.throttle.iter().flat_map(|t| &t.notes) {
         println!("  note (Throttle): {note}");
     }
+    if !workload.throttle_baseline {
+        println!(
+            "  note (Throttle): not run: teloxide's Throttle has no paid-broadcast mode (it would pace this bot at 30/s)"
+        );
+    }
 }
 
 /// The table of one workload: Herald, Throttle and the ideal side by side (medians when there
 /// are several runs).
-fn print_medians(ideal: &Ideal, herald: &[Figures], throttle: Option<&[Figures]>) {
+fn print_medians(
+    ideal: &Ideal,
+    herald: &[Figures],
+    throttle: Option<&[Figures]>,
+    workload: &Workload,
+) {
     let h = median_figures(herald);
     let t = throttle.map(median_figures);
     let ideal_duration = ideal.duration().as_secs_f64();
@@ -459,6 +551,31 @@ fn print_medians(ideal: &Ideal, herald: &[Figures], throttle: Option<&[Figures]>
         t.map(|t| fmt(t.rate / ideal_rate, 3, "")),
         "1.000".into(),
     );
+    if workload.report_sustained {
+        let ideal_sustained = measure::sustained_rate(&ideal.sends).unwrap_or(f64::NAN);
+        row(
+            "msg/s sustained",
+            fmt(h.sustained, 1, "/s"),
+            t.map(|t| fmt(t.sustained, 1, "/s")),
+            fmt(ideal_sustained, 1, "/s"),
+        );
+        row(
+            "sustained / ideal",
+            fmt(h.sustained / ideal_sustained, 3, ""),
+            t.map(|t| fmt(t.sustained / ideal_sustained, 3, "")),
+            "1.000".into(),
+        );
+        row(
+            "msg in best second",
+            fmt(h.best_second, 0, ""),
+            t.map(|t| fmt(t.best_second, 0, "")),
+            fmt(
+                measure::best_second(&ideal.sends).map_or(f64::NAN, |n| n as f64),
+                0,
+                "",
+            ),
+        );
+    }
     row(
         "429 answers",
         fmt(h.rate_limited, 0, ""),

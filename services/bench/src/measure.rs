@@ -201,3 +201,38 @@ pub fn timeline(accepted_at: &[Duration], bin: Duration) -> String {
     }
     text
 }
+
+/// Messages accepted in each whole second from the due moment, from the second of the first
+/// acceptance to that of the last (quiet seconds in between count as 0).
+pub fn per_second(accepted_at: &[Duration]) -> Vec<usize> {
+    let (Some(first), Some(last)) = (accepted_at.first(), accepted_at.last()) else {
+        return Vec::new();
+    };
+    let (first, last) = (first.as_secs(), last.as_secs());
+    let mut bins = vec![0; (last - first + 1) as usize];
+    for at in accepted_at {
+        bins[(at.as_secs() - first) as usize] += 1;
+    }
+    bins
+}
+
+/// Messages per second sustained: the median of [`per_second`], so neither the ramp-up nor
+/// the tail of a run counts, and a burst of the best second does not either.
+pub fn sustained_rate(accepted_at: &[Duration]) -> Option<f64> {
+    let mut bins = per_second(accepted_at);
+    if bins.is_empty() {
+        return None;
+    }
+    bins.sort_unstable();
+    let n = bins.len();
+    Some(if n % 2 == 1 {
+        bins[n / 2] as f64
+    } else {
+        (bins[n / 2 - 1] + bins[n / 2]) as f64 / 2.0
+    })
+}
+
+/// The most messages accepted in one whole second from the due moment.
+pub fn best_second(accepted_at: &[Duration]) -> Option<usize> {
+    per_second(accepted_at).into_iter().max()
+}
