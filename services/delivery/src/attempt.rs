@@ -21,7 +21,7 @@ use store::{CommandError, EventStore, RequestContext};
 use tokio::time::Instant;
 
 use crate::decide::{self, BotState, Facts, Fresh, Next};
-use crate::queue::budget::{self, Attempt, AttemptOutcome, NoSlot, Slot};
+use crate::queue::budget::{self, Attempt, AttemptOutcome, Slot};
 use crate::queue::claims::{self, Claimed, Release};
 use crate::shared::Shared;
 use crate::telegram::{self, SendResult};
@@ -32,8 +32,6 @@ pub const ACTOR: &str = "service:delivery";
 pub const POLICY_ACTOR: &str = "policy:in_doubt_resend";
 /// How long the gate stays closed behind a request that has not been answered yet.
 pub const GATE_HOLD: Duration = Duration::from_millis(250);
-/// How long a task waits for its bot's budget before giving the delivery back, untried.
-const BUDGET_PATIENCE: Duration = Duration::from_secs(5);
 
 /// What a finished task tells the dispatcher.
 pub struct Done {
@@ -49,10 +47,18 @@ pub struct Done {
 
 /// Runs one claimed delivery to its next step. Never fails: an error before the request means
 /// nothing was sent, and the delivery is tried again later.
-pub async fn deliver(claimed: Claimed, shared: Arc<Shared>) -> Done {
+pub async fn deliver(claimed: Claimed, slot: Slot, shared: Arc<Shared>) -> Done {
     let mut answered_at = None;
     let mut telegram_chat_id = claimed.due.telegram_chat_id;
-    let next = match attempt(&claimed, &shared, &mut telegram_chat_id, &mut answered_at).await {
+    let next = match attempt(
+        &claimed,
+        slot,
+        &shared,
+        &mut telegram_chat_id,
+        &mut answered_at,
+    )
+    .await
+    {
         Ok(next) => next,
         Err(error) => {
             tracing::warn!(post_id = %claimed.due.post_id, chat_id = %claimed.due.chat_id, error = format!("{error:#}"), "delivery attempt could not start");
@@ -99,16 +105,14 @@ pub async fn panicked(claimed: Claimed, shared: Arc<Shared>) -> Done {
 
 async fn attempt(
     claimed: &Claimed,
+    slot: Slot,
     shared: &Shared,
     telegram_chat_id: &mut i64,
     answered_at: &mut Option<Instant>,
 ) -> anyhow::Result<Next> {
     let due = &claimed.due;
-    // The claim found the delivery pending moments ago; everything is checked again at the
-    // gate, and a slot taken for a send that the gate stops is given back.
-    let Some(slot) = wait_for_slot(claimed, shared).await? else {
-        return Ok(Next::Hold);
-    };
+    // The claim found the delivery pending moments ago and took its slot of the bot's budget;
+    // everything is checked again at the gate, and the slot of a send it stops is given back.
 
     // The gate: one read of everything, then the request, under the locks. Gates have their
     // own connections, so tasks at the gate never starve heartbeats or claims of theirs.
@@ -226,37 +230,6 @@ async fn fresh(
         parse_mode: post.parse_mode,
     });
     Ok((fresh, content))
-}
-
-/// Waits for a slot of the bot's budget shared by every worker, or gives up (None) after
-/// [`BUDGET_PATIENCE`] or when the bot is held or over its hourly cap.
-async fn wait_for_slot(claimed: &Claimed, shared: &Shared) -> anyhow::Result<Option<Slot>> {
-    let due = &claimed.due;
-    let window = shared.settings.limits.bot_window(due.paid_broadcast);
-    let bot: Bot = shared.store.load(due.bot_id).await?;
-    let deadline = Instant::now() + BUDGET_PATIENCE;
-    loop {
-        let reserved = budget::reserve_bot_slot(
-            &shared.pool,
-            due.telegram_bot_id,
-            window.max,
-            window.period + crate::pacing::BOT_BUDGET_MARGIN,
-            bot.effective_hourly_cap(),
-        )
-        .await?;
-        match reserved {
-            Ok(slot) => return Ok(Some(slot)),
-            Err(NoSlot::Busy { retry_in }) if Instant::now() < deadline => {
-                tokio::time::sleep(retry_in).await;
-            }
-            Err(NoSlot::Busy { .. }) | Err(NoSlot::Held(_)) => return Ok(None),
-            Err(NoSlot::HourlyCap { cap, until }) => {
-                tracing::info!(bot_id = %due.bot_id, cap, %until, "the bot's hourly cap is reached; its deliveries wait");
-                budget::hold_bot(&shared.pool, due.telegram_bot_id, until).await?;
-                return Ok(None);
-            }
-        }
-    }
 }
 
 /// Books the answer: the slot counts from now, the attempt is logged.

@@ -21,7 +21,8 @@ use tokio::time::Instant;
 use crate::attempt::{self, Done};
 use crate::leases::{self, Keeper, Owned, Renewal};
 use crate::pacing::{Pacer, SAFETY_MARGIN, Slowdown};
-use crate::queue::{budget, claims};
+use crate::queue::budget::{self, NoSlot, Slot};
+use crate::queue::claims;
 use crate::shared::{Settings, Shared};
 
 /// Lanes one bot may contribute to a claim: a little more than it may send in one tick.
@@ -133,13 +134,17 @@ impl Dispatcher {
         }
         match self.claim(room).await {
             Ok((claimed, next_ready)) => {
-                for claim in claimed {
+                for (claim, slot) in claimed {
                     self.in_flight.insert(claim.due.chat_id);
                     let shared = self.shared.clone();
                     tasks.spawn(async move {
-                        match AssertUnwindSafe(attempt::deliver(claim.clone(), shared.clone()))
-                            .catch_unwind()
-                            .await
+                        match AssertUnwindSafe(attempt::deliver(
+                            claim.clone(),
+                            slot,
+                            shared.clone(),
+                        ))
+                        .catch_unwind()
+                        .await
                         {
                             Ok(done) => done,
                             Err(_) => attempt::panicked(claim, shared).await,
@@ -163,7 +168,7 @@ impl Dispatcher {
     async fn claim(
         &mut self,
         room: usize,
-    ) -> anyhow::Result<(Vec<claims::Claimed>, Option<Instant>)> {
+    ) -> anyhow::Result<(Vec<(claims::Claimed, Slot)>, Option<Instant>)> {
         let now = Instant::now();
         let owned = self.owned.at(now).to_vec();
         if owned.is_empty() {
@@ -203,8 +208,84 @@ impl Dispatcher {
                 break;
             }
         }
+        let (chosen, mut slots, budget_ready) = self.reserve_slots(chosen, now).await?;
+        let next_ready = earliest(next_ready, budget_ready);
         let claimed = claims::claim(&self.shared.pool, &self.shared.worker_id, chosen).await?;
+        let claimed: Vec<(claims::Claimed, Slot)> = claimed
+            .into_iter()
+            .filter_map(|c| {
+                let slot = slots.remove(&(c.due.post_id, c.due.chat_id))?;
+                Some((c, slot.1))
+            })
+            .collect();
+        // Slots of deliveries that were not claimed after all (another worker's, or done).
+        for (telegram_bot_id, slot) in slots.into_values() {
+            budget::cancel_bot_slot(&self.shared.pool, telegram_bot_id, slot).await?;
+        }
         Ok((claimed, next_ready))
+    }
+
+    /// Takes, per bot, one slot of its budget (shared by every worker) for each chosen
+    /// delivery, in one transaction per bot. Deliveries left without one are given back to the
+    /// pacer and wait for the next claim; the returned instant is when to look again.
+    async fn reserve_slots(
+        &mut self,
+        chosen: Vec<claims::Due>,
+        at: Instant,
+    ) -> anyhow::Result<(
+        Vec<claims::Due>,
+        HashMap<(Id, Id), (i64, Slot)>,
+        Option<Instant>,
+    )> {
+        let mut by_bot: HashMap<Id, Vec<claims::Due>> = HashMap::new();
+        for due in chosen {
+            by_bot.entry(due.bot_id).or_default().push(due);
+        }
+        let mut kept = Vec::new();
+        let mut slots = HashMap::new();
+        let mut ready = None;
+        for (bot_id, dues) in by_bot {
+            let first = &dues[0];
+            let (telegram_bot_id, paid) = (first.telegram_bot_id, first.paid_broadcast);
+            let window = self.shared.settings.limits.bot_window(paid);
+            let bot: domain::Bot = self.shared.store.load(bot_id).await?;
+            let reserved = budget::reserve_bot_slots(
+                &self.shared.pool,
+                telegram_bot_id,
+                dues.len(),
+                window.max,
+                window.period + crate::pacing::BOT_BUDGET_MARGIN,
+                bot.effective_hourly_cap(),
+            )
+            .await?;
+            let granted = match reserved {
+                Ok(granted) => granted,
+                Err(NoSlot::Busy { retry_in }) => {
+                    ready = earliest(ready, Some(Instant::now() + retry_in));
+                    Vec::new()
+                }
+                Err(NoSlot::Held(_)) => Vec::new(),
+                Err(NoSlot::HourlyCap { cap, until }) => {
+                    tracing::info!(%bot_id, cap, %until, "the bot's hourly cap is reached; its deliveries wait");
+                    budget::hold_bot(&self.shared.pool, telegram_bot_id, until).await?;
+                    Vec::new()
+                }
+            };
+            let mut granted = granted.into_iter();
+            for due in dues {
+                match granted.next() {
+                    Some(slot) => {
+                        slots.insert((due.post_id, due.chat_id), (telegram_bot_id, slot));
+                        kept.push(due);
+                    }
+                    None => {
+                        let group = due.telegram_chat_id < 0;
+                        self.pacer.give_back(due.bot_id, due.chat_id, group, at);
+                    }
+                }
+            }
+        }
+        Ok((kept, slots, ready))
     }
 
     /// Books a finished task; returns when its chat may be sent to again.

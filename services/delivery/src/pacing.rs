@@ -220,6 +220,26 @@ impl Pacer {
         bot_state.second.sends.push_back(at);
     }
 
+    /// Undoes [`Self::try_acquire`] at `at` for a send that will not happen now (the budget
+    /// shared with other workers had no room for it).
+    pub fn give_back(&mut self, bot: Uuid, chat: Uuid, group: bool, at: Instant) {
+        fn remove(log: &mut Log, at: Instant) {
+            if let Some(i) = log.sends.iter().rposition(|t| *t == at) {
+                log.sends.remove(i);
+            }
+        }
+        if let Some(state) = self.chats.get_mut(&chat) {
+            remove(&mut state.second, at);
+            if group {
+                remove(&mut state.minute, at);
+            }
+            state.last_sent = state.second.sends.back().copied();
+        }
+        if let Some(state) = self.bots.get_mut(&bot) {
+            remove(&mut state.second, at);
+        }
+    }
+
     /// The claimed send to `chat` got its answer at `answered_at`: count the chat's windows from
     /// then (Telegram counted it at some moment before).
     pub fn sent(&mut self, chat: Uuid, answered_at: Instant) {

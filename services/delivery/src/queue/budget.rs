@@ -23,17 +23,19 @@ pub enum NoSlot {
     HourlyCap { cap: u32, until: DateTime<Utc> },
 }
 
-/// Reserves one send slot for a Telegram bot: at most `per_window` requests within any
-/// `window`, counting each slot from its reservation until a full window after its answer came
-/// back (so however long a request took to reach Telegram, it is never counted early), and at
-/// most `hourly_cap` sends per hour (minute buckets, counted conservatively over 60-61 minutes).
-pub async fn reserve_bot_slot(
+/// Reserves up to `wanted` send slots for a Telegram bot (at least one, or why none): at most
+/// `per_window` requests within any `window`, counting each slot from its reservation until a
+/// full window after its answer came back (so however long a request took to reach Telegram,
+/// it is never counted early), and at most `hourly_cap` sends per hour (minute buckets, counted
+/// conservatively over 60-61 minutes). One transaction for a whole claim's sends of the bot.
+pub async fn reserve_bot_slots(
     pool: &PgPool,
     telegram_bot_id: i64,
+    wanted: usize,
     per_window: usize,
     window: Duration,
     hourly_cap: u32,
-) -> sqlx::Result<Result<Slot, NoSlot>> {
+) -> sqlx::Result<Result<Vec<Slot>, NoSlot>> {
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO delivery_bot_budget (telegram_bot_id) VALUES ($1) ON CONFLICT DO NOTHING",
@@ -91,15 +93,19 @@ pub async fn reserve_bot_slot(
             .min(Duration::from_millis(200));
         return Ok(Err(NoSlot::Busy { retry_in }));
     }
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO delivery_bot_slots (telegram_bot_id, reserved_at) VALUES ($1, clock_timestamp()) RETURNING id",
+    let room = (per_window as i64 - in_window).min(i64::from(hourly_cap) - last_hour);
+    let n = (wanted as i64).min(room);
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO delivery_bot_slots (telegram_bot_id, reserved_at)
+         SELECT $1, clock_timestamp() FROM generate_series(1, $2) RETURNING id",
     )
     .bind(telegram_bot_id)
-    .fetch_one(&mut *tx)
+    .bind(n)
+    .fetch_all(&mut *tx)
     .await?;
-    count_hourly(&mut tx, telegram_bot_id, 1).await?;
+    count_hourly(&mut tx, telegram_bot_id, n as i32).await?;
     tx.commit().await?;
-    Ok(Ok(Slot(id)))
+    Ok(Ok(ids.into_iter().map(Slot).collect()))
 }
 
 async fn count_hourly(conn: &mut PgConnection, telegram_bot_id: i64, n: i32) -> sqlx::Result<()> {
