@@ -23,7 +23,7 @@ pub const TARGETS_PER_EVENT: usize = 1000;
 /// How many chats one post may target.
 pub const MAX_CHATS_PER_POST: usize = 100_000;
 /// The event that lists a post's targets beyond the first [`TARGETS_PER_EVENT`]: a send's
-/// checks never depend on it, so it reads a post without these (see `store::load_on_without`).
+/// checks never depend on it, so it reads a post without these (see `store::apply_on`).
 pub const TARGETS_EVENT: &str = "PostTargetsAdded";
 
 /// Telegram's formatting modes Herald supports.
@@ -236,7 +236,7 @@ impl DeliveryState {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Post {
     pub state: PostState,
     pub workspace_id: Option<Id>,

@@ -274,32 +274,40 @@ pub async fn load_on<A: Aggregate>(
     conn: &mut sqlx::PgConnection,
     id: Id,
 ) -> Result<A, CommandError> {
-    load_on_without(conn, id, &[]).await
+    let mut aggregate = A::default();
+    apply_on(conn, id, &mut aggregate, 1..=i64::MAX, &[]).await?;
+    Ok(aggregate)
 }
 
-/// Like [`load_on`], leaving out events of the types in `skip`: for a reader whose questions
-/// those events never change (a send needs a post's state, not its long list of targets).
-pub async fn load_on_without<A: Aggregate>(
+/// Applies to `aggregate` its events with sequences in `sequences`, leaving out the types in
+/// `skip`, on the caller's connection: for a reader that keeps an aggregate's immutable first
+/// events and only reads what came since, or whose questions some events never change (a send
+/// needs a post's state, not its long list of targets).
+pub async fn apply_on<A: Aggregate>(
     conn: &mut sqlx::PgConnection,
     id: Id,
+    aggregate: &mut A,
+    sequences: std::ops::RangeInclusive<i64>,
     skip: &[&str],
-) -> Result<A, CommandError> {
+) -> Result<(), CommandError> {
     let payloads: Vec<serde_json::Value> = sqlx::query_scalar(
         "SELECT payload::jsonb FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2 AND NOT (event_type = ANY($3))
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence BETWEEN $3 AND $4
+            AND NOT (event_type = ANY($5))
           ORDER BY sequence",
     )
     .bind(A::TYPE)
     .bind(id.to_string())
+    .bind(sequences.start())
+    .bind(sequences.end())
     .bind(skip)
     .fetch_all(conn)
     .await
     .map_err(|e| CommandError::Store(e.to_string()))?;
-    let mut aggregate = A::default();
     for payload in payloads {
         aggregate.apply(decode_event::<A>(payload)?);
     }
-    Ok(aggregate)
+    Ok(())
 }
 
 /// The current state of each of `ids` that has events, in one read.

@@ -13,5 +13,5 @@ mod migrations;
 
 pub use context::RequestContext;
 pub use directory::StoreDirectory;
-pub use event_store::{CommandError, EventStore, Handles, load_many, load_on, load_on_without};
+pub use event_store::{CommandError, EventStore, Handles, apply_on, load_many, load_on};
 pub use migrations::migrate;

@@ -111,8 +111,12 @@ async fn attempt(
     answered_at: &mut Option<Instant>,
 ) -> anyhow::Result<Next> {
     let due = &claimed.due;
-    // The claim found the delivery pending moments ago and took its slot of the bot's budget;
-    // everything is checked again at the gate, and the slot of a send it stops is given back.
+    // The claim found the delivery pending moments ago and took its slot of the bot's budget
+    // (which may start a moment from now, when an answered one leaves the window); everything
+    // is checked again at the gate, and the slot of a send it stops is given back.
+    if let Ok(wait) = (slot.start - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
 
     // The gate: one read of everything, then the request, under the locks. Gates have their
     // own connections, so tasks at the gate never starve heartbeats or claims of theirs.
@@ -204,8 +208,7 @@ async fn fresh(
     let due = &claimed.due;
     // Everything on this one connection: a task at the gate needs no other, so it can never
     // wait for a pool that commands queued behind its locks are holding.
-    // The post's state, time and text, without its long list of targets.
-    let post: Post = store::load_on_without(conn, due.post_id, &[domain::TARGETS_EVENT]).await?;
+    let post = shared.post_at_gate(conn, due.post_id).await?;
     let chat: Chat = store::load_on(conn, due.chat_id).await?;
     let bot: Bot = store::load_on(conn, due.bot_id).await?;
     let (bot_state, client) = shared.bot_client(due.bot_id, &bot).await?;
@@ -466,6 +469,40 @@ pub async fn apply_in_doubt_policy(
 }
 
 impl Shared {
+    /// A post as a send needs it: its first event (immutable, so read once per worker and kept
+    /// without its chat list) and, read now, every decision since (never its further targets).
+    pub async fn post_at_gate(&self, conn: &mut PgConnection, post_id: Id) -> anyhow::Result<Post> {
+        let kept = self
+            .planned
+            .lock()
+            .expect("posts cache")
+            .get(&post_id)
+            .cloned();
+        let mut post = match kept {
+            Some(post) => post,
+            None => {
+                let mut post = Post::default();
+                store::apply_on(conn, post_id, &mut post, 1..=1, &[]).await?;
+                post.chat_ids = Vec::new();
+                let mut planned = self.planned.lock().expect("posts cache");
+                if planned.len() >= crate::shared::KEPT_POSTS {
+                    planned.clear();
+                }
+                planned.insert(post_id, post.clone());
+                post
+            }
+        };
+        store::apply_on(
+            conn,
+            post_id,
+            &mut post,
+            2..=i64::MAX,
+            &[domain::TARGETS_EVENT],
+        )
+        .await?;
+        Ok(post)
+    }
+
     /// The bot's state and, when it can send, its teloxide client (rebuilt when its token
     /// changes).
     pub async fn bot_client(

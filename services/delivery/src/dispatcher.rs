@@ -62,6 +62,7 @@ impl Dispatcher {
                 store,
                 cipher,
                 settings,
+                planned: std::sync::Mutex::new(HashMap::new()),
                 bots: Mutex::new(HashMap::new()),
             }),
             in_flight: HashSet::new(),

@@ -11,6 +11,10 @@ use tokio::sync::Mutex;
 
 use crate::pacing::Limits;
 
+/// Posts whose first event a worker keeps (cleared when full: a worker's current posts come
+/// back at the cost of one read each).
+pub const KEPT_POSTS: usize = 10_000;
+
 /// Requests at the gate at once, per worker.
 pub const GATES: u32 = 8;
 
@@ -65,6 +69,9 @@ pub struct Shared {
     pub recorder: crate::recorder::Recorder,
     pub cipher: TokenCipher,
     pub settings: Settings,
+    /// Posts as of their first event (immutable), without their chat lists: see
+    /// `Shared::post_at_gate`.
+    pub planned: std::sync::Mutex<HashMap<Id, domain::Post>>,
     /// teloxide clients by bot, with the encrypted token they were built from.
     pub bots: Mutex<HashMap<Id, (String, teloxide::Bot)>>,
 }

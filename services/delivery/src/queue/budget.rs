@@ -8,9 +8,17 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-/// A slot of a bot's per-second budget, reserved right before its request.
+/// A slot of a bot's per-second budget, reserved by a claim for one request.
 #[derive(Debug, Clone, Copy)]
-pub struct Slot(i64);
+pub struct Slot {
+    id: i64,
+    /// When the request may go: now, or when the answered slot it takes over leaves the window.
+    pub start: DateTime<Utc>,
+}
+
+/// How far ahead a claim may book a slot that an answered one hands over: a little more than
+/// a claim's reservation-to-request time, so the window never idles between two requests.
+const HAND_OFF: Duration = Duration::from_millis(250);
 
 /// Why a bot may not send now.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +36,11 @@ pub enum NoSlot {
 /// full window after its answer came back (so however long a request took to reach Telegram,
 /// it is never counted early), and at most `hourly_cap` sends per hour (minute buckets, counted
 /// conservatively over 60-61 minutes). One transaction for a whole claim's sends of the bot.
+///
+/// When the window is full, a slot may be booked to start exactly when an answered one leaves
+/// it (within [`HAND_OFF`]): its `start` is then, and its `reserved_at` holds it, so until then
+/// both count and nobody else can take that place. Booked slots take over the answered ones in
+/// the order those leave (skipping those already taken over by slots booked earlier).
 pub async fn reserve_bot_slots(
     pool: &PgPool,
     telegram_bot_id: i64,
@@ -82,7 +95,33 @@ pub async fn reserve_bot_slots(
             until: until.unwrap_or_else(|| Utc::now() + chrono::TimeDelta::minutes(1)),
         }));
     }
-    if in_window >= per_window as i64 {
+    let hourly_room = i64::from(hourly_cap) - last_hour;
+    let now_n = (wanted as i64)
+        .min(per_window as i64 - in_window)
+        .min(hourly_room)
+        .max(0);
+    let mut starts: Vec<Option<DateTime<Utc>>> = vec![None; now_n as usize];
+    let later = (wanted as i64 - now_n).min(hourly_room - now_n);
+    if later > 0 {
+        let hand_offs: Vec<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT done_at + make_interval(secs => $2) FROM delivery_bot_slots
+              WHERE telegram_bot_id = $1
+                AND done_at > clock_timestamp() - make_interval(secs => $2)
+                AND done_at + make_interval(secs => $2) <= clock_timestamp() + make_interval(secs => $3)
+              ORDER BY done_at
+             OFFSET (SELECT count(*) FROM delivery_bot_slots
+                      WHERE telegram_bot_id = $1 AND done_at IS NULL AND reserved_at > clock_timestamp())
+              LIMIT $4",
+        )
+        .bind(telegram_bot_id)
+        .bind(window.as_secs_f64())
+        .bind(HAND_OFF.as_secs_f64())
+        .bind(later)
+        .fetch_all(&mut *tx)
+        .await?;
+        starts.extend(hand_offs.into_iter().map(Some));
+    }
+    if starts.is_empty() {
         // When the oldest answered slot leaves the window; a window of requests still on the
         // wire frees when one is answered, so look again soon.
         let frees_in: Option<f64> = row.try_get("slot_frees_in")?;
@@ -93,19 +132,21 @@ pub async fn reserve_bot_slots(
             .min(Duration::from_millis(200));
         return Ok(Err(NoSlot::Busy { retry_in }));
     }
-    let room = (per_window as i64 - in_window).min(i64::from(hourly_cap) - last_hour);
-    let n = (wanted as i64).min(room);
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let slots: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
         "INSERT INTO delivery_bot_slots (telegram_bot_id, reserved_at)
-         SELECT $1, clock_timestamp() FROM generate_series(1, $2) RETURNING id",
+         SELECT $1, coalesce(t.start, clock_timestamp()) FROM UNNEST($2::timestamptz[]) AS t(start)
+         RETURNING id, reserved_at",
     )
     .bind(telegram_bot_id)
-    .bind(n)
+    .bind(&starts)
     .fetch_all(&mut *tx)
     .await?;
-    count_hourly(&mut tx, telegram_bot_id, n as i32).await?;
+    count_hourly(&mut tx, telegram_bot_id, slots.len() as i32).await?;
     tx.commit().await?;
-    Ok(Ok(ids.into_iter().map(Slot).collect()))
+    Ok(Ok(slots
+        .into_iter()
+        .map(|(id, start)| Slot { id, start })
+        .collect()))
 }
 
 async fn count_hourly(conn: &mut PgConnection, telegram_bot_id: i64, n: i32) -> sqlx::Result<()> {
@@ -125,7 +166,7 @@ async fn count_hourly(conn: &mut PgConnection, telegram_bot_id: i64, n: i32) -> 
 pub async fn cancel_bot_slot(pool: &PgPool, telegram_bot_id: i64, slot: Slot) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     let deleted = sqlx::query("DELETE FROM delivery_bot_slots WHERE id = $1")
-        .bind(slot.0)
+        .bind(slot.id)
         .execute(&mut *tx)
         .await?;
     if deleted.rows_affected() == 1 {
@@ -220,7 +261,7 @@ pub struct Attempt {
 pub async fn book_answer(pool: &PgPool, slot: Slot, attempt: &Attempt) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("UPDATE delivery_bot_slots SET done_at = clock_timestamp() WHERE id = $1")
-        .bind(slot.0)
+        .bind(slot.id)
         .execute(&mut *tx)
         .await?;
     log_attempt_on(&mut tx, attempt).await?;
