@@ -1,12 +1,14 @@
-//! One send task: re-check, wait for the bot's budget, pass the gate, send, and record what
-//! happened. The rules are in [`crate::decide`]; this module only does the IO around them.
+//! One send task: with a slot of its bot's budget (taken by the claim), pass the gate, send at
+//! the slot's start, and record what happened. The rules are in [`crate::decide`]; this module
+//! only does the IO around them.
 //!
 //! The gate: from the final check until the request has gone out, the task holds shared
 //! advisory locks on the post, the chat and the bot. Every event on one of them takes the
 //! exclusive lock when it is written (a trigger on `events`) and keeps it to its commit. So a
 //! command acknowledged before the final check (an opt-out, a cancel, a pause...) is seen by it,
 //! and one that commits later was acknowledged after the request left. The locks are held until
-//! the answer or [`GATE_HOLD`], whichever comes first, so a command waits at most that long.
+//! the answer or [`GATE_HOLD`], whichever comes first (the task enters the gate [`GATE_LEAD`]
+//! before its slot starts), so a command waits at most about that long.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +32,8 @@ use crate::telegram::{self, SendResult};
 pub const ACTOR: &str = "service:delivery";
 /// The actor recorded when the workspace's in-doubt policy resends.
 pub const POLICY_ACTOR: &str = "policy:in_doubt_resend";
+/// How long before its slot starts a send enters the gate (about what the gate's reads take).
+const GATE_LEAD: Duration = Duration::from_millis(10);
 /// How long the gate stays closed behind a request that has not been answered yet.
 pub const GATE_HOLD: Duration = Duration::from_millis(250);
 
@@ -113,8 +117,11 @@ async fn attempt(
     let due = &claimed.due;
     // The claim found the delivery pending moments ago and took its slot of the bot's budget
     // (which may start a moment from now, when an answered one leaves the window); everything
-    // is checked again at the gate, and the slot of a send it stops is given back.
-    if let Ok(wait) = (slot.start - Utc::now()).to_std() {
+    // is checked again at the gate, and the slot of a send it stops is given back. The gate is
+    // entered just before the slot starts, so that its cost stays out of the window without
+    // holding a gate connection for the wait.
+    let enter_at = slot.start - TimeDelta::from_std(GATE_LEAD)?;
+    if let Ok(wait) = (enter_at - Utc::now()).to_std() {
         tokio::time::sleep(wait).await;
     }
 
@@ -151,6 +158,10 @@ async fn attempt(
         return Ok(next);
     };
     *telegram_chat_id = content.telegram_chat_id;
+    // At the slot's start, not before.
+    if let Ok(wait) = (slot.start - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
     let requested_at = Utc::now();
     let send = telegram::send_text(
         &content.bot,
@@ -171,12 +182,13 @@ async fn attempt(
         }
     };
     *answered_at = Some(Instant::now());
+    let answered = Utc::now();
     finish(
         shared,
         claimed,
         slot,
         content.telegram_chat_id,
-        requested_at,
+        (requested_at, answered),
         &result,
     )
     .await;
@@ -241,7 +253,7 @@ async fn finish(
     claimed: &Claimed,
     slot: Slot,
     telegram_chat_id: i64,
-    requested_at: chrono::DateTime<Utc>,
+    (requested_at, answered_at): (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
     result: &SendResult,
 ) {
     let due = &claimed.due;
@@ -266,7 +278,7 @@ async fn finish(
         outcome,
         worker: shared.worker_id.clone(),
     };
-    if let Err(error) = budget::book_answer(&shared.pool, slot, &attempt).await {
+    if let Err(error) = budget::book_answer(&shared.pool, slot, answered_at, &attempt).await {
         tracing::warn!(%error, "could not book an answer (its budget slot expires by itself)");
     }
 }

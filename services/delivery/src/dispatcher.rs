@@ -25,8 +25,12 @@ use crate::queue::budget::{self, NoSlot, Slot};
 use crate::queue::claims;
 use crate::shared::{Settings, Shared};
 
-/// Lanes one bot may contribute to a claim: a little more than it may send in one tick.
-const LANES_PER_BOT: i64 = 64;
+/// Lanes one bot may contribute to a claim: a little more than it may send in one tick (a
+/// paid-broadcast bot may send 100 per 100 ms tick; a claim holds at most `max_in_flight`).
+const LANES_PER_BOT: claims::LanesPerBot = claims::LanesPerBot {
+    normal: 64,
+    paid: 256,
+};
 
 pub struct Dispatcher {
     shared: Arc<Shared>,

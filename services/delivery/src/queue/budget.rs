@@ -257,11 +257,18 @@ pub struct Attempt {
     pub worker: String,
 }
 
-/// An answer came: its slot counts from now, and the attempt is logged, in one transaction.
-pub async fn book_answer(pool: &PgPool, slot: Slot, attempt: &Attempt) -> sqlx::Result<()> {
+/// The answer came at `answered_at`: its slot counts a window from then (Telegram counted the
+/// request at some moment before), and the attempt is logged, in one transaction.
+pub async fn book_answer(
+    pool: &PgPool,
+    slot: Slot,
+    answered_at: DateTime<Utc>,
+    attempt: &Attempt,
+) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE delivery_bot_slots SET done_at = clock_timestamp() WHERE id = $1")
+    sqlx::query("UPDATE delivery_bot_slots SET done_at = $2 WHERE id = $1")
         .bind(slot.id)
+        .bind(answered_at)
         .execute(&mut *tx)
         .await?;
     log_attempt_on(&mut tx, attempt).await?;

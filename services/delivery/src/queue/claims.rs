@@ -5,6 +5,14 @@
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
+/// How many lanes one bot may contribute to a claim: a little more than it may send in one
+/// tick, which is far more for a bot with paid broadcasts.
+#[derive(Debug, Clone, Copy)]
+pub struct LanesPerBot {
+    pub normal: i64,
+    pub paid: i64,
+}
+
 /// A due delivery a claim found: the head of one chat lane.
 #[derive(Debug, Clone)]
 pub struct Due {
@@ -38,7 +46,7 @@ pub async fn due(
     partitions: &[i16],
     worker: &str,
     without_budget: &[Uuid],
-    per_bot: i64,
+    per_bot: LanesPerBot,
     limit: i64,
 ) -> sqlx::Result<Vec<Due>> {
     let rows = sqlx::query(
@@ -59,7 +67,7 @@ pub async fn due(
                                         WHERE a.chat_id = c.chat_id AND a.outcome = 'sent' AND a.worker <> $2
                                           AND a.at > now() - interval '1060 milliseconds')
                      ORDER BY c.chain_ms DESC, c.next_due_at
-                     LIMIT $4) c
+                     LIMIT CASE WHEN b.paid_broadcast THEN $6 ELSE $4 END) c
               WHERE b.paused_reason IS NULL AND NOT (b.bot_id = ANY($3))
                 AND NOT EXISTS (SELECT 1 FROM delivery_bot_budget bb
                                  WHERE bb.telegram_bot_id = b.telegram_bot_id AND bb.held_until > now())
@@ -86,8 +94,9 @@ pub async fn due(
     .bind(partitions)
     .bind(worker)
     .bind(without_budget)
-    .bind(per_bot)
+    .bind(per_bot.normal)
     .bind(limit)
+    .bind(per_bot.paid)
     .fetch_all(pool)
     .await?;
     rows.iter()
