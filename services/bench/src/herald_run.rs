@@ -29,31 +29,54 @@ pub struct Options {
 
 pub async fn run(workload: &Workload, options: &Options) -> anyhow::Result<RunResult> {
     measure::reset_peak_rss();
-    let app = system_tests::spawn_app_with(AppOptions {
-        sandbox: SandboxConfig::default(),
-        delivery: false,
-    })
-    .await;
-    // Delivery with Herald's own settings (the harness's start_delivery uses test settings).
-    let mut settings = app.herald.delivery_settings()?;
-    if let Some(tick) = options.tick {
-        settings.tick = tick;
-    }
-    let shutdown = Shutdown::new();
-    let delivery = tokio::spawn({
-        let (herald, shutdown) = (app.herald.clone(), shutdown.clone());
-        async move { herald.delivery(settings, shutdown).await }
-    });
-    let result = drive(&app, workload, options).await;
-    shutdown.cancel();
-    match tokio::time::timeout(Duration::from_secs(30), delivery).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(error))) => eprintln!("  delivery ended with an error: {error:#}"),
-        Ok(Err(error)) => eprintln!("  delivery task failed: {error}"),
-        Err(_) => eprintln!("  delivery did not stop within 30 s"),
-    }
-    app.cleanup().await;
+    let running = Running::start(options).await?;
+    let result = drive(&running.app, workload, options).await;
+    running.finish().await;
     result
+}
+
+/// A whole Herald built in-process, its delivery running with the production settings.
+pub struct Running {
+    pub app: TestApp,
+    shutdown: Shutdown,
+    delivery: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    pub async fn start(options: &Options) -> anyhow::Result<Self> {
+        let app = system_tests::spawn_app_with(AppOptions {
+            sandbox: SandboxConfig::default(),
+            delivery: false,
+        })
+        .await;
+        // Delivery with Herald's own settings (the harness's start_delivery uses test settings).
+        let mut settings = app.herald.delivery_settings()?;
+        if let Some(tick) = options.tick {
+            settings.tick = tick;
+        }
+        let shutdown = Shutdown::new();
+        let delivery = tokio::spawn({
+            let (herald, shutdown) = (app.herald.clone(), shutdown.clone());
+            async move { herald.delivery(settings, shutdown).await }
+        });
+        Ok(Self {
+            app,
+            shutdown,
+            delivery,
+        })
+    }
+
+    /// Stops delivery, then the rest, and drops the run's database.
+    pub async fn finish(self) {
+        self.shutdown.cancel();
+        match tokio::time::timeout(Duration::from_secs(30), self.delivery).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => eprintln!("  delivery ended with an error: {error:#}"),
+            Ok(Err(error)) => eprintln!("  delivery task failed: {error}"),
+            Err(_) => eprintln!("  delivery did not stop within 30 s"),
+        }
+        self.app.cleanup().await;
+    }
 }
 
 async fn drive(app: &TestApp, workload: &Workload, options: &Options) -> anyhow::Result<RunResult> {
@@ -276,7 +299,7 @@ async fn connect_chats(
 const IMPORTS_IN_FLIGHT: usize = 2;
 
 /// Connects the chats with `POST .../chats/import`, `options.import_rows` per request.
-async fn import_chats(
+pub async fn import_chats(
     app: &TestApp,
     ws: &str,
     bots: &[String],

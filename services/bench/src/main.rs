@@ -1,6 +1,7 @@
 //! `herald-bench`: how close Herald's delivery comes to what Telegram's limits allow, beside
 //! teloxide's `Throttle` adaptor as a minimal peer. Prints figures; asserts nothing.
 
+mod commands;
 mod herald_run;
 mod measure;
 mod throttle_run;
@@ -22,6 +23,15 @@ bot, 1000/s per bot for paid broadcasts), then straight from teloxide's Throttle
 (Limits::default()) to a fresh sandbox. Throttle has no paid-broadcast mode: `paid` runs Herald
 only.
 
+`commands` is of another kind and not in the default --only set (at full size it imports
+100000 chats and plans four posts to all of them): it times the post commands through the
+HTTP API on one post to --command-chats chats (client-side wall clock per call). Post A, three
+times: plan due in 1 h, approve, reschedule to 2 h ahead, cancel (medians). Post B: plan due
+now, approve, then once GET .../posts/{id} reports a delivered chat: GET the post, a page of
+1000 deliveries and one of 100 delivered, reschedule to 1 h ahead, cancel. Prints each HTTP
+status (all should be 2xx; a 409 would be a conflict with the delivery) and any error body.
+It has no rate or ideal and no Throttle baseline.
+
 Figures: duration = due moment -> last message accepted by the emulator, plus the 1 s slot the
 last message occupies; rate = messages / duration; ideal = the same for the best schedule the
 limits allow (see docs/benchmarks.md); lag = accepted - due, per message; 429 = the emulator's
@@ -42,7 +52,9 @@ Examples:
   cargo run --release -p bench -- --quick                smoke run, a few minutes
   cargo run --release -p bench -- --runs 3               three runs and their medians
   cargo run --release -p bench -- --only channel --channel-posts 40 --no-throttle
-  cargo run --release -p bench -- --only paid --paid-chats 20000";
+  cargo run --release -p bench -- --only paid --paid-chats 20000
+  cargo run --release -p bench -- --only commands        commands on a post to 100000 chats
+  cargo run -p bench -- --only commands --quick --no-throttle   the same at 5000 chats";
 
 /// Delivery benchmark: Herald vs Telegram's limits vs teloxide's Throttle, on the sandbox.
 #[derive(Parser, Debug)]
@@ -54,7 +66,7 @@ struct Cli {
     /// Repeat every workload this many times and print the medians
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
-    /// Workloads to run, comma-separated
+    /// Workloads to run, comma-separated (`commands` only when named)
     #[arg(long, value_delimiter = ',', default_values_t = [Kind::Private, Kind::Channel, Kind::Bots, Kind::Steady, Kind::Fanout, Kind::Mixed, Kind::Paid])]
     only: Vec<Kind>,
     /// Skip the teloxide Throttle baseline
@@ -110,7 +122,12 @@ struct Cli {
     /// up to 1 MiB, about 25000 chat ids) [default: 10000; quick: 1000]
     #[arg(long)]
     paid_chats_per_post: Option<usize>,
-    /// Rows per bulk chat import request, for fanout and paid (the API takes at most 10000)
+    /// commands: private chats of the one bot, every post goes to all of them (a post takes at
+    /// most 100000) [default: 100000; quick: 5000]
+    #[arg(long)]
+    command_chats: Option<usize>,
+    /// Rows per bulk chat import request, for fanout, paid and commands (the API takes at most
+    /// 10000)
     #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     import_rows: u64,
     /// Lead from the end of set-up to the due moment (Herald runs); default: estimated from
@@ -145,6 +162,9 @@ enum Kind {
     Mixed,
     /// 1 bot with paid broadcasts, very many private chats, due at once (bound: 1000/s per bot)
     Paid,
+    /// Not a delivery workload: how long plan, approve, reschedule and cancel take on a post to
+    /// very many chats, idle and during its delivery (not in the default set)
+    Commands,
 }
 
 impl std::fmt::Display for Kind {
@@ -245,6 +265,15 @@ impl Cli {
                 );
                 Workload::paid("paid", d, chats, per_post, run)
             }
+            Kind::Commands => {
+                let chats = self.size(self.command_chats, 100_000, 5_000);
+                let d = format!(
+                    "1 bot, {chats} private chats (bulk import); post A x{}: plan to all due in 1 h, approve, reschedule, cancel; post B: plan due now, approve, reschedule and cancel during its delivery",
+                    commands::POST_A_RUNS
+                );
+                // The chats of a fanout; its posts are not used.
+                Workload::fanout("commands", d, chats, run)
+            }
         }
     }
 }
@@ -283,8 +312,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         if cli.quick { " (quick sizes)" } else { "" },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
-    let mut outcomes: Vec<(Kind, Vec<Outcome>)> =
-        cli.only.iter().map(|k| (*k, Vec::new())).collect();
+    let mut outcomes: Vec<(Kind, Vec<Outcome>)> = cli
+        .only
+        .iter()
+        .filter(|k| **k != Kind::Commands)
+        .map(|k| (*k, Vec::new()))
+        .collect();
+    let commands = cli.only.contains(&Kind::Commands);
+    let mut command_reports = Vec::new();
     for run in 0..cli.runs {
         for (w, (kind, results)) in outcomes.iter_mut().enumerate() {
             let workload = cli.workload(*kind, u64::from(run) * 10 + w as u64 + 1);
@@ -329,6 +364,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             results.push(outcome);
         }
+        if commands {
+            let workload = cli.workload(Kind::Commands, u64::from(run) * 10 + 9);
+            println!();
+            println!(
+                "== commands (run {}/{}): {}",
+                run + 1,
+                cli.runs,
+                workload.description
+            );
+            if !cli.no_throttle {
+                eprintln!("   (no Throttle baseline for commands: it measures Herald's API)");
+            }
+            eprintln!("   Herald ...");
+            let report = commands::run(&workload, &options)
+                .await
+                .context("the commands workload")?;
+            commands::print(&report);
+            command_reports.push(report);
+        }
     }
     if cli.runs > 1 {
         for (kind, results) in &outcomes {
@@ -347,8 +401,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_medians(&workload.ideal(), &herald, throttle.as_deref(), &workload);
         }
     }
-    println!();
-    print_summary(&cli, &outcomes);
+    if !outcomes.is_empty() {
+        println!();
+        print_summary(&cli, &outcomes);
+    }
+    if !command_reports.is_empty() {
+        println!();
+        commands::print_summary(&command_reports);
+    }
     Ok(())
 }
 
