@@ -118,8 +118,8 @@ struct Cli {
     /// at 1000/s; quick: 2000]
     #[arg(long)]
     paid_chats: Option<usize>,
-    /// paid: chats per post (the messages are planned as few large posts; the API takes bodies
-    /// up to 1 MiB, about 25000 chat ids) [default: 10000; quick: 1000]
+    /// paid: chats per post (the messages are planned as few large posts; a post takes at most
+    /// 100000 chats) [default: 10000; quick: 1000]
     #[arg(long)]
     paid_chats_per_post: Option<usize>,
     /// commands: private chats of the one bot, every post goes to all of them (a post takes at
