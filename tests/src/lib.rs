@@ -82,7 +82,16 @@ pub struct TestApp {
     pub delivery: Option<Killable>,
     api: Killable,
     sandbox_shutdown: Shutdown,
+    /// This app's place among the apps a test binary runs at once (see [`APPS_AT_ONCE`]).
+    _slot: tokio::sync::SemaphorePermit<'static>,
 }
+
+/// Apps one test binary runs at once. Each opens up to ~50 PostgreSQL connections under load
+/// (its pools, the delivery gates, the leases, the services' locks), and PostgreSQL's default
+/// limit is 100 for all of them: more apps at once make every test of the binary fail on
+/// connections instead of on what it checks.
+pub const APPS_AT_ONCE: usize = 2;
+static APP_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(APPS_AT_ONCE);
 
 /// Options for [`spawn_app_with`].
 pub struct AppOptions {
@@ -105,6 +114,10 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let _ = tracing_init();
+    let slot = APP_SLOTS
+        .acquire()
+        .await
+        .expect("the app slots are never closed");
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let database = format!("herald_t_{suffix}");
     let mut admin = PgConnection::connect(&maintenance_url())
@@ -155,6 +168,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         delivery: None,
         api,
         sandbox_shutdown,
+        _slot: slot,
     };
     app.start_relay();
     app.start_projector();

@@ -17,8 +17,10 @@ pub struct Slot {
 }
 
 /// How far ahead a claim may book a slot that an answered one hands over: a little more than
-/// a claim's reservation-to-request time, so the window never idles between two requests.
-const HAND_OFF: Duration = Duration::from_millis(250);
+/// a claim's reservation-to-request time, so the window never idles between two requests, and
+/// no more, so that a lane on the critical path (a channel whose own window frees a moment
+/// later) does not find the bot's next slots booked by others.
+const HAND_OFF: Duration = Duration::from_millis(60);
 
 /// Why a bot may not send now.
 #[derive(Debug, Clone, PartialEq)]
