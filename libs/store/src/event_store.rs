@@ -290,8 +290,8 @@ pub async fn apply_on<A: Aggregate>(
     sequences: std::ops::RangeInclusive<i64>,
     skip: &[&str],
 ) -> Result<(), CommandError> {
-    let payloads: Vec<serde_json::Value> = sqlx::query_scalar(
-        "SELECT payload::jsonb FROM events
+    let payloads: Vec<String> = sqlx::query_scalar(
+        "SELECT payload::text FROM events
           WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence BETWEEN $3 AND $4
             AND NOT (event_type = ANY($5))
           ORDER BY sequence",
@@ -332,8 +332,8 @@ async fn load_many_on<A: Aggregate>(
     ids: &[Id],
 ) -> Result<HashMap<Id, (A, i64)>, CommandError> {
     let keys: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    let rows: Vec<(String, i64, serde_json::Value)> = sqlx::query_as(
-        "SELECT aggregate_id, sequence, payload::jsonb FROM events
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT aggregate_id, sequence, payload::text FROM events
           WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
           ORDER BY aggregate_id, sequence",
     )
@@ -412,8 +412,10 @@ impl EventRows {
     }
 }
 
-fn decode_event<A: Aggregate>(payload: serde_json::Value) -> Result<A::Event, CommandError> {
-    serde_json::from_value(payload)
+/// Decodes a stored payload straight from its JSON text (no intermediate value: a post's plan
+/// reads 100,000 chats' events).
+fn decode_event<A: Aggregate>(payload: String) -> Result<A::Event, CommandError> {
+    serde_json::from_str(&payload)
         .map_err(|e| CommandError::Store(format!("stored event does not decode: {e}")))
 }
 
