@@ -54,12 +54,13 @@ impl Projection for Calendar {
                 .await?;
             }
             Event::PostTargetsAdded(added) => {
-                // Copies the post's first row; positions continue where the last event stopped.
+                // Copies the post's first row; positions continue where the last event stopped
+                // (every row is still pending: targets are added in the planning commit).
                 let chats = parse_ids(&added.chat_ids)?;
                 sqlx::query(
                     "INSERT INTO calendar (workspace_id, post_id, chat_id, position, publish_at, state, delivery, text_preview, updated_at)
                      SELECT f.workspace_id, f.post_id, t.chat_id,
-                            (SELECT count(*) FROM calendar WHERE post_id = $1) + t.n - 1,
+                            (SELECT max(position) FROM calendar WHERE post_id = $1 AND delivery = 'pending') + t.n,
                             f.publish_at, f.state, 'pending', f.text_preview, $3
                        FROM (SELECT * FROM calendar WHERE post_id = $1 AND position = 0) f
                       CROSS JOIN UNNEST($2::uuid[]) WITH ORDINALITY AS t(chat_id, n)

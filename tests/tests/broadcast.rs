@@ -136,6 +136,34 @@ async fn a_cancel_during_a_broadcast_is_accepted_at_once_and_stops_the_rest() {
         "{settled}"
     );
     assert_each_chat_once(&app, text, delivered);
+    // The calendar's positions continue across the post's events: the status filter pages the
+    // second event's chats in planning order, as their aggregates say.
+    let tail = app
+        .get(&format!(
+            "/v1/workspaces/{ws}/posts/{post}/deliveries?after=1000&limit=1000"
+        ))
+        .await
+        .1;
+    let pending_tail: Vec<&str> = tail["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == "pending")
+        .map(|d| d["chat_id"].as_str().unwrap())
+        .collect();
+    let filtered = app
+        .get(&format!(
+            "/v1/workspaces/{ws}/posts/{post}/deliveries?status=pending&after=1000&limit=1000"
+        ))
+        .await
+        .1;
+    let filtered: Vec<&str> = filtered["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["chat_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(filtered, pending_tail);
     // Each outcome is an event of its own delivery; the post's stream holds decisions only.
     let outcomes: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE aggregate_type = 'Delivery' AND event_type = 'PostDelivered'",
