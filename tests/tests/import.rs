@@ -93,22 +93,7 @@ async fn a_bulk_import_connects_every_good_row_and_says_why_the_others_failed() 
 async fn a_post_to_many_chats_shows_counts_and_pages_its_deliveries() {
     let app = spawn_app().await;
     let (ws, bot) = app.workspace_with_bot().await;
-    let rows: Vec<Value> = (28_001..=28_250)
-        .map(|id| json!({"telegram_chat_id": id, "title": "reader"}))
-        .collect();
-    let body = app
-        .post_ok(
-            &format!("/v1/workspaces/{ws}/chats/import"),
-            json!({"bot_id": bot, "chats": rows}),
-            StatusCode::OK,
-        )
-        .await;
-    let chats: Vec<String> = body["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["chat_id"].as_str().unwrap().to_owned())
-        .collect();
+    let chats = app.import_chats(&ws, &bot, 28_001, 250).await;
     let targets: Vec<&str> = chats.iter().map(String::as_str).collect();
     let post = app
         .plan(&ws, &targets, "to everyone", Duration::from_secs(3600))
