@@ -9,6 +9,28 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use system_tests::{TestApp, spawn_app};
 
+/// A page of the post's deliveries (`query` without its `?`).
+async fn page(app: &TestApp, ws: &str, post: &str, query: &str) -> Value {
+    let (status, body) = app
+        .get(&format!(
+            "/v1/workspaces/{ws}/posts/{post}/deliveries?{query}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// The chats of a page, in its order (only those in `status`, when given).
+fn chats_of<'a>(page: &'a Value, status: Option<&str>) -> Vec<&'a str> {
+    page["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| status.is_none_or(|s| d["status"] == s))
+        .map(|d| d["chat_id"].as_str().unwrap())
+        .collect()
+}
+
 async fn counts(app: &TestApp, ws: &str, post: &str) -> Value {
     app.post_state(ws, post).await["counts"].clone()
 }
@@ -69,19 +91,8 @@ async fn a_cancel_during_a_broadcast_is_accepted_at_once_and_stops_the_rest() {
     assert_eq!(body["counts"]["pending"], 1_200);
     assert_eq!(body["deliveries"].as_array().unwrap().len(), 1_000);
     assert_eq!(body["next_after"], 1_000);
-    let rest = app
-        .get(&format!(
-            "/v1/workspaces/{ws}/posts/{post}/deliveries?after=1000&limit=1000"
-        ))
-        .await
-        .1;
-    let tail: Vec<&str> = rest["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["chat_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(tail, targets[1_000..], "{rest}");
+    let rest = page(&app, &ws, &post, "after=1000&limit=1000").await;
+    assert_eq!(chats_of(&rest, None), targets[1_000..], "{rest}");
     assert_eq!(rest["next_after"], Value::Null);
     let post_events: Vec<String> = sqlx::query_scalar(
         "SELECT event_type FROM events WHERE aggregate_type = 'Post' AND aggregate_id = $1 ORDER BY sequence",
@@ -138,32 +149,9 @@ async fn a_cancel_during_a_broadcast_is_accepted_at_once_and_stops_the_rest() {
     assert_each_chat_once(&app, text, delivered);
     // The calendar's positions continue across the post's events: the status filter pages the
     // second event's chats in planning order, as their aggregates say.
-    let tail = app
-        .get(&format!(
-            "/v1/workspaces/{ws}/posts/{post}/deliveries?after=1000&limit=1000"
-        ))
-        .await
-        .1;
-    let pending_tail: Vec<&str> = tail["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["status"] == "pending")
-        .map(|d| d["chat_id"].as_str().unwrap())
-        .collect();
-    let filtered = app
-        .get(&format!(
-            "/v1/workspaces/{ws}/posts/{post}/deliveries?status=pending&after=1000&limit=1000"
-        ))
-        .await
-        .1;
-    let filtered: Vec<&str> = filtered["deliveries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["chat_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(filtered, pending_tail);
+    let tail = page(&app, &ws, &post, "after=1000&limit=1000").await;
+    let filtered = page(&app, &ws, &post, "status=pending&after=1000&limit=1000").await;
+    assert_eq!(chats_of(&filtered, None), chats_of(&tail, Some("pending")));
     // Each outcome is an event of its own delivery; the post's stream holds decisions only.
     let outcomes: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE aggregate_type = 'Delivery' AND event_type = 'PostDelivered'",
