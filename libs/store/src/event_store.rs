@@ -310,6 +310,42 @@ pub async fn apply_on<A: Aggregate>(
     Ok(())
 }
 
+/// [`apply_on`] for many aggregates in one read: applies to each of `aggregates` its events
+/// from sequence `from` on, leaving out the types in `skip`.
+pub async fn apply_many_on<A: Aggregate>(
+    conn: &mut sqlx::PgConnection,
+    aggregates: &mut HashMap<Id, A>,
+    from: i64,
+    skip: &[&str],
+) -> Result<(), CommandError> {
+    if aggregates.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = aggregates.keys().map(ToString::to_string).collect();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT aggregate_id, payload::text FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = ANY($2) AND sequence >= $3
+            AND NOT (event_type = ANY($4))
+          ORDER BY aggregate_id, sequence",
+    )
+    .bind(A::TYPE)
+    .bind(&keys)
+    .bind(from)
+    .bind(skip)
+    .fetch_all(conn)
+    .await
+    .map_err(|e| CommandError::Store(e.to_string()))?;
+    for (id, payload) in rows {
+        let id: Id = id.parse().map_err(|_| {
+            CommandError::Store(format!("stored aggregate id {id:?} is not a UUID"))
+        })?;
+        if let Some(aggregate) = aggregates.get_mut(&id) {
+            aggregate.apply(decode_event::<A>(payload)?);
+        }
+    }
+    Ok(())
+}
+
 /// The current state of each of `ids` that has events, in one read.
 pub async fn load_many<A: Aggregate>(
     pool: &PgPool,

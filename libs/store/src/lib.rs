@@ -10,8 +10,11 @@ mod directory;
 mod event_store;
 pub mod journal;
 mod migrations;
+pub mod statistics;
 
 pub use context::RequestContext;
 pub use directory::StoreDirectory;
-pub use event_store::{CommandError, EventStore, Handles, apply_on, load_many, load_on};
+pub use event_store::{
+    CommandError, EventStore, Handles, apply_many_on, apply_on, load_many, load_on,
+};
 pub use migrations::migrate;

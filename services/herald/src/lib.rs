@@ -96,8 +96,21 @@ impl Herald {
         api::serve(listener, state, shutdown).await
     }
 
+    /// Runs the outbox relay, and beside it the upkeep of the planner's statistics
+    /// (`store::statistics`): every deployment runs a relay, and one is enough.
     pub async fn relay(&self, shutdown: Shutdown) -> anyhow::Result<()> {
-        relay::run(self.pool.clone(), self.bus.clone(), shutdown).await
+        if !store::statistics::autovacuum_on(&self.pool).await? {
+            tracing::warn!(
+                "PostgreSQL's autovacuum is off: Herald keeps its tables' statistics fresh, but dead rows of the delivery queue pile up until a VACUUM; turn autovacuum on"
+            );
+        }
+        let statistics =
+            store::statistics::keep_fresh(self.pool.clone(), shutdown.clone().cancelled_owned());
+        let (relayed, ()) = tokio::join!(
+            relay::run(self.pool.clone(), self.bus.clone(), shutdown),
+            statistics
+        );
+        relayed
     }
 
     /// Runs every read-model projection (calendar and audit).
