@@ -61,22 +61,46 @@ pub async fn at(pool: &PgPool, position: u64) -> sqlx::Result<Option<EventKey>> 
 /// publish with the original position) and removes it from the outbox, in the caller's
 /// transaction.
 pub async fn append(conn: &mut PgConnection, position: u64, event: &EventKey) -> sqlx::Result<()> {
+    append_all(conn, &[(position, event.clone())]).await
+}
+
+/// [`append`] for a batch of published events: one statement for the journal and one for the
+/// outbox, whatever the batch's size.
+pub async fn append_all(
+    conn: &mut PgConnection,
+    published: &[(u64, EventKey)],
+) -> sqlx::Result<()> {
+    if published.is_empty() {
+        return Ok(());
+    }
+    let positions: Vec<i64> = published.iter().map(|(p, _)| *p as i64).collect();
+    let types: Vec<&str> = published
+        .iter()
+        .map(|(_, e)| e.aggregate_type.as_str())
+        .collect();
+    let ids: Vec<&str> = published
+        .iter()
+        .map(|(_, e)| e.aggregate_id.as_str())
+        .collect();
+    let sequences: Vec<i64> = published.iter().map(|(_, e)| e.sequence).collect();
     sqlx::query(
         "INSERT INTO event_log (position, aggregate_type, aggregate_id, sequence)
-         VALUES ($1, $2, $3, $4) ON CONFLICT (position) DO NOTHING",
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[])
+         ON CONFLICT (position) DO NOTHING",
     )
-    .bind(position as i64)
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .bind(event.sequence)
+    .bind(&positions)
+    .bind(&types)
+    .bind(&ids)
+    .bind(&sequences)
     .execute(&mut *conn)
     .await?;
     sqlx::query(
-        "DELETE FROM outbox WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+        "DELETE FROM outbox o USING UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(aggregate_type, aggregate_id, sequence)
+          WHERE o.aggregate_type = t.aggregate_type AND o.aggregate_id = t.aggregate_id AND o.sequence = t.sequence",
     )
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .bind(event.sequence)
+    .bind(&types)
+    .bind(&ids)
+    .bind(&sequences)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -64,6 +64,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "critical path",
         include_str!("../migrations/0011_critical_path.sql"),
     ),
+    (
+        12,
+        "outbox by event",
+        include_str!("../migrations/0012_outbox_by_event.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

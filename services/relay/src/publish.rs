@@ -77,12 +77,13 @@ pub async fn outbox_batch(pool: &PgPool, bus: &Bus, at: u64) -> anyhow::Result<(
     }
     let mut end = at;
     let mut refused = None;
+    let mut landed = Vec::with_capacity(pending.len());
     for (key, ack) in pending {
         match ack.await {
             Ok(ack) if ack.duplicate || ack.sequence == end + 1 => {
                 // A duplicate is already in the stream, at the position JetStream reports.
-                journal::append(&mut tx, ack.sequence, &key).await?;
                 end = end.max(ack.sequence);
+                landed.push((ack.sequence, key));
             }
             Ok(ack) => {
                 refused = Some(anyhow::anyhow!(
@@ -103,6 +104,7 @@ pub async fn outbox_batch(pool: &PgPool, bus: &Bus, at: u64) -> anyhow::Result<(
             }
         }
     }
+    journal::append_all(&mut tx, &landed).await?;
     let published = (end - at) as usize;
     tx.commit().await.context("journalling published events")?;
     if let Some(error) = refused {
