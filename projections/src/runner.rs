@@ -8,6 +8,7 @@
 //! (a re-publish beyond JetStream's dedup window) advances the checkpoint without being applied.
 //! One runner per projection is active at a time (a PostgreSQL advisory lock).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -205,7 +206,8 @@ async fn follow<P: Projection>(
 }
 
 /// Applies `events` (in stream order, all past `expected_checkpoint`) and advances the
-/// checkpoint to the last of them, in one transaction. Returns the new checkpoint.
+/// checkpoint to the last of them, in one transaction. Returns the new checkpoint. The
+/// aggregates' last applied sequences are read once for the batch and written once at its end.
 async fn apply_batch<P: Projection>(
     pool: &PgPool,
     projection: &P,
@@ -218,60 +220,109 @@ async fn apply_batch<P: Projection>(
     if current != expected_checkpoint {
         bail!("checkpoint is {current}, expected {expected_checkpoint} (reset or another runner)");
     }
+    let mut last = last_sequences(&mut tx, name, events).await?;
+    let mut applied: HashMap<(&str, &str), i64> = HashMap::new();
     let mut checkpoint = expected_checkpoint;
     for (position, envelope) in events {
-        apply_one(&mut tx, projection, *position, envelope).await?;
+        let key = (
+            envelope.aggregate_type.as_str(),
+            envelope.aggregate_id.as_str(),
+        );
+        let before = last.get(&key).copied();
+        let sequence = envelope.sequence as i64;
+        if before.is_some_and(|before| sequence <= before) {
+            tracing::debug!(projection = name, event_id = %envelope.event_id, "already applied, skipping");
+        } else if sequence != before.unwrap_or(0) + 1 {
+            // An event arrived before its predecessor: applying it would skip one, and treating
+            // the predecessor as a duplicate later would lose it. Stop here; this is a bug.
+            bail!(
+                "event {} follows sequence {} of its aggregate: an event is missing or out of order in the stream",
+                envelope.event_id,
+                before.unwrap_or(0)
+            );
+        } else {
+            projection
+                .apply(&mut *tx, *position, envelope)
+                .await
+                .with_context(|| format!("applying {}", envelope.event_id))?;
+            last.insert(key, sequence);
+            applied.insert(key, sequence);
+        }
         checkpoint = *position;
     }
+    save_last_sequences(&mut tx, name, &applied).await?;
     save_checkpoint(&mut tx, name, checkpoint).await?;
     tx.commit().await?;
     Ok(checkpoint)
 }
 
-/// Applies one event in the batch's transaction, unless its aggregate already had it.
-async fn apply_one<P: Projection>(
+/// The last sequence this projection applied of each aggregate the batch touches.
+async fn last_sequences<'a>(
     tx: &mut PgConnection,
-    projection: &P,
-    position: u64,
-    envelope: &EventEnvelope,
-) -> anyhow::Result<()> {
-    let name = projection.name();
-    let last: Option<i64> = sqlx::query_scalar(
-        "SELECT last_sequence FROM projection_positions WHERE projection = $1 AND aggregate_type = $2 AND aggregate_id = $3",
+    name: &str,
+    events: &'a [(u64, EventEnvelope)],
+) -> anyhow::Result<HashMap<(&'a str, &'a str), i64>> {
+    let types: Vec<&str> = events
+        .iter()
+        .map(|(_, e)| e.aggregate_type.as_str())
+        .collect();
+    let ids: Vec<&str> = events
+        .iter()
+        .map(|(_, e)| e.aggregate_id.as_str())
+        .collect();
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT p.aggregate_type, p.aggregate_id, p.last_sequence FROM projection_positions p
+           JOIN (SELECT DISTINCT * FROM UNNEST($2::text[], $3::text[])) AS t(aggregate_type, aggregate_id)
+             ON p.aggregate_type = t.aggregate_type AND p.aggregate_id = t.aggregate_id
+          WHERE p.projection = $1",
     )
     .bind(name)
-    .bind(&envelope.aggregate_type)
-    .bind(&envelope.aggregate_id)
-    .fetch_optional(&mut *tx)
+    .bind(&types)
+    .bind(&ids)
+    .fetch_all(&mut *tx)
     .await?;
-    let sequence = envelope.sequence as i64;
-    if last.is_some_and(|last| sequence <= last) {
-        tracing::debug!(projection = name, event_id = %envelope.event_id, "already applied, skipping");
-    } else if sequence != last.unwrap_or(0) + 1 {
-        // An event arrived before its predecessor: applying it would skip one, and treating the
-        // predecessor as a duplicate later would lose it. Stop here; this is a bug to report.
-        bail!(
-            "event {} follows sequence {} of its aggregate: an event is missing or out of order in the stream",
-            envelope.event_id,
-            last.unwrap_or(0)
-        );
-    } else {
-        projection
-            .apply(&mut *tx, position, envelope)
-            .await
-            .with_context(|| format!("applying {}", envelope.event_id))?;
-        sqlx::query(
-            "INSERT INTO projection_positions (projection, aggregate_type, aggregate_id, last_sequence)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (projection, aggregate_type, aggregate_id) DO UPDATE SET last_sequence = EXCLUDED.last_sequence",
-        )
-        .bind(name)
-        .bind(&envelope.aggregate_type)
-        .bind(&envelope.aggregate_id)
-        .bind(sequence)
-        .execute(&mut *tx)
-        .await?;
+    let mut last = HashMap::with_capacity(rows.len());
+    for (aggregate_type, aggregate_id, sequence) in rows {
+        // Keyed by the batch's own strings, which outlive the map.
+        if let Some((_, e)) = events
+            .iter()
+            .find(|(_, e)| e.aggregate_type == aggregate_type && e.aggregate_id == aggregate_id)
+        {
+            last.insert(
+                (e.aggregate_type.as_str(), e.aggregate_id.as_str()),
+                sequence,
+            );
+        }
     }
+    Ok(last)
+}
+
+async fn save_last_sequences(
+    tx: &mut PgConnection,
+    name: &str,
+    applied: &HashMap<(&str, &str), i64>,
+) -> anyhow::Result<()> {
+    if applied.is_empty() {
+        return Ok(());
+    }
+    let (mut types, mut ids, mut sequences) = (Vec::new(), Vec::new(), Vec::new());
+    for ((aggregate_type, aggregate_id), sequence) in applied {
+        types.push(*aggregate_type);
+        ids.push(*aggregate_id);
+        sequences.push(*sequence);
+    }
+    sqlx::query(
+        "INSERT INTO projection_positions (projection, aggregate_type, aggregate_id, last_sequence)
+         SELECT $1, t.aggregate_type, t.aggregate_id, t.last_sequence
+           FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS t(aggregate_type, aggregate_id, last_sequence)
+         ON CONFLICT (projection, aggregate_type, aggregate_id) DO UPDATE SET last_sequence = EXCLUDED.last_sequence",
+    )
+    .bind(name)
+    .bind(&types)
+    .bind(&ids)
+    .bind(&sequences)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
