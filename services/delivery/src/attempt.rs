@@ -1,14 +1,6 @@
-//! One send task: with a slot of its bot's budget (taken by the claim), pass the gate, send at
-//! the slot's start, and record what happened. The rules are in [`crate::decide`]; this module
-//! only does the IO around them.
-//!
-//! The gate: from the final check until the request has gone out, the task holds shared
-//! advisory locks on the post, the chat and the bot. Every event on one of them takes the
-//! exclusive lock when it is written (a trigger on `events`) and keeps it to its commit. So a
-//! command acknowledged before the final check (an opt-out, a cancel, a pause...) is seen by it,
-//! and one that commits later was acknowledged after the request left. The locks are held until
-//! the answer or [`GATE_HOLD`], whichever comes first (the task enters the gate [`GATE_LEAD`]
-//! before its slot starts), so a command waits at most about that long.
+//! One send task: with a slot of its bot's budget (taken by the claim), pass the gate
+//! ([`crate::gate`]) just before the slot starts, send at its start, and record what happened.
+//! The rules are in [`crate::decide`]; this module only does the IO around them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +11,13 @@ use domain::{
     InDoubtPolicy, Post, Workspace,
 };
 use sqlx::PgConnection;
+use std::collections::{HashMap, HashSet};
 use store::{CommandError, EventStore, RequestContext};
 use tokio::time::Instant;
 
-use crate::decide::{self, BotState, Facts, Fresh, Next};
-use crate::queue::budget::{self, Attempt, AttemptOutcome, Slot};
+use crate::decide::{self, BotState, Facts, Next};
+use crate::gate::GATE_HOLD;
+use crate::queue::budget::{self, Answer, Attempt, AttemptOutcome, Slot};
 use crate::queue::claims::{self, Claimed, Release};
 use crate::shared::Shared;
 use crate::telegram::{self, SendResult};
@@ -32,10 +26,9 @@ use crate::telegram::{self, SendResult};
 pub const ACTOR: &str = "service:delivery";
 /// The actor recorded when the workspace's in-doubt policy resends.
 pub const POLICY_ACTOR: &str = "policy:in_doubt_resend";
-/// How long before its slot starts a send enters the gate (about what the gate's reads take).
-const GATE_LEAD: Duration = Duration::from_millis(10);
-/// How long the gate stays closed behind a request that has not been answered yet.
-pub const GATE_HOLD: Duration = Duration::from_millis(250);
+/// How long before its slot starts a send enters the gate: a little more than a group's locks
+/// and reads take, so that the request leaves at the slot's start.
+const GATE_LEAD: Duration = Duration::from_millis(25);
 
 /// What a finished task tells the dispatcher.
 pub struct Done {
@@ -54,7 +47,7 @@ pub struct Done {
 pub async fn deliver(claimed: Claimed, slot: Slot, shared: Arc<Shared>) -> Done {
     let mut answered_at = None;
     let mut telegram_chat_id = claimed.due.telegram_chat_id;
-    let next = match attempt(
+    let (next, answer) = match attempt(
         &claimed,
         slot,
         &shared,
@@ -63,13 +56,14 @@ pub async fn deliver(claimed: Claimed, slot: Slot, shared: Arc<Shared>) -> Done 
     )
     .await
     {
-        Ok(next) => next,
+        Ok(step) => step,
         Err(error) => {
             tracing::warn!(post_id = %claimed.due.post_id, chat_id = %claimed.due.chat_id, error = format!("{error:#}"), "delivery attempt could not start");
-            Next::RetryLater {
+            let retry = Next::RetryLater {
                 after: crate::backoff(claimed.attempts),
                 rate_limited: false,
-            }
+            };
+            (retry, None)
         }
     };
     let retry_after = match &next {
@@ -79,7 +73,7 @@ pub async fn deliver(claimed: Claimed, slot: Slot, shared: Arc<Shared>) -> Done 
         } => Some(*after),
         _ => None,
     };
-    settle_until_written(&claimed, &shared, &next).await;
+    settle_until_written(&claimed, &shared, &next, answer).await;
     Done {
         chat_id: claimed.due.chat_id,
         bot_id: claimed.due.bot_id,
@@ -96,7 +90,7 @@ pub async fn panicked(claimed: Claimed, shared: Arc<Shared>) -> Done {
     let next = Next::Record(DeliveryOutcome::Unknown {
         detail: "the send task failed unexpectedly while the request may have been on the wire; check the chat, then resolve".into(),
     });
-    settle_until_written(&claimed, &shared, &next).await;
+    settle_until_written(&claimed, &shared, &next, None).await;
     Done {
         chat_id: claimed.due.chat_id,
         bot_id: claimed.due.bot_id,
@@ -110,10 +104,10 @@ pub async fn panicked(claimed: Claimed, shared: Arc<Shared>) -> Done {
 async fn attempt(
     claimed: &Claimed,
     slot: Slot,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     telegram_chat_id: &mut i64,
     answered_at: &mut Option<Instant>,
-) -> anyhow::Result<Next> {
+) -> anyhow::Result<(Next, Option<Answer>)> {
     let due = &claimed.due;
     // The claim found the delivery pending moments ago and took its slot of the bot's budget
     // (which may start a moment from now, when an answered one leaves the window); everything
@@ -124,39 +118,20 @@ async fn attempt(
     if let Ok(wait) = (enter_at - Utc::now()).to_std() {
         tokio::time::sleep(wait).await;
     }
-
-    // The gate: one read of everything, then the request, under the locks. Gates have their
-    // own connections, so tasks at the gate never starve heartbeats or claims of theirs.
-    let mut gate = match shared.gate_pool.begin().await {
-        Ok(gate) => gate,
-        Err(error) => {
-            budget::cancel_bot_slot(&shared.pool, due.telegram_bot_id, slot).await?;
-            return Err(error.into());
-        }
-    };
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0)),
-                pg_advisory_xact_lock_shared(hashtextextended($2, 0)),
-                pg_advisory_xact_lock_shared(hashtextextended($3, 0))",
-    )
-    .bind(due.post_id.to_string())
-    .bind(due.chat_id.to_string())
-    .bind(due.bot_id.to_string())
-    .execute(&mut *gate)
-    .await?;
-    let (now, content) = match fresh(claimed, shared, &mut gate).await {
-        Ok(read) => read,
+    let pass = match shared.gate.enter(shared.clone(), due.clone()).await {
+        Ok(pass) => pass,
         Err(error) => {
             budget::cancel_bot_slot(&shared.pool, due.telegram_bot_id, slot).await?;
             return Err(error);
         }
     };
-    let next = decide::before_send(&now, Utc::now());
-    let (Next::Send, Some(content)) = (&next, content) else {
-        drop(gate);
+    let next = decide::before_send(&pass.fresh, Utc::now());
+    let (Next::Send, Some(content)) = (&next, pass.content) else {
+        drop(pass.hold);
         budget::cancel_bot_slot(&shared.pool, due.telegram_bot_id, slot).await?;
-        return Ok(next);
+        return Ok((next, None));
     };
+    let hold = pass.hold;
     *telegram_chat_id = content.telegram_chat_id;
     // At the slot's start, not before.
     if let Ok(wait) = (slot.start - Utc::now()).to_std() {
@@ -173,91 +148,44 @@ async fn attempt(
     tokio::pin!(send);
     let result = tokio::select! {
         result = &mut send => {
-            drop(gate);
+            drop(hold);
             result
         }
         _ = tokio::time::sleep(GATE_HOLD) => {
-            drop(gate);
+            drop(hold);
             send.await
         }
     };
     *answered_at = Some(Instant::now());
-    let answered = Utc::now();
-    finish(
-        shared,
-        claimed,
+    let answer = Answer {
         slot,
-        content.telegram_chat_id,
-        (requested_at, answered),
-        &result,
-    )
-    .await;
-    Ok(decide::after_answer(
+        answered_at: Utc::now(),
+        attempt: Attempt {
+            post_id: due.post_id,
+            chat_id: due.chat_id,
+            bot_id: due.bot_id,
+            telegram_bot_id: due.telegram_bot_id,
+            telegram_chat_id: content.telegram_chat_id,
+            partition: crate::partition_of(due.chat_id),
+            at: requested_at,
+            outcome: attempt_outcome(&result),
+            worker: shared.worker_id.clone(),
+        },
+    };
+    let next = decide::after_answer(
         result,
         Facts {
             attempts: claimed.attempts,
             max_attempts: shared.settings.max_attempts,
             migrated: claimed.migrated,
         },
-    ))
+    );
+    Ok((next, Some(answer)))
 }
 
-/// What a request needs, when it may go.
-struct Content {
-    bot: teloxide::Bot,
-    telegram_chat_id: i64,
-    text: String,
-    parse_mode: Option<domain::ParseMode>,
-}
-
-/// Reads the post, the chat, the bot, the lease and the chat's hourly count on the gate's
-/// connection.
-async fn fresh(
-    claimed: &Claimed,
-    shared: &Shared,
-    conn: &mut PgConnection,
-) -> anyhow::Result<(Fresh, Option<Content>)> {
-    let due = &claimed.due;
-    // Everything on this one connection: a task at the gate needs no other, so it can never
-    // wait for a pool that commands queued behind its locks are holding.
-    let post = shared.post_at_gate(conn, due.post_id).await?;
-    let chat: Chat = store::load_on(conn, due.chat_id).await?;
-    let bot: Bot = store::load_on(conn, due.bot_id).await?;
-    let (bot_state, client) = shared.bot_client(due.bot_id, &bot).await?;
-    let partition = crate::partition_of(due.chat_id);
-    let lease_held = crate::leases::still_owner(conn, partition, &shared.worker_id).await?;
-    let (sent, oldest) = budget::chat_sent_last_hour(conn, due.chat_id).await?;
-    let fresh = Fresh {
-        post_state: post.state,
-        publish_at: post.publish_at,
-        opted_out: chat.opted_out,
-        blocked: chat.blocked.clone(),
-        bot: bot_state,
-        lease_held,
-        chat_sent_last_hour: sent,
-        chat_hourly_cap: chat.effective_hourly_cap(),
-        chat_oldest_in_hour: oldest,
-    };
-    let content = client.map(|bot| Content {
-        bot,
-        telegram_chat_id: chat.telegram_chat_id,
-        text: post.text,
-        parse_mode: post.parse_mode,
-    });
-    Ok((fresh, content))
-}
-
-/// Books the answer: the slot counts from now, the attempt is logged.
-async fn finish(
-    shared: &Shared,
-    claimed: &Claimed,
-    slot: Slot,
-    telegram_chat_id: i64,
-    (requested_at, answered_at): (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
-    result: &SendResult,
-) {
-    let due = &claimed.due;
-    let outcome = match result {
+/// The class of an answer, as the attempt log keeps it (never message content).
+fn attempt_outcome(result: &SendResult) -> AttemptOutcome {
+    match result {
         SendResult::Sent { .. } => AttemptOutcome::Sent,
         SendResult::RetryAfter(_) => AttemptOutcome::RateLimited,
         SendResult::Blocked(_) => AttemptOutcome::Forbidden,
@@ -266,28 +194,19 @@ async fn finish(
         SendResult::InDoubt(_) => AttemptOutcome::InDoubt,
         SendResult::Unauthorized => AttemptOutcome::Unauthorized,
         SendResult::Migrated(_) => AttemptOutcome::Migrated,
-    };
-    let attempt = Attempt {
-        post_id: due.post_id,
-        chat_id: due.chat_id,
-        bot_id: due.bot_id,
-        telegram_bot_id: due.telegram_bot_id,
-        telegram_chat_id,
-        partition: crate::partition_of(due.chat_id),
-        at: requested_at,
-        outcome,
-        worker: shared.worker_id.clone(),
-    };
-    if let Err(error) = budget::book_answer(&shared.pool, slot, answered_at, &attempt).await {
-        tracing::warn!(%error, "could not book an answer (its budget slot expires by itself)");
     }
 }
 
 /// Writes the step's consequences, retrying while the database is unavailable.
-async fn settle_until_written(claimed: &Claimed, shared: &Shared, next: &Next) {
+async fn settle_until_written(
+    claimed: &Claimed,
+    shared: &Shared,
+    next: &Next,
+    mut answer: Option<Answer>,
+) {
     let mut wait = Duration::from_millis(200);
     loop {
-        match settle(claimed, shared, next).await {
+        match settle(claimed, shared, next, &mut answer).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::error!(post_id = %claimed.due.post_id, chat_id = %claimed.due.chat_id, error = format!("{error:#}"), "recording a delivery outcome failed, retrying");
@@ -298,15 +217,32 @@ async fn settle_until_written(claimed: &Claimed, shared: &Shared, next: &Next) {
     }
 }
 
-async fn settle(claimed: &Claimed, shared: &Shared, next: &Next) -> anyhow::Result<()> {
+/// Writes what the step decided. The answer, if a request went out, is booked exactly once
+/// (with the outcome when there is one; `answer` is `None` once it is written), so a retry
+/// after a later failure does not book it twice.
+async fn settle(
+    claimed: &Claimed,
+    shared: &Shared,
+    next: &Next,
+    answer: &mut Option<Answer>,
+) -> anyhow::Result<()> {
     let due = &claimed.due;
     let store = &shared.store;
+    if let Next::Record(outcome) = next {
+        let mine = shared
+            .recorder
+            .record(due, outcome.clone(), answer.clone())
+            .await?;
+        *answer = None;
+        return recorded(claimed, shared, outcome, mine).await;
+    }
+    if let Some(booked) = answer.as_ref() {
+        budget::book_answer(&shared.pool, booked).await?;
+        *answer = None;
+    }
     let release = match next {
         Next::Send => unreachable!("a task never settles before deciding"),
-        Next::Record(outcome) => {
-            let mine = shared.recorder.record(due, outcome.clone()).await?;
-            return recorded(claimed, shared, outcome, mine).await;
-        }
+        Next::Record(_) => unreachable!("recorded above"),
         Next::BlockChat { reason } => {
             let command = ChatCommand::MarkBlocked {
                 reason: reason.clone(),
@@ -316,7 +252,7 @@ async fn settle(claimed: &Claimed, shared: &Shared, next: &Next) -> anyhow::Resu
                 class: domain::FailureClass::Permanent,
                 detail: reason.clone(),
             };
-            let mine = shared.recorder.record(due, outcome.clone()).await?;
+            let mine = shared.recorder.record(due, outcome.clone(), None).await?;
             return recorded(claimed, shared, &outcome, mine).await;
         }
         Next::PauseBot { reason } => {
@@ -481,38 +417,40 @@ pub async fn apply_in_doubt_policy(
 }
 
 impl Shared {
-    /// A post as a send needs it: its first event (immutable, so read once per worker and kept
-    /// without its chat list) and, read now, every decision since (never its further targets).
-    pub async fn post_at_gate(&self, conn: &mut PgConnection, post_id: Id) -> anyhow::Result<Post> {
-        let kept = self
-            .planned
-            .lock()
-            .expect("posts cache")
-            .get(&post_id)
-            .cloned();
-        let mut post = match kept {
-            Some(post) => post,
-            None => {
-                let mut post = Post::default();
-                store::apply_on(conn, post_id, &mut post, 1..=1, &[]).await?;
-                post.chat_ids = Vec::new();
-                let mut planned = self.planned.lock().expect("posts cache");
-                if planned.len() >= crate::shared::KEPT_POSTS {
-                    planned.clear();
+    /// Posts as sends need them: each one's first event (immutable, so read once per worker and
+    /// kept without its chat list) and, read now in one statement for all of them, every
+    /// decision since (never their further targets).
+    pub async fn posts_at_gate(
+        &self,
+        conn: &mut PgConnection,
+        post_ids: HashSet<Id>,
+    ) -> anyhow::Result<HashMap<Id, Post>> {
+        let mut posts = HashMap::with_capacity(post_ids.len());
+        for post_id in post_ids {
+            let kept = self
+                .planned
+                .lock()
+                .expect("posts cache")
+                .get(&post_id)
+                .cloned();
+            let post = match kept {
+                Some(post) => post,
+                None => {
+                    let mut post = Post::default();
+                    store::apply_on(conn, post_id, &mut post, 1..=1, &[]).await?;
+                    post.chat_ids = Vec::new();
+                    let mut planned = self.planned.lock().expect("posts cache");
+                    if planned.len() >= crate::shared::KEPT_POSTS {
+                        planned.clear();
+                    }
+                    planned.insert(post_id, post.clone());
+                    post
                 }
-                planned.insert(post_id, post.clone());
-                post
-            }
-        };
-        store::apply_on(
-            conn,
-            post_id,
-            &mut post,
-            2..=i64::MAX,
-            &[domain::TARGETS_EVENT],
-        )
-        .await?;
-        Ok(post)
+            };
+            posts.insert(post_id, post);
+        }
+        store::apply_many_on(conn, &mut posts, 2, &[domain::TARGETS_EVENT]).await?;
+        Ok(posts)
     }
 
     /// The bot's state and, when it can send, its teloxide client (rebuilt when its token

@@ -55,7 +55,10 @@ impl Dispatcher {
             ),
             pacer: Pacer::new(settings.limits),
             shared: Arc::new(Shared {
-                gate_pool: crate::shared::side_pool(&pool, crate::shared::GATES),
+                gate: crate::gate::Gate::start(crate::shared::side_pool(
+                    &pool,
+                    crate::shared::GATES,
+                )),
                 recorder: crate::recorder::Recorder::start(
                     pool.clone(),
                     store.clone(),
@@ -180,7 +183,7 @@ impl Dispatcher {
             return Ok((Vec::new(), None));
         }
         let paid = &self.paid;
-        let without_budget = self
+        let (without_budget, budget_frees_at) = self
             .pacer
             .bots_without_budget(|bot| paid.get(&bot).copied().unwrap_or(false), now);
         let due = claims::due(
@@ -193,7 +196,8 @@ impl Dispatcher {
         )
         .await
         .context("reading due deliveries")?;
-        let mut next_ready = None;
+        // A bot left out wakes the dispatcher when its window frees, not at the next tick.
+        let mut next_ready = budget_frees_at;
         let mut chosen = Vec::new();
         for head in due {
             self.paid.insert(head.bot_id, head.paid_broadcast);
@@ -201,19 +205,25 @@ impl Dispatcher {
                 continue;
             }
             let group = head.telegram_chat_id < 0;
-            // Taken at once, so one claim never holds more than the bot may send now.
-            match self
-                .pacer
-                .try_acquire(head.bot_id, head.chat_id, group, head.paid_broadcast, now)
-            {
-                Ok(()) => chosen.push(head),
+            // Taken at once, so one claim never holds more than the bot may send now. A lane
+            // whose own window frees within the hand-off horizon is booked too: ranked by its
+            // chain, it gets the bot's slot that frees then instead of a shorter chain.
+            match self.pacer.try_acquire_within(
+                head.bot_id,
+                head.chat_id,
+                group,
+                head.paid_broadcast,
+                now,
+                budget::HAND_OFF,
+            ) {
+                Ok(ready) => chosen.push((head, ready)),
                 Err(ready) => next_ready = earliest(next_ready, Some(ready)),
             }
             if chosen.len() >= room {
                 break;
             }
         }
-        let (chosen, mut slots, budget_ready) = self.reserve_slots(chosen, now).await?;
+        let (chosen, mut slots, budget_ready) = self.reserve_slots(chosen).await?;
         let next_ready = earliest(next_ready, budget_ready);
         let claimed = claims::claim(&self.shared.pool, &self.shared.worker_id, chosen).await?;
         let claimed: Vec<(claims::Claimed, Slot)> = claimed
@@ -231,33 +241,41 @@ impl Dispatcher {
     }
 
     /// Takes, per bot, one slot of its budget (shared by every worker) for each chosen
-    /// delivery, in one transaction per bot. Deliveries left without one are given back to the
-    /// pacer and wait for the next claim; the returned instant is when to look again.
+    /// delivery, starting no earlier than its chat may be sent to, in one transaction per bot.
+    /// Deliveries left without one are given back to the pacer and wait for the next claim; the
+    /// returned instant is when to look again.
     async fn reserve_slots(
         &mut self,
-        chosen: Vec<claims::Due>,
-        at: Instant,
+        chosen: Vec<(claims::Due, Instant)>,
     ) -> anyhow::Result<(
         Vec<claims::Due>,
         HashMap<(Id, Id), (i64, Slot)>,
         Option<Instant>,
     )> {
-        let mut by_bot: HashMap<Id, Vec<claims::Due>> = HashMap::new();
-        for due in chosen {
-            by_bot.entry(due.bot_id).or_default().push(due);
+        let mut by_bot: HashMap<Id, Vec<(claims::Due, Instant)>> = HashMap::new();
+        for (due, ready) in chosen {
+            by_bot.entry(due.bot_id).or_default().push((due, ready));
         }
         let mut kept = Vec::new();
         let mut slots = HashMap::new();
         let mut ready = None;
         for (bot_id, dues) in by_bot {
-            let first = &dues[0];
+            let first = &dues[0].0;
             let (telegram_bot_id, paid) = (first.telegram_bot_id, first.paid_broadcast);
             let window = self.shared.settings.limits.bot_window(paid);
             let bot: domain::Bot = self.shared.store.load(bot_id).await?;
+            let (wall, clock) = (Utc::now(), Instant::now());
+            let not_before: Vec<Option<chrono::DateTime<Utc>>> = dues
+                .iter()
+                .map(|(_, ready)| {
+                    let ahead = ready.checked_duration_since(clock)?;
+                    Some(wall + chrono::TimeDelta::from_std(ahead).ok()?)
+                })
+                .collect();
             let reserved = budget::reserve_bot_slots(
                 &self.shared.pool,
                 telegram_bot_id,
-                dues.len(),
+                &not_before,
                 window.max,
                 window.period + crate::pacing::BOT_BUDGET_MARGIN,
                 bot.effective_hourly_cap(),
@@ -276,16 +294,17 @@ impl Dispatcher {
                     Vec::new()
                 }
             };
-            let mut granted = granted.into_iter();
-            for due in dues {
-                match granted.next() {
+            let mut granted: HashMap<usize, Slot> = granted.into_iter().collect();
+            for (i, (due, acquired_at)) in dues.into_iter().enumerate() {
+                match granted.remove(&i) {
                     Some(slot) => {
                         slots.insert((due.post_id, due.chat_id), (telegram_bot_id, slot));
                         kept.push(due);
                     }
                     None => {
                         let group = due.telegram_chat_id < 0;
-                        self.pacer.give_back(due.bot_id, due.chat_id, group, at);
+                        self.pacer
+                            .give_back(due.bot_id, due.chat_id, group, acquired_at);
                     }
                 }
             }

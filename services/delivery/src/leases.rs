@@ -205,21 +205,22 @@ pub async fn release_all(pool: &PgPool, worker: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// True while `worker` leases `partition`, read in the caller's transaction: the fence a send
+/// Which of `partitions` `worker` leases now, read in the caller's transaction: the fence a send
 /// passes right before its request, so a worker whose lease lapsed stops before another starts.
-pub async fn still_owner(
+pub async fn owned_now(
     conn: &mut sqlx::PgConnection,
-    partition: i16,
+    partitions: &[i16],
     worker: &str,
-) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM delivery_partitions
-                         WHERE partition = $1 AND owner = $2 AND lease_until > now())",
+) -> sqlx::Result<std::collections::HashSet<i16>> {
+    let owned: Vec<i16> = sqlx::query_scalar(
+        "SELECT partition FROM delivery_partitions
+          WHERE partition = ANY($1) AND owner = $2 AND lease_until > now()",
     )
-    .bind(partition)
+    .bind(partitions)
     .bind(worker)
-    .fetch_one(conn)
-    .await
+    .fetch_all(conn)
+    .await?;
+    Ok(owned.into_iter().collect())
 }
 
 /// Records that `worker` is alive.

@@ -21,6 +21,7 @@
 pub mod attempt;
 pub mod decide;
 pub mod dispatcher;
+mod gate;
 mod leases;
 pub mod pacing;
 pub mod queue;

@@ -35,7 +35,7 @@ pub struct Limits {
 pub const SAFETY_MARGIN: Duration = Duration::from_millis(20);
 /// Added to the per-bot window of the budget shared by all workers, whose slots also count
 /// from their answers.
-pub const BOT_BUDGET_MARGIN: Duration = Duration::from_millis(10);
+pub const BOT_BUDGET_MARGIN: Duration = Duration::from_millis(5);
 /// After a 429, a chat is paced this much slower per repeat (x2, x4, x8) for this long.
 const PENALTY_SPAN: Duration = Duration::from_secs(600);
 const MAX_PENALTY: u32 = 3;
@@ -159,6 +159,28 @@ impl Pacer {
         Ok(())
     }
 
+    /// Takes a slot for one message from `bot` to `chat` at the first moment the windows allow,
+    /// if that is within `horizon` from `now`; returns that moment, or when to ask again. A
+    /// claim books a lane whose window frees a moment from now, so that a lane on the critical
+    /// path is not overtaken by others that are ready a few milliseconds earlier.
+    pub fn try_acquire_within(
+        &mut self,
+        bot: Uuid,
+        chat: Uuid,
+        group: bool,
+        paid_broadcast: bool,
+        now: Instant,
+        horizon: Duration,
+    ) -> Result<Instant, Instant> {
+        let ready = match self.check(bot, chat, group, paid_broadcast, now) {
+            Ok(()) => now,
+            Err(ready) if ready <= now + horizon => ready,
+            Err(ready) => return Err(ready),
+        };
+        self.record(bot, chat, group, ready);
+        Ok(ready)
+    }
+
     /// Whether a message from `bot` to `chat` may go now, without taking the slot.
     pub fn check(
         &mut self,
@@ -253,14 +275,17 @@ impl Pacer {
         }
     }
 
-    /// Bots whose window is full now: a claim leaves their chats out before ranking.
+    /// Bots whose window is full now (a claim leaves their chats out before ranking), and the
+    /// first moment one of them may send again (when to claim next).
     pub fn bots_without_budget(
         &mut self,
         paid_broadcast: impl Fn(Uuid) -> bool,
         now: Instant,
-    ) -> Vec<Uuid> {
+    ) -> (Vec<Uuid>, Option<Instant>) {
         let limits = self.limits;
-        self.bots
+        let mut first_free: Option<Instant> = None;
+        let bots = self
+            .bots
             .iter_mut()
             .filter_map(|(bot, state)| {
                 let window = if paid_broadcast(*bot) {
@@ -268,11 +293,17 @@ impl Pacer {
                 } else {
                     limits.per_bot
                 };
-                let ready = state.second.next_free(window.max, window.period, now);
-                let held = state.blocked_until.is_some_and(|t| t > now);
-                (ready > now || held).then_some(*bot)
+                let mut ready = state.second.next_free(window.max, window.period, now);
+                if let Some(until) = state.blocked_until.filter(|t| *t > now) {
+                    ready = ready.max(until);
+                }
+                (ready > now).then(|| {
+                    first_free = Some(first_free.map_or(ready, |t| t.min(ready)));
+                    *bot
+                })
             })
-            .collect()
+            .collect();
+        (bots, first_free)
     }
 
     /// Telegram answered 429 for this chat: hold it for `retry_after` and pace it slower for a
@@ -355,6 +386,56 @@ mod tests {
             pacer
                 .try_acquire(BOT, chat(2), false, false, t0 + ms(500))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_lane_whose_window_frees_within_the_horizon_is_booked_for_that_moment() {
+        let mut pacer = Pacer::new(Limits::telegram());
+        let t0 = Instant::now();
+        assert_eq!(
+            pacer.try_acquire_within(BOT, chat(1), false, false, t0, ms(60)),
+            Ok(t0)
+        );
+        // Its window frees at 1020 ms: asked at 1000 ms it is booked for then, not refused.
+        assert_eq!(
+            pacer.try_acquire_within(BOT, chat(1), false, false, t0 + ms(1000), ms(60)),
+            Ok(t0 + ms(1020))
+        );
+        // Booked, it counts: the next frees a second after the booked moment.
+        assert_eq!(
+            pacer.try_acquire_within(BOT, chat(1), false, false, t0 + ms(1100), ms(60)),
+            Err(t0 + ms(2040))
+        );
+        // Beyond the horizon it is refused with the moment to ask again.
+        assert_eq!(
+            pacer.try_acquire_within(BOT, chat(2), false, false, t0, ms(60)),
+            Ok(t0)
+        );
+        assert_eq!(
+            pacer.try_acquire_within(BOT, chat(2), false, false, t0 + ms(900), ms(60)),
+            Err(t0 + ms(1020))
+        );
+    }
+
+    #[test]
+    fn a_bot_without_budget_says_when_it_frees() {
+        let mut pacer = Pacer::new(Limits::telegram());
+        let t0 = Instant::now();
+        for n in 0..30 {
+            assert!(
+                pacer
+                    .try_acquire(BOT, chat(n), false, false, t0 + ms(n as u64))
+                    .is_ok()
+            );
+        }
+        let (bots, frees_at) = pacer.bots_without_budget(|_| false, t0 + ms(500));
+        assert_eq!(bots, vec![BOT]);
+        assert_eq!(frees_at, Some(t0 + ms(1000)));
+        // With paid broadcasts on, the same bot has room.
+        assert_eq!(
+            pacer.bots_without_budget(|_| true, t0 + ms(500)),
+            (vec![], None)
         );
     }
 

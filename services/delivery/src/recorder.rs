@@ -1,5 +1,6 @@
 //! Outcomes are recorded in groups: one transaction writes the event of each delivery in the
-//! group (its [`domain::Delivery`] aggregate) and ends this worker's claim on it, so a busy
+//! group (its [`domain::Delivery`] aggregate), ends this worker's claim on it and books the
+//! answer of its request (the bot slot's end, the attempt log), so a busy
 //! worker pays one commit for many messages and an outcome and its claim's end are atomic.
 //!
 //! A send task hands its outcome over and waits until it is committed: nothing is
@@ -13,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Duration;
 
 use crate::attempt::ACTOR;
+use crate::queue::budget::{self, Answer};
 use crate::queue::claims::{self, Due};
 
 /// Outcomes written in one transaction at most.
@@ -21,6 +23,8 @@ const GROUP: usize = 256;
 struct Outcome {
     due: Due,
     outcome: DeliveryOutcome,
+    /// The answer of the request this outcome came from, booked in the same transaction.
+    answer: Option<Answer>,
     /// Whether the claim was still this worker's when the outcome was committed.
     committed: oneshot::Sender<bool>,
 }
@@ -51,15 +55,22 @@ impl Recorder {
         Self { outcomes }
     }
 
-    /// Records `outcome` of a delivery this worker claimed and ends the claim. Returns false
+    /// Records `outcome` of a delivery this worker claimed, books its request's `answer` and
+    /// ends the claim. Returns false
     /// when the claim had been taken over (the delivery was flagged in doubt by another worker
     /// after this one went silent; the first outcome stays).
-    pub async fn record(&self, due: &Due, outcome: DeliveryOutcome) -> anyhow::Result<bool> {
+    pub async fn record(
+        &self,
+        due: &Due,
+        outcome: DeliveryOutcome,
+        answer: Option<Answer>,
+    ) -> anyhow::Result<bool> {
         let (committed, done) = oneshot::channel();
         self.outcomes
             .send(Outcome {
                 due: due.clone(),
                 outcome,
+                answer,
                 committed,
             })
             .map_err(|_| anyhow::anyhow!("the outcome recorder stopped"))?;
@@ -134,6 +145,8 @@ async fn write(
         .map(|o| (o.due.post_id, o.due.chat_id))
         .collect();
     let mine = claims::release_done_on(&mut tx, worker, &deliveries).await?;
+    let answers: Vec<Answer> = group.iter().filter_map(|o| o.answer.clone()).collect();
+    budget::book_answers_on(&mut tx, &answers).await?;
     tx.commit().await?;
     Ok(mine)
 }

@@ -15,7 +15,8 @@ use crate::pacing::Limits;
 /// back at the cost of one read each).
 pub const KEPT_POSTS: usize = 10_000;
 
-/// Requests at the gate at once, per worker.
+/// Groups of sends at the gate at once, per worker (each holds a connection until its
+/// requests are answered).
 pub const GATES: u32 = 8;
 
 /// A pool of `size` connections to the same database as `pool`, opened on first use.
@@ -61,16 +62,15 @@ impl Settings {
 pub struct Shared {
     pub worker_id: String,
     pub pool: PgPool,
-    /// Connections of send tasks at the gate (see [`crate::attempt`]); its size bounds how many
-    /// requests are between their final check and their answer at once.
-    pub gate_pool: PgPool,
+    /// Where send tasks pass their final check, in groups ([`crate::gate`]).
+    pub gate: crate::gate::Gate,
     pub store: EventStore,
     /// Where send tasks record outcomes, in groups.
     pub recorder: crate::recorder::Recorder,
     pub cipher: TokenCipher,
     pub settings: Settings,
     /// Posts as of their first event (immutable), without their chat lists: see
-    /// `Shared::post_at_gate`.
+    /// `Shared::posts_at_gate`.
     pub planned: std::sync::Mutex<HashMap<Id, domain::Post>>,
     /// teloxide clients by bot, with the encrypted token they were built from.
     pub bots: Mutex<HashMap<Id, (String, teloxide::Bot)>>,

@@ -2,6 +2,7 @@
 //! per-bot per-second slots and hourly sends, bot-wide and per-chat holds, and the attempt log
 //! (the source of per-chat hourly caps, cross-worker spacing and safety stats).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,11 +17,10 @@ pub struct Slot {
     pub start: DateTime<Utc>,
 }
 
-/// How far ahead a claim may book a slot that an answered one hands over: a little more than
-/// a claim's reservation-to-request time, so the window never idles between two requests, and
-/// no more, so that a lane on the critical path (a channel whose own window frees a moment
-/// later) does not find the bot's next slots booked by others.
-const HAND_OFF: Duration = Duration::from_millis(60);
+/// How far ahead a claim may book a slot that an answered one hands over, or a lane whose own
+/// window frees a moment later: a little more than a claim's reservation-to-request time, so
+/// the window never idles between two requests.
+pub const HAND_OFF: Duration = Duration::from_millis(60);
 
 /// Why a bot may not send now.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,14 +43,20 @@ pub enum NoSlot {
 /// it (within [`HAND_OFF`]): its `start` is then, and its `reserved_at` holds it, so until then
 /// both count and nobody else can take that place. Booked slots take over the answered ones in
 /// the order those leave (skipping those already taken over by slots booked earlier).
+///
+/// `not_before` lists the sends wanting a slot, in order of priority, each with the moment its
+/// chat's own windows let it go (`None`: now). The first ones get the slots; the one ready
+/// first takes the slot that frees first, and a slot never starts before its send may go.
+/// Returns each granted send's index in `not_before` with its slot.
 pub async fn reserve_bot_slots(
     pool: &PgPool,
     telegram_bot_id: i64,
-    wanted: usize,
+    not_before: &[Option<DateTime<Utc>>],
     per_window: usize,
     window: Duration,
     hourly_cap: u32,
-) -> sqlx::Result<Result<Vec<Slot>, NoSlot>> {
+) -> sqlx::Result<Result<Vec<(usize, Slot)>, NoSlot>> {
+    let wanted = not_before.len();
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO delivery_bot_budget (telegram_bot_id) VALUES ($1) ON CONFLICT DO NOTHING",
@@ -134,7 +140,8 @@ pub async fn reserve_bot_slots(
             .min(Duration::from_millis(200));
         return Ok(Err(NoSlot::Busy { retry_in }));
     }
-    let slots: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
+    let (lanes, starts) = match_slots(&starts, not_before);
+    let mut slots: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
         "INSERT INTO delivery_bot_slots (telegram_bot_id, reserved_at)
          SELECT $1, coalesce(t.start, clock_timestamp()) FROM UNNEST($2::timestamptz[]) AS t(start)
          RETURNING id, reserved_at",
@@ -145,10 +152,60 @@ pub async fn reserve_bot_slots(
     .await?;
     count_hourly(&mut tx, telegram_bot_id, slots.len() as i32).await?;
     tx.commit().await?;
-    Ok(Ok(slots
+    // Both lists ascend by start (each start is the later of two ascending lists).
+    slots.sort_by_key(|(id, start)| (*start, *id));
+    Ok(Ok(lanes
         .into_iter()
-        .map(|(id, start)| Slot { id, start })
+        .zip(slots)
+        .map(|(lane, (id, start))| (lane, Slot { id, start }))
         .collect()))
+}
+
+/// Gives the slots that free at `free` (ascending; `None`: now) to the first of the sends in
+/// `not_before` (in order of priority, each with the moment it may go; `None`: now): the send
+/// ready first takes the slot that frees first, and each starts at the later of the two.
+/// Returns the sends' indexes and their starts, both ascending by start.
+fn match_slots(
+    free: &[Option<DateTime<Utc>>],
+    not_before: &[Option<DateTime<Utc>>],
+) -> (Vec<usize>, Vec<Option<DateTime<Utc>>>) {
+    let n = free.len().min(not_before.len());
+    let mut lanes: Vec<(usize, Option<DateTime<Utc>>)> =
+        not_before[..n].iter().copied().enumerate().collect();
+    lanes.sort_by_key(|(_, ready)| *ready);
+    let starts = free
+        .iter()
+        .zip(&lanes)
+        .map(|(free, (_, ready))| match (*free, *ready) {
+            (Some(free), Some(ready)) => Some(free.max(ready)),
+            (free, ready) => free.or(ready),
+        })
+        .collect();
+    (lanes.into_iter().map(|(lane, _)| lane).collect(), starts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> Option<DateTime<Utc>> {
+        Some(DateTime::from_timestamp_millis(1_000_000 + ms).expect("a valid time"))
+    }
+
+    #[test]
+    fn the_send_ready_first_takes_the_slot_that_frees_first() {
+        // Slots: one free now, two handed over at 10 and 30 ms. Sends by priority: a channel
+        // ready at 20 ms, a private chat ready now, another ready now (left without a slot
+        // only if there were fewer slots).
+        let (lanes, starts) = match_slots(&[None, at(10), at(30)], &[at(20), None, None]);
+        assert_eq!(lanes, vec![1, 2, 0]);
+        assert_eq!(starts, vec![None, at(10), at(30)]);
+        // With two slots, the two of highest priority get them: the channel waits for its own
+        // window (20 ms), not for the slot (10 ms).
+        let (lanes, starts) = match_slots(&[None, at(10)], &[at(20), None, None]);
+        assert_eq!(lanes, vec![1, 0]);
+        assert_eq!(starts, vec![None, at(20)]);
+    }
 }
 
 async fn count_hourly(conn: &mut PgConnection, telegram_bot_id: i64, n: i32) -> sqlx::Result<()> {
@@ -259,59 +316,82 @@ pub struct Attempt {
     pub worker: String,
 }
 
-/// The answer came at `answered_at`: its slot counts a window from then (Telegram counted the
-/// request at some moment before), and the attempt is logged, in one transaction.
-pub async fn book_answer(
-    pool: &PgPool,
-    slot: Slot,
-    answered_at: DateTime<Utc>,
-    attempt: &Attempt,
-) -> sqlx::Result<()> {
+/// An answer to book: its slot counts a window from `answered_at` (Telegram counted the request
+/// at some moment before), and the attempt goes to the log.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub slot: Slot,
+    pub answered_at: DateTime<Utc>,
+    pub attempt: Attempt,
+}
+
+/// Books one answer in a transaction of its own.
+pub async fn book_answer(pool: &PgPool, answer: &Answer) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE delivery_bot_slots SET done_at = $2 WHERE id = $1")
-        .bind(slot.id)
-        .bind(answered_at)
-        .execute(&mut *tx)
-        .await?;
-    log_attempt_on(&mut tx, attempt).await?;
+    book_answers_on(&mut tx, std::slice::from_ref(answer)).await?;
     tx.commit().await
 }
 
-async fn log_attempt_on(conn: &mut PgConnection, attempt: &Attempt) -> sqlx::Result<()> {
+/// Books `answers` in the caller's transaction: two statements, whatever their number.
+pub async fn book_answers_on(conn: &mut PgConnection, answers: &[Answer]) -> sqlx::Result<()> {
+    if answers.is_empty() {
+        return Ok(());
+    }
+    let slots: Vec<i64> = answers.iter().map(|a| a.slot.id).collect();
+    let answered: Vec<DateTime<Utc>> = answers.iter().map(|a| a.answered_at).collect();
+    sqlx::query(
+        "UPDATE delivery_bot_slots s SET done_at = t.done_at
+           FROM UNNEST($1::bigint[], $2::timestamptz[]) AS t(id, done_at)
+          WHERE s.id = t.id",
+    )
+    .bind(&slots)
+    .bind(&answered)
+    .execute(&mut *conn)
+    .await?;
+    let a = |f: fn(&Attempt) -> Uuid| answers.iter().map(|x| f(&x.attempt)).collect::<Vec<_>>();
+    let (posts, bots, chats) = (a(|x| x.post_id), a(|x| x.bot_id), a(|x| x.chat_id));
+    let telegram_bots: Vec<i64> = answers.iter().map(|x| x.attempt.telegram_bot_id).collect();
+    let telegram_chats: Vec<i64> = answers.iter().map(|x| x.attempt.telegram_chat_id).collect();
+    let outcomes: Vec<&str> = answers.iter().map(|x| x.attempt.outcome.as_str()).collect();
+    let partitions: Vec<i16> = answers.iter().map(|x| x.attempt.partition).collect();
+    let at: Vec<DateTime<Utc>> = answers.iter().map(|x| x.attempt.at).collect();
+    let workers: Vec<&str> = answers.iter().map(|x| x.attempt.worker.as_str()).collect();
     sqlx::query(
         "INSERT INTO delivery_attempts (post_id, bot_id, chat_id, telegram_bot_id, telegram_chat_id, outcome, partition, at, worker)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::smallint[], $8::timestamptz[], $9::text[])",
     )
-    .bind(attempt.post_id)
-    .bind(attempt.bot_id)
-    .bind(attempt.chat_id)
-    .bind(attempt.telegram_bot_id)
-    .bind(attempt.telegram_chat_id)
-    .bind(attempt.outcome.as_str())
-    .bind(attempt.partition)
-    .bind(attempt.at)
-    .bind(&attempt.worker)
+    .bind(&posts)
+    .bind(&bots)
+    .bind(&chats)
+    .bind(&telegram_bots)
+    .bind(&telegram_chats)
+    .bind(&outcomes)
+    .bind(&partitions)
+    .bind(&at)
+    .bind(&workers)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Messages sent to a chat (by any worker) in the last hour, and the oldest of them.
-pub async fn chat_sent_last_hour(
+/// Messages sent to each of `chats` (by any worker) in the last hour, and the oldest of them;
+/// a chat with none is left out.
+pub async fn chats_sent_last_hour(
     conn: &mut PgConnection,
-    chat_id: Uuid,
-) -> sqlx::Result<(u32, Option<DateTime<Utc>>)> {
-    let row = sqlx::query(
-        "SELECT count(*) AS sent, min(at) AS oldest FROM delivery_attempts
-          WHERE chat_id = $1 AND outcome = 'sent' AND at > now() - interval '1 hour'",
+    chats: &[Uuid],
+) -> sqlx::Result<HashMap<Uuid, (u32, Option<DateTime<Utc>>)>> {
+    let rows: Vec<(Uuid, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT chat_id, count(*), min(at) FROM delivery_attempts
+          WHERE chat_id = ANY($1) AND outcome = 'sent' AND at > now() - interval '1 hour'
+          GROUP BY chat_id",
     )
-    .bind(chat_id)
-    .fetch_one(conn)
+    .bind(chats)
+    .fetch_all(conn)
     .await?;
-    Ok((
-        row.try_get::<i64, _>("sent")? as u32,
-        row.try_get("oldest")?,
-    ))
+    Ok(rows
+        .into_iter()
+        .map(|(chat, sent, oldest)| (chat, (sent as u32, oldest)))
+        .collect())
 }
 
 /// Sends in the last hour to chats of `partitions`: what a worker taking them over must count.
