@@ -69,6 +69,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox by event",
         include_str!("../migrations/0012_outbox_by_event.sql"),
     ),
+    (
+        13,
+        "next due",
+        include_str!("../migrations/0013_next_due.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

@@ -86,8 +86,9 @@ impl Dispatcher {
         let mut tick = tokio::time::interval(settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_housekeeping = Instant::now() - settings.worker_timeout;
-        // Besides the tick, the dispatcher wakes exactly when the pacer says a waiting chat or
-        // bot frees up, so a chat at 1 message per second is not held back by the tick.
+        // Besides the tick, the dispatcher wakes exactly when the next delivery falls due or
+        // the pacer says a waiting chat or bot frees up, so neither a due post nor a chat at
+        // 1 message per second is held back by the tick.
         let mut wake: Option<Instant> = None;
         loop {
             let wake_at = wake.unwrap_or_else(|| Instant::now() + settings.tick);
@@ -225,6 +226,11 @@ impl Dispatcher {
         }
         let (chosen, mut slots, budget_ready) = self.reserve_slots(chosen).await?;
         let next_ready = earliest(next_ready, budget_ready);
+        let next_due = claims::next_due(&self.shared.pool, &owned)
+            .await
+            .context("reading the next due time")?
+            .map(|at| now + (at - Utc::now()).to_std().unwrap_or_default());
+        let next_ready = earliest(next_ready, next_due);
         let claimed = claims::claim(&self.shared.pool, &self.shared.worker_id, chosen).await?;
         let claimed: Vec<(claims::Claimed, Slot)> = claimed
             .into_iter()

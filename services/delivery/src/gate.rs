@@ -111,6 +111,7 @@ impl Gate {
 /// (and the locks) until every pass is dropped.
 async fn pass_group(mut conn: sqlx::pool::PoolConnection<sqlx::Postgres>, group: Vec<Entry>) {
     use sqlx::Connection as _;
+    let started = std::time::Instant::now();
     let mut tx = match conn.begin().await {
         Ok(tx) => tx,
         Err(error) => return refuse(group, &error.into()),
@@ -125,6 +126,8 @@ async fn pass_group(mut conn: sqlx::pool::PoolConnection<sqlx::Postgres>, group:
         // Dropping the transaction rolls it back.
         Err(error) => return refuse(group, &error),
     };
+    let read_in = started.elapsed();
+    let size = passes.len();
     let mut held = Vec::with_capacity(passes.len());
     for (entry, (fresh, content)) in group.into_iter().zip(passes) {
         let (hold, released) = oneshot::channel();
@@ -141,6 +144,12 @@ async fn pass_group(mut conn: sqlx::pool::PoolConnection<sqlx::Postgres>, group:
     if let Err(error) = tx.commit().await {
         tracing::warn!(%error, "closing a gate group failed");
     }
+    tracing::debug!(
+        sends = size,
+        read_ms = read_in.as_millis() as u64,
+        open_ms = started.elapsed().as_millis() as u64,
+        "gate group closed"
+    );
 }
 
 fn refuse(group: Vec<Entry>, error: &anyhow::Error) {

@@ -33,8 +33,12 @@ pub struct Settings {
     /// Bot API base URL (the real one or the sandbox emulator).
     pub api_url: url::Url,
     pub limits: Limits,
-    /// How often due deliveries are looked for. Bounds the lateness of a due post.
+    /// How often due deliveries are looked for besides the next due time the dispatcher knows
+    /// of. Bounds the lateness of a post approved already due.
     pub tick: Duration,
+    /// Send tasks at once (a task lives from its claim to its recorded outcome, including the
+    /// wait for a slot handed over; a paid-broadcast bot at 1,000/s keeps hundreds busy). At
+    /// 1,024 a paid broadcast sometimes stalled at about 75 messages/s, cause not found yet.
     pub max_in_flight: usize,
     /// Transient errors are retried this many times in all before `DeliveryFailed`.
     pub max_attempts: i32,

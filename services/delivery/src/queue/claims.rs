@@ -115,6 +115,23 @@ pub async fn due(
         .collect()
 }
 
+/// The earliest due time still ahead in `partitions`, if any: when the dispatcher looks next,
+/// so that a post due between two ticks is not late by up to a tick.
+pub async fn next_due(
+    pool: &PgPool,
+    partitions: &[i16],
+) -> sqlx::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    sqlx::query_scalar(
+        "SELECT min(d.next_due_at) FROM UNNEST($1::smallint[]) AS p(partition)
+          CROSS JOIN LATERAL (SELECT c.next_due_at FROM delivery_chats c
+                               WHERE c.partition = p.partition AND c.next_due_at > now()
+                               ORDER BY c.next_due_at LIMIT 1) d",
+    )
+    .bind(partitions)
+    .fetch_one(pool)
+    .await
+}
+
 /// Commits the given deliveries as `sending` by `worker` before any request goes out. Returns
 /// the ones claimed (a delivery already sending or done at its generation is skipped).
 pub async fn claim(pool: &PgPool, worker: &str, due: Vec<Due>) -> sqlx::Result<Vec<Claimed>> {
