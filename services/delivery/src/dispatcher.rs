@@ -106,14 +106,11 @@ impl Dispatcher {
                 _ = tokio::time::sleep_until(wake_at), if wake.is_some() => {
                     wake = self.claim_and_spawn(&mut tasks).await;
                 }
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
-                    Ok(done) => {
-                        let ready = self.finish(done);
-                        wake = earliest(wake, ready);
-                    }
-                    // Tasks catch their own panics; this is a cancelled runtime.
-                    Err(error) => tracing::error!(%error, "a delivery task was lost"),
-                },
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    let ready = self.finished(done);
+                    wake = earliest(wake, ready);
+                    wake = earliest(wake, self.reap(&mut tasks));
+                }
                 _ = shutdown.cancelled() => break,
             }
         }
@@ -130,19 +127,44 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Books every task that has finished, not only the one the loop woke for: a loop turn that
+    /// claims takes milliseconds, and reaping one task per turn would leave the room of a
+    /// thousand finished tasks unused (a paid broadcast then crawled at one claim per turn).
+    /// Returns the earliest moment one of their chats may be sent to again.
+    fn reap(&mut self, tasks: &mut JoinSet<Done>) -> Option<Instant> {
+        let mut ready = None;
+        while let Some(done) = tasks.try_join_next() {
+            ready = earliest(ready, self.finished(done));
+        }
+        ready
+    }
+
+    fn finished(&mut self, done: Result<Done, tokio::task::JoinError>) -> Option<Instant> {
+        match done {
+            Ok(done) => self.finish(done),
+            // Tasks catch their own panics; this is a cancelled runtime.
+            Err(error) => {
+                tracing::error!(%error, "a delivery task was lost");
+                None
+            }
+        }
+    }
+
     /// Claims what may go now and starts a send task per claim; returns when to look again for
     /// chats the pacer held back.
     async fn claim_and_spawn(&mut self, tasks: &mut JoinSet<Done>) -> Option<Instant> {
+        let reaped = self.reap(tasks);
         let room = self
             .shared
             .settings
             .max_in_flight
             .saturating_sub(tasks.len());
         if room == 0 {
-            return None;
+            return reaped;
         }
         match self.claim(room).await {
             Ok((claimed, next_ready)) => {
+                let next_ready = earliest(next_ready, reaped);
                 for (claim, slot) in claimed {
                     self.in_flight.insert(claim.due.chat_id);
                     let shared = self.shared.clone();
@@ -167,7 +189,7 @@ impl Dispatcher {
                     error = format!("{error:#}"),
                     "claiming due deliveries failed"
                 );
-                None
+                reaped
             }
         }
     }

