@@ -10,7 +10,7 @@ mod directory;
 mod event_store;
 pub mod journal;
 mod migrations;
-pub mod statistics;
+pub mod upkeep;
 
 pub use context::RequestContext;
 pub use directory::StoreDirectory;

@@ -96,19 +96,23 @@ impl Herald {
         api::serve(listener, state, shutdown).await
     }
 
-    /// Runs the outbox relay, and beside it the upkeep of the planner's statistics
-    /// (`store::statistics`): every deployment runs a relay, and one is enough.
+    /// Runs the outbox relay, and beside it the upkeep of the tables (`store::upkeep`): every
+    /// deployment runs a relay, and one is enough.
     pub async fn relay(&self, shutdown: Shutdown) -> anyhow::Result<()> {
-        if !store::statistics::autovacuum_on(&self.pool).await? {
+        let autovacuum = store::upkeep::autovacuum_on(&self.pool).await?;
+        if !autovacuum {
             tracing::warn!(
-                "PostgreSQL's autovacuum is off: Herald keeps its tables' statistics fresh, but dead rows of the delivery queue pile up until a VACUUM; turn autovacuum on"
+                "PostgreSQL's autovacuum is off: Herald vacuums and analyses its own tables, but turn autovacuum on (runbooks/scale-delivery.md)"
             );
         }
-        let statistics =
-            store::statistics::keep_fresh(self.pool.clone(), shutdown.clone().cancelled_owned());
+        let upkeep = store::upkeep::keep_up(
+            self.pool.clone(),
+            !autovacuum,
+            shutdown.clone().cancelled_owned(),
+        );
         let (relayed, ()) = tokio::join!(
             relay::run(self.pool.clone(), self.bus.clone(), shutdown),
-            statistics
+            upkeep
         );
         relayed
     }

@@ -1,0 +1,163 @@
+//! The upkeep of Herald's tables, done by Herald itself: fresh planner statistics always, and
+//! vacuum of tables full of dead rows when PostgreSQL's autovacuum is off.
+//!
+//! sqlx prepares each query once per connection, and PostgreSQL then keeps the query's generic
+//! plan for as long as the connection lives, until new statistics invalidate it. A plan made
+//! while a table was nearly empty is a sequential scan; once the delivery queue holds 100,000
+//! rows, the same plan turns a claim of a few milliseconds into one of a second, and a lookup by
+//! primary key into a scan of the whole table. Autovacuum analyses growing tables, but it may be
+//! off, or busy elsewhere for minutes, and a queue goes from empty to 100,000 rows in seconds.
+//! So Herald analyses every table of its schema that changed by more than a tenth of the rows it
+//! had at its last analysis (and by at least [`MIN_CHANGES`]), looking twice a second: the rule
+//! of autovacuum's defaults, applied within a second.
+//!
+//! Every send updates its rows of the queue (schedule, lanes, progress, calendar), and each
+//! update leaves a dead row behind that every later scan steps over until a vacuum reclaims it:
+//! a paid broadcast to 65,000 chats left 130,000 dead rows in each of those tables. Where
+//! autovacuum is off, Herald vacuums them by the rule of autovacuum's defaults too (dead rows
+//! beyond 50 plus a fifth of the table), skipping a table another vacuum holds.
+//!
+//! ANALYZE and VACUUM need the table's owner: the pool given here must connect as that role.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+/// Rows changed since the last analysis below which a table is left alone.
+pub const MIN_CHANGES: i64 = 50;
+/// How often [`keep_up`] looks.
+pub const EVERY: Duration = Duration::from_millis(500);
+
+/// Share of a table's rows that may change before its statistics count as stale.
+pub const SCALE: f64 = 0.1;
+
+/// Tables of the current schema whose statistics are stale: changed by more than
+/// `MIN_CHANGES` rows plus a tenth of the rows they had when last analysed. Updates count, not
+/// only growth: approving a post to 20,000 chats sets the due time of every queue row without
+/// adding one, and with statistics that still said "nothing is due" the claim walked the wrong
+/// index for 900 ms. An analysis samples at most 30,000 rows, so its cost stays bounded.
+pub async fn stale_tables(pool: &PgPool) -> sqlx::Result<Vec<String>> {
+    tables_beyond(pool, Counter::ChangedSinceAnalysis, MIN_CHANGES, SCALE).await
+}
+
+/// Dead rows beyond which a table is vacuumed (with a fifth of its rows, [`VACUUM_SCALE`]).
+pub const MIN_DEAD_ROWS: i64 = 50;
+/// Share of a table's rows that may be dead before it is vacuumed.
+pub const VACUUM_SCALE: f64 = 0.2;
+
+/// Tables of the current schema with more dead rows than `MIN_DEAD_ROWS` plus a fifth of their
+/// rows.
+pub async fn bloated_tables(pool: &PgPool) -> sqlx::Result<Vec<String>> {
+    tables_beyond(pool, Counter::DeadRows, MIN_DEAD_ROWS, VACUUM_SCALE).await
+}
+
+/// A per-table counter of `pg_stat_user_tables`.
+#[derive(Clone, Copy)]
+enum Counter {
+    ChangedSinceAnalysis,
+    DeadRows,
+}
+
+/// Tables of the current schema whose `counter` exceeds `min` plus `scale` times their rows,
+/// the most behind first.
+async fn tables_beyond(
+    pool: &PgPool,
+    counter: Counter,
+    min: i64,
+    scale: f64,
+) -> sqlx::Result<Vec<String>> {
+    let column = match counter {
+        Counter::ChangedSinceAnalysis => "n_mod_since_analyze",
+        Counter::DeadRows => "n_dead_tup",
+    };
+    sqlx::query_scalar(&format!(
+        "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+          WHERE s.schemaname = current_schema()
+            AND s.{column} > $1 + $2 * GREATEST(c.reltuples, 0)
+          ORDER BY s.{column} DESC"
+    ))
+    .bind(min)
+    .bind(scale)
+    .fetch_all(pool)
+    .await
+}
+
+/// Vacuums the bloated tables; returns the ones vacuumed. VACUUM runs outside a transaction and
+/// skips a table another vacuum (autovacuum's, or another process's) is working on.
+pub async fn vacuum(pool: &PgPool) -> sqlx::Result<Vec<String>> {
+    let bloated = bloated_tables(pool).await?;
+    for table in &bloated {
+        sqlx::raw_sql(&format!("VACUUM (SKIP_LOCKED) {}", quoted(table)))
+            .execute(pool)
+            .await?;
+    }
+    Ok(bloated)
+}
+
+fn quoted(table: &str) -> String {
+    format!("\"{}\"", table.replace('"', "\"\""))
+}
+
+/// Analyses the stale tables, one transaction each; returns the ones analysed. Among processes
+/// sharing the database only one does it at a time (the others skip the round).
+pub async fn refresh(pool: &PgPool) -> sqlx::Result<Vec<String>> {
+    let stale = stale_tables(pool).await?;
+    let mut analysed = Vec::with_capacity(stale.len());
+    for table in stale {
+        let mut tx = pool.begin().await?;
+        let ours: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind("herald:statistics")
+                .fetch_one(&mut *tx)
+                .await?;
+        if !ours {
+            break;
+        }
+        sqlx::query(&format!("ANALYZE {}", quoted(&table)))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        analysed.push(table);
+    }
+    Ok(analysed)
+}
+
+/// Every [`EVERY`] until `stop` completes: refreshes stale statistics, and vacuums bloated
+/// tables when `vacuum_too` (autovacuum is off). Failures are logged and tried again next
+/// round: stale statistics and dead rows slow Herald down, they never make it wrong.
+pub async fn keep_up(pool: PgPool, vacuum_too: bool, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut every = tokio::time::interval(EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if vacuum_too {
+                    match vacuum(&pool).await {
+                        Ok(vacuumed) if !vacuumed.is_empty() => {
+                            tracing::debug!(tables = ?vacuumed, "vacuumed tables");
+                        }
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(%error, "could not vacuum tables"),
+                    }
+                }
+                match refresh(&pool).await {
+                    Ok(analysed) if !analysed.is_empty() => {
+                        tracing::debug!(tables = ?analysed, "refreshed the planner's statistics");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "could not refresh the planner's statistics"),
+                }
+            }
+            _ = &mut stop => return,
+        }
+    }
+}
+
+/// Whether autovacuum is on (else Herald vacuums its tables itself, see [`keep_up`]).
+pub async fn autovacuum_on(pool: &PgPool) -> sqlx::Result<bool> {
+    let setting: String = sqlx::query_scalar("SELECT current_setting('autovacuum')")
+        .fetch_one(pool)
+        .await?;
+    Ok(setting == "on")
+}
