@@ -206,6 +206,7 @@ impl Dispatcher {
             return Ok((Vec::new(), None));
         }
         let paid = &self.paid;
+        let started = Instant::now();
         let (without_budget, budget_frees_at) = self
             .pacer
             .bots_without_budget(|bot| paid.get(&bot).copied().unwrap_or(false), now);
@@ -222,6 +223,7 @@ impl Dispatcher {
         // A bot left out wakes the dispatcher when its window frees, not at the next tick.
         let mut next_ready = budget_frees_at;
         let mut chosen = Vec::new();
+        let due_count = due.len();
         for head in due {
             self.paid.insert(head.bot_id, head.paid_broadcast);
             if self.in_flight.contains(&head.chat_id) {
@@ -246,7 +248,9 @@ impl Dispatcher {
                 break;
             }
         }
+        let read_ms = started.elapsed().as_millis();
         let (chosen, mut slots, budget_ready) = self.reserve_slots(chosen).await?;
+        let reserved = chosen.len();
         let next_ready = earliest(next_ready, budget_ready);
         let next_due = claims::next_due(&self.shared.pool, &owned)
             .await
@@ -261,6 +265,18 @@ impl Dispatcher {
                 Some((c, slot.1))
             })
             .collect();
+        if due_count > 0 {
+            // What a slow or short claim looked like, for tuning (counts only).
+            tracing::debug!(
+                room,
+                due = due_count,
+                reserved,
+                claimed = claimed.len(),
+                read_ms,
+                total_ms = started.elapsed().as_millis(),
+                "claimed"
+            );
+        }
         // Slots of deliveries that were not claimed after all (another worker's, or done).
         for (telegram_bot_id, slot) in slots.into_values() {
             budget::cancel_bot_slot(&self.shared.pool, telegram_bot_id, slot).await?;

@@ -41,6 +41,11 @@ pub struct Claimed {
 /// before anything is ranked, and each bot contributes at most `per_bot` lanes, so the work does
 /// not grow with what is queued behind them. Chats with a send on the wire, held (429, back-off,
 /// cap), or sent to by another worker within the last second are not candidates.
+///
+/// Sends on the wire are excluded with `NOT IN` over an uncorrelated subquery, which PostgreSQL
+/// runs once into a hash whatever its statistics say. As an anti-join, a planner that still
+/// took the progress table for empty (it fills from nothing in one claim) rescanned every
+/// sending row for every due chat: 5 million comparisons and 900 ms per claim.
 pub async fn due(
     pool: &PgPool,
     partitions: &[i16],
@@ -61,8 +66,8 @@ pub async fn due(
                      WHERE c.bot_id = b.bot_id AND c.next_due_at <= now() AND c.partition = ANY($1)
                        AND NOT EXISTS (SELECT 1 FROM delivery_chat_holds h
                                         WHERE h.chat_id = c.chat_id AND h.held_until > now())
-                       AND NOT EXISTS (SELECT 1 FROM delivery_progress p
-                                        WHERE p.chat_id = c.chat_id AND p.state = 'sending')
+                       AND c.chat_id NOT IN (SELECT p.chat_id FROM delivery_progress p
+                                              WHERE p.state = 'sending')
                        AND NOT EXISTS (SELECT 1 FROM delivery_attempts a
                                         WHERE a.chat_id = c.chat_id AND a.outcome = 'sent' AND a.worker <> $2
                                           AND a.at > now() - interval '1060 milliseconds')
