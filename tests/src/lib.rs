@@ -465,6 +465,13 @@ impl TestApp {
             .delete_stream(self.herald.bus.names.events_stream())
             .await;
         self.herald.close().await;
+        if std::env::var_os("HERALD_TEST_KEEP_DATABASE").is_some() {
+            eprintln!(
+                "kept the test database {} (HERALD_TEST_KEEP_DATABASE)",
+                self.database
+            );
+            return;
+        }
         if let Ok(mut admin) = PgConnection::connect(&maintenance_url()).await {
             let _ = sqlx::query(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
