@@ -232,7 +232,47 @@ pub fn sustained_rate(accepted_at: &[Duration]) -> Option<f64> {
     })
 }
 
+/// Messages per second over the best whole minute of the run (the most accepted within any 60 s),
+/// or nothing for a run shorter than a minute: "sustained for a minute", measured as stated.
+pub fn best_minute_rate(accepted_at: &[Duration]) -> Option<f64> {
+    const MINUTE: Duration = Duration::from_secs(60);
+    let (first, last) = (accepted_at.first()?, accepted_at.last()?);
+    if *last - *first < MINUTE {
+        return None;
+    }
+    // Sorted ascending: the window [accepted_at[start], +60 s) slides over the acceptances.
+    let mut best = 0;
+    let mut start = 0;
+    for (end, at) in accepted_at.iter().enumerate() {
+        while *at - accepted_at[start] >= MINUTE {
+            start += 1;
+        }
+        best = best.max(end + 1 - start);
+    }
+    Some(best as f64 / MINUTE.as_secs_f64())
+}
+
 /// The most messages accepted in one whole second from the due moment.
 pub fn best_second(accepted_at: &[Duration]) -> Option<usize> {
     per_second(accepted_at).into_iter().max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_best_minute_counts_the_busiest_sixty_seconds() {
+        // 10 per second for 70 s, then a burst of 100 in the 71st second.
+        let mut at: Vec<Duration> = (0..700).map(|i| Duration::from_millis(i * 100)).collect();
+        at.extend((0..100).map(|i| Duration::from_millis(70_000 + i * 10)));
+        // The minute ending with the burst holds 59 s of 10/s plus the 100.
+        let best = best_minute_rate(&at).expect("a run longer than a minute");
+        assert!((best - (590.0 + 100.0) / 60.0).abs() < 0.02, "{best}");
+        assert_eq!(
+            best_minute_rate(&at[..500]),
+            None,
+            "50 s is less than a minute"
+        );
+    }
 }
