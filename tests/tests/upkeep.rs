@@ -6,16 +6,30 @@ use std::time::Duration;
 
 use system_tests::spawn_app;
 
-/// Whether `table` was analysed by an explicit ANALYZE (autovacuum sets another column).
-async fn analysed(pool: &sqlx::PgPool, table: &str) -> bool {
-    sqlx::query_scalar(
-        "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables
-          WHERE relname = $1 AND schemaname = current_schema()",
-    )
+/// A time column of `table`'s row in `pg_stat_user_tables` (or an expression over them).
+async fn stat_time(
+    pool: &sqlx::PgPool,
+    table: &str,
+    column: &str,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    sqlx::query_scalar(&format!(
+        "SELECT {column} FROM pg_stat_user_tables
+          WHERE relname = $1 AND schemaname = current_schema()"
+    ))
     .bind(table)
     .fetch_one(pool)
     .await
     .expect("reading table statistics")
+}
+
+/// Whether `table` was analysed by an explicit ANALYZE (autovacuum sets another column).
+async fn analysed(pool: &sqlx::PgPool, table: &str) -> bool {
+    stat_time(pool, table, "last_analyze").await.is_some()
+}
+
+/// When `table` was last vacuumed, by Herald or by autovacuum.
+async fn vacuumed_at(pool: &sqlx::PgPool, table: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    stat_time(pool, table, "GREATEST(last_vacuum, last_autovacuum)").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,20 +58,9 @@ async fn a_table_that_grew_is_analysed_within_seconds() {
     app.cleanup().await;
 }
 
-/// When `table` was last vacuumed, by Herald or by autovacuum.
-async fn vacuumed_at(pool: &sqlx::PgPool, table: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    sqlx::query_scalar(
-        "SELECT GREATEST(last_vacuum, last_autovacuum) FROM pg_stat_user_tables
-          WHERE relname = $1 AND schemaname = current_schema()",
-    )
-    .bind(table)
-    .fetch_one(pool)
-    .await
-    .expect("reading vacuum statistics")
-}
-
-/// Where autovacuum is off, the upkeep vacuums tables whose rows were mostly updated. (The
-/// upkeep beside the relay may get there first; either way the dead rows must go.)
+/// `store::upkeep::vacuum` clears a table whose rows were all updated. Where autovacuum is off,
+/// the upkeep beside the relay runs it too and may get there first; either way the dead rows
+/// must go. (Which of the two runs it, by the server's setting, is not tested here.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_full_of_dead_rows_is_vacuumed() {
     let app = spawn_app().await;
