@@ -132,7 +132,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     url.push_str("application_name=herald-test");
 
     let sandbox = Sandbox::new(options.sandbox);
-    let sandbox_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox_listener = platform::net::listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let sandbox_addr = sandbox_listener.local_addr().unwrap();
     let sandbox_shutdown = Shutdown::new();
     let stop = sandbox_shutdown.clone();
@@ -149,7 +149,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .await
         .expect("connect herald");
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = platform::net::listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let h = herald.clone();
     let api = Killable::spawn(move |s| async move {

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod crypto;
 pub mod nats;
+pub mod net;
 pub mod postgres;
 pub mod secret;
 pub mod shutdown;

@@ -311,11 +311,11 @@ pub async fn apply_on<A: Aggregate>(
 }
 
 /// [`apply_on`] for many aggregates in one read: applies to each of `aggregates` its events
-/// from sequence `from` on, leaving out the types in `skip`.
+/// with a sequence in `sequences` (`1..=i64::MAX` for all), leaving out the types in `skip`.
 pub async fn apply_many_on<A: Aggregate>(
     conn: &mut sqlx::PgConnection,
     aggregates: &mut HashMap<Id, A>,
-    from: i64,
+    sequences: std::ops::RangeInclusive<i64>,
     skip: &[&str],
 ) -> Result<(), CommandError> {
     if aggregates.is_empty() {
@@ -324,13 +324,14 @@ pub async fn apply_many_on<A: Aggregate>(
     let keys: Vec<String> = aggregates.keys().map(ToString::to_string).collect();
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT aggregate_id, payload::text FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = ANY($2) AND sequence >= $3
-            AND NOT (event_type = ANY($4))
+          WHERE aggregate_type = $1 AND aggregate_id = ANY($2) AND sequence BETWEEN $3 AND $4
+            AND NOT (event_type = ANY($5))
           ORDER BY aggregate_id, sequence",
     )
     .bind(A::TYPE)
     .bind(&keys)
-    .bind(from)
+    .bind(sequences.start())
+    .bind(sequences.end())
     .bind(skip)
     .fetch_all(conn)
     .await

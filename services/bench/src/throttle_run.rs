@@ -18,7 +18,7 @@ use crate::workload::{Expected, Workload};
 pub async fn run(workload: &Workload) -> anyhow::Result<RunResult> {
     measure::reset_peak_rss();
     let sandbox = Sandbox::new(SandboxConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = platform::net::listen("127.0.0.1:0".parse()?)?;
     let api_url = url::Url::parse(&format!("http://{}/", listener.local_addr()?))?;
     let stop = Shutdown::new();
     let server = tokio::spawn(sandbox.clone().serve(listener, {

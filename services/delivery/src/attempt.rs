@@ -426,30 +426,34 @@ impl Shared {
         post_ids: HashSet<Id>,
     ) -> anyhow::Result<HashMap<Id, Post>> {
         let mut posts = HashMap::with_capacity(post_ids.len());
-        for post_id in post_ids {
-            let kept = self
-                .planned
-                .lock()
-                .expect("posts cache")
-                .get(&post_id)
-                .cloned();
-            let post = match kept {
-                Some(post) => post,
-                None => {
-                    let mut post = Post::default();
-                    store::apply_on(conn, post_id, &mut post, 1..=1, &[]).await?;
-                    post.chat_ids = Vec::new();
-                    let mut planned = self.planned.lock().expect("posts cache");
-                    if planned.len() >= crate::shared::KEPT_POSTS {
-                        planned.clear();
+        let mut unseen = HashMap::new();
+        {
+            let planned = self.planned.lock().expect("posts cache");
+            for post_id in post_ids {
+                match planned.get(&post_id) {
+                    Some(post) => {
+                        posts.insert(post_id, post.clone());
                     }
-                    planned.insert(post_id, post.clone());
-                    post
+                    None => {
+                        unseen.insert(post_id, Post::default());
+                    }
                 }
-            };
-            posts.insert(post_id, post);
+            }
         }
-        store::apply_many_on(conn, &mut posts, 2, &[domain::TARGETS_EVENT]).await?;
+        // Ten bots due together bring hundreds of posts this worker has not seen: one read.
+        store::apply_many_on(conn, &mut unseen, 1..=1, &[]).await?;
+        if !unseen.is_empty() {
+            let mut planned = self.planned.lock().expect("posts cache");
+            if planned.len() + unseen.len() > crate::shared::KEPT_POSTS {
+                planned.clear();
+            }
+            for (post_id, mut post) in unseen {
+                post.chat_ids = Vec::new();
+                planned.insert(post_id, post.clone());
+                posts.insert(post_id, post);
+            }
+        }
+        store::apply_many_on(conn, &mut posts, 2..=i64::MAX, &[domain::TARGETS_EVENT]).await?;
         Ok(posts)
     }
 

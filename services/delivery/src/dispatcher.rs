@@ -285,7 +285,8 @@ impl Dispatcher {
     }
 
     /// Takes, per bot, one slot of its budget (shared by every worker) for each chosen
-    /// delivery, starting no earlier than its chat may be sent to, in one transaction per bot.
+    /// delivery, starting no earlier than its chat may be sent to, in one transaction per bot, all
+    /// bots at once.
     /// Deliveries left without one are given back to the pacer and wait for the next claim; the
     /// returned instant is when to look again.
     async fn reserve_slots(
@@ -300,39 +301,59 @@ impl Dispatcher {
         for (due, ready) in chosen {
             by_bot.entry(due.bot_id).or_default().push((due, ready));
         }
+        let bot_ids: Vec<Id> = by_bot.keys().copied().collect();
+        let bots: HashMap<Id, domain::Bot> = store::load_many(&self.shared.pool, &bot_ids).await?;
+        // Each bot's reservation locks only that bot's budget row: ten bots due together
+        // reserve at once instead of one after another while their freed slots idle.
+        let shared = &self.shared;
+        let reservations = by_bot.into_iter().map(|(bot_id, dues)| {
+            let hourly_cap = bots
+                .get(&bot_id)
+                .map_or(domain::Bot::default().effective_hourly_cap(), |bot| {
+                    bot.effective_hourly_cap()
+                });
+            async move {
+                let first = &dues[0].0;
+                let (telegram_bot_id, paid) = (first.telegram_bot_id, first.paid_broadcast);
+                let window = shared.settings.limits.bot_window(paid);
+                let (wall, clock) = (Utc::now(), Instant::now());
+                let not_before: Vec<Option<chrono::DateTime<Utc>>> = dues
+                    .iter()
+                    .map(|(_, ready)| {
+                        let ahead = ready.checked_duration_since(clock)?;
+                        Some(wall + chrono::TimeDelta::from_std(ahead).ok()?)
+                    })
+                    .collect();
+                let reserved = budget::reserve_bot_slots(
+                    &shared.pool,
+                    telegram_bot_id,
+                    &not_before,
+                    window.max,
+                    window.period + crate::pacing::BOT_BUDGET_MARGIN,
+                    hourly_cap,
+                )
+                .await;
+                (bot_id, telegram_bot_id, dues, reserved)
+            }
+        });
+        let reservations = futures::future::join_all(reservations).await;
         let mut kept = Vec::new();
         let mut slots = HashMap::new();
         let mut ready = None;
-        for (bot_id, dues) in by_bot {
-            let first = &dues[0].0;
-            let (telegram_bot_id, paid) = (first.telegram_bot_id, first.paid_broadcast);
-            let window = self.shared.settings.limits.bot_window(paid);
-            let bot: domain::Bot = self.shared.store.load(bot_id).await?;
-            let (wall, clock) = (Utc::now(), Instant::now());
-            let not_before: Vec<Option<chrono::DateTime<Utc>>> = dues
-                .iter()
-                .map(|(_, ready)| {
-                    let ahead = ready.checked_duration_since(clock)?;
-                    Some(wall + chrono::TimeDelta::from_std(ahead).ok()?)
-                })
-                .collect();
-            let reserved = budget::reserve_bot_slots(
-                &self.shared.pool,
-                telegram_bot_id,
-                &not_before,
-                window.max,
-                window.period + crate::pacing::BOT_BUDGET_MARGIN,
-                bot.effective_hourly_cap(),
-            )
-            .await?;
+        for (bot_id, telegram_bot_id, dues, reserved) in reservations {
             let granted = match reserved {
-                Ok(granted) => granted,
-                Err(NoSlot::Busy { retry_in }) => {
+                Ok(Ok(granted)) => granted,
+                // The others' slots stand; this bot's sends wait for the next claim.
+                Err(error) => {
+                    tracing::warn!(%bot_id, %error, "reserving the bot's slots failed");
+                    Vec::new()
+                }
+                Ok(Err(NoSlot::Busy { retry_in })) => {
                     ready = earliest(ready, Some(Instant::now() + retry_in));
                     Vec::new()
                 }
-                Err(NoSlot::Held(_)) => Vec::new(),
-                Err(NoSlot::HourlyCap { cap, until }) => {
+                Ok(Err(NoSlot::Held(_))) => Vec::new(),
+                Ok(Err(NoSlot::HourlyCap { cap, until })) => {
                     tracing::info!(%bot_id, cap, %until, "the bot's hourly cap is reached; its deliveries wait");
                     budget::hold_bot(&self.shared.pool, telegram_bot_id, until).await?;
                     Vec::new()

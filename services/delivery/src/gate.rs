@@ -9,8 +9,8 @@
 //!
 //! Sends arriving together pass together: one transaction on one connection locks the keys of
 //! the whole group (in one order, so groups never deadlock each other), reads its posts, chats,
-//! bots, leases and hourly counts in five statements (and one per post this worker has not
-//! seen yet), and stays open until every send of the group was answered (or [`GATE_HOLD`]
+//! bots, leases and hourly counts in five statements (and one more for the first events of
+//! the posts this worker has not seen yet), and stays open until every send of the group was answered (or [`GATE_HOLD`]
 //! passed). A group is whatever waits when a gate connection is free, so a quiet worker passes
 //! each send at once and a busy one pays a transaction per group rather than per message.
 
@@ -194,12 +194,12 @@ async fn read(
         .iter()
         .map(|e| (e.due.chat_id, Chat::default()))
         .collect();
-    store::apply_many_on(conn, &mut chats, 1, &[]).await?;
+    store::apply_many_on(conn, &mut chats, 1..=i64::MAX, &[]).await?;
     let mut bots: HashMap<Id, Bot> = group
         .iter()
         .map(|e| (e.due.bot_id, Bot::default()))
         .collect();
-    store::apply_many_on(conn, &mut bots, 1, &[]).await?;
+    store::apply_many_on(conn, &mut bots, 1..=i64::MAX, &[]).await?;
     let partitions: Vec<i16> = group
         .iter()
         .map(|e| crate::partition_of(e.due.chat_id))

@@ -253,7 +253,6 @@ pub async fn bind(
     what: &str,
     variable: &str,
 ) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
+    platform::net::listen(addr)
         .with_context(|| format!("cannot listen on {addr} for the {what}: is it already in use? choose another with {variable}"))
 }
