@@ -94,7 +94,10 @@ async fn an_approved_post_arrives_exactly_once_in_each_target_chat() {
         .iter()
         .find(|e| e["event_type"] == "PostApproved")
         .unwrap();
-    assert_eq!(approved["actor"], "admin");
+    assert_eq!(
+        approved["actor"],
+        identity::bootstrap_admin_id().to_string()
+    );
     assert!(!approved["correlation_id"].as_str().unwrap().is_empty());
     app.cleanup().await;
 }

@@ -248,7 +248,9 @@ async fn an_operator_resolves_in_doubt_deliveries_and_the_resolution_is_audited(
     assert_eq!(
         types
             .iter()
-            .filter(|(t, a)| t == "DeliveryResolved" && a == "admin")
+            .filter(|(t, a)| {
+                t == "DeliveryResolved" && *a == identity::bootstrap_admin_id().to_string()
+            })
             .count(),
         2,
         "{types:?}"

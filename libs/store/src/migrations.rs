@@ -74,6 +74,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "next due",
         include_str!("../migrations/0013_next_due.sql"),
     ),
+    (
+        14,
+        "identity",
+        include_str!("../migrations/0014_identity.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

@@ -35,6 +35,13 @@ pub struct AppState {
     pub admin_token: Arc<Secret<String>>,
 }
 
+impl AppState {
+    /// Users, tokens and roles (the identity tables' owner), over the API's pool.
+    pub fn identity(&self) -> identity::Directory {
+        identity::Directory::new(self.pool.clone())
+    }
+}
+
 /// The whole API as a router with the default [`Limits`] (tests drive it with `oneshot`).
 pub fn router(state: AppState) -> Router {
     router_with_limits(state, Limits::default())

@@ -86,6 +86,10 @@ impl Herald {
         admin_token: Secret<String>,
         shutdown: Shutdown,
     ) -> anyhow::Result<()> {
+        identity::Directory::new(self.api_pool.clone())
+            .ensure_bootstrap_admin()
+            .await
+            .context("creating the bootstrap administrator")?;
         let state = api::AppState {
             store: self.api_store.clone(),
             pool: self.api_pool.clone(),

@@ -20,15 +20,24 @@ pub struct NewWorkspace {
     name: String,
 }
 
+/// The creator becomes the new workspace's admin.
 pub async fn create_workspace(
     State(state): State<AppState>,
     Context(ctx): Context,
+    axum::extract::Extension(me): axum::extract::Extension<identity::Principal>,
     ApiJson(body): ApiJson<NewWorkspace>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = Id::now_v7();
     state
         .store
         .execute::<Workspace>(id, id, WorkspaceCommand::Create { name: body.name }, &ctx)
+        .await?;
+    if me.user_id == identity::bootstrap_admin_id() {
+        state.identity().ensure_bootstrap_admin().await?;
+    }
+    state
+        .identity()
+        .set_member(id, me.user_id, identity::Role::Admin, &me.actor())
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
 }

@@ -1,5 +1,6 @@
 mod directory;
 mod import;
+mod people;
 mod posts;
 mod safety;
 mod views;
@@ -8,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router, middleware};
 use serde_json::json;
 use store::RequestContext;
@@ -81,6 +82,25 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             "/v1/workspaces/{ws}/posts/{id}/deliveries/{chat}/resolve",
             post(posts::resolve),
         )
+        .route("/v1/me", get(people::me))
+        .route("/v1/sessions/current", delete(people::sign_out))
+        .route("/v1/users", post(people::create_user).get(people::users))
+        .route("/v1/users/{user}", get(people::user))
+        .route("/v1/users/{user}/disable", post(people::disable))
+        .route("/v1/users/{user}/enable", post(people::enable))
+        .route(
+            "/v1/users/{user}/tokens",
+            post(people::issue_token).get(people::tokens),
+        )
+        .route(
+            "/v1/users/{user}/tokens/{token}",
+            delete(people::revoke_token),
+        )
+        .route("/v1/workspaces/{ws}/members", get(people::members))
+        .route(
+            "/v1/workspaces/{ws}/members/{user}",
+            put(people::set_member).delete(people::remove_member),
+        )
         .route("/v1/workspaces/{ws}/calendar", get(views::calendar))
         .route("/v1/workspaces/{ws}/audit", get(views::audit))
         .method_not_allowed_fallback(guard::method_not_allowed)
@@ -90,6 +110,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         ));
     Router::new()
         .merge(v1)
+        .route("/v1/sessions", post(people::sign_in))
+        .route("/v1/invitations/accept", post(people::accept_invitation))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v1/openapi.json", get(openapi))
