@@ -7,7 +7,7 @@ use uuid::Uuid;
 /// Who asked for a command and in which request: recorded as event metadata, never in payloads.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
-    /// "admin" today; a user or service account id once RBAC exists. Never a person's name.
+    /// The id of the user or service account who asked (`identity`). Never a person's name.
     pub actor: String,
     pub correlation_id: String,
     pub causation_id: String,
