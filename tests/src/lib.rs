@@ -76,6 +76,9 @@ pub struct TestApp {
     pub sandbox: Sandbox,
     pub base: String,
     pub client: reqwest::Client,
+    /// A second instance administrator (a service account), for what the admin may not do
+    /// alone: approve the posts it planned (four eyes). [`TestApp::approve`] uses it.
+    pub reviewer_token: String,
     database: String,
     pub relay: Option<Killable>,
     pub projector: Option<Killable>,
@@ -149,6 +152,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .await
         .expect("connect herald");
 
+    let reviewer_token = reviewer(&herald).await;
     let listener = platform::net::listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let h = herald.clone();
@@ -162,6 +166,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         sandbox,
         base,
         client: reqwest::Client::new(),
+        reviewer_token,
         database,
         relay: None,
         projector: None,
@@ -176,6 +181,29 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         app.start_delivery();
     }
     app
+}
+
+/// Makes the reviewer service account and returns its token (every scope).
+async fn reviewer(herald: &Herald) -> String {
+    let directory = identity::Directory::new(herald.pool.clone());
+    let (user, _) = directory
+        .create_user(
+            identity::NewUser {
+                login: "reviewer".into(),
+                display_name: "Reviewer".into(),
+                kind: identity::UserKind::Service,
+                password: None,
+                instance_admin: true,
+            },
+            "tests",
+        )
+        .await
+        .expect("create the reviewer");
+    directory
+        .issue_token(user.id, "tests", &identity::Scope::ALL, None)
+        .await
+        .expect("a token for the reviewer")
+        .token
 }
 
 fn config_for(database_url: &str, prefix: &str, sandbox: SocketAddr) -> Config {
@@ -400,13 +428,18 @@ impl TestApp {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
+    /// Approves as the reviewer (the admin planned it: four eyes).
     pub async fn approve(&self, ws: &str, post: &str) {
-        self.post_ok(
-            &format!("/v1/workspaces/{ws}/posts/{post}/approve"),
-            json!({}),
-            StatusCode::OK,
-        )
-        .await;
+        let path = format!("/v1/workspaces/{ws}/posts/{post}/approve");
+        let (status, body) = self
+            .request_as(
+                Some(&self.reviewer_token),
+                reqwest::Method::POST,
+                &path,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "POST {path}: {body}");
     }
 
     pub async fn post_state(&self, ws: &str, post: &str) -> Value {

@@ -105,6 +105,32 @@ async fn people_act_under_their_own_id_within_their_role_and_their_tokens_scope(
     let (status, body) = as_(&bob_session, Method::POST, approve.clone(), Some(json!({}))).await;
     assert!(status.is_success(), "{status} {body}");
 
+    // Four eyes: whoever may approve still may not approve their own post.
+    let own = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/posts"),
+            plan.clone(),
+            StatusCode::CREATED,
+        )
+        .await;
+    let own = own["id"].as_str().unwrap();
+    let (status, body) = app
+        .post(
+            &format!("/v1/workspaces/{ws}/posts/{own}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "four_eyes");
+    let (status, body) = as_(
+        &bob_session,
+        Method::POST,
+        format!("/v1/workspaces/{ws}/posts/{own}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    assert!(status.is_success(), "{status} {body}");
+
     // The audit names each one by id (and only an admin or auditor reads it).
     let (status, _) = as_(
         &alice_session,

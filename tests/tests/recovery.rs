@@ -48,12 +48,13 @@ async fn killing_relay_and_projector_mid_stream_loses_and_duplicates_nothing() {
 
     // Commands keep coming while the relay and the projector are killed and restarted.
     let writer = {
-        let (client, base, ws, a, b) = (
+        let (client, base, ws, a, b, reviewer) = (
             app.client.clone(),
             app.base.clone(),
             ws.clone(),
             a.clone(),
             b.clone(),
+            app.reviewer_token.clone(),
         );
         tokio::spawn(async move {
             for i in 0..POSTS {
@@ -72,7 +73,7 @@ async fn killing_relay_and_projector_mid_stream_loses_and_duplicates_nothing() {
                 let id = created["id"].as_str().unwrap();
                 let approved = client
                     .post(format!("{base}/v1/workspaces/{ws}/posts/{id}/approve"))
-                    .bearer_auth(system_tests::ADMIN_TOKEN)
+                    .bearer_auth(&reviewer)
                     .send()
                     .await
                     .unwrap();

@@ -73,6 +73,8 @@ pub enum DomainError {
     TooManyChats { count: usize, max: usize },
     #[error("the directory of chats and bots could not be read: {0}")]
     DirectoryUnavailable(String),
+    #[error("four eyes: nobody approves a post they planned; ask another approver")]
+    OwnPost,
 }
 
 impl DomainError {
@@ -103,6 +105,7 @@ impl DomainError {
             Self::AutoResendLimit { .. } => "auto_resend_limit",
             Self::TooManyChats { .. } => "too_many_chats",
             Self::DirectoryUnavailable(_) => "directory_unavailable",
+            Self::OwnPost => "four_eyes",
         }
     }
 
@@ -118,6 +121,7 @@ impl DomainError {
             | Self::DeliveryNotInDoubt(_)
             | Self::AutoResendLimit { .. } => ErrorKind::Conflict,
             Self::DirectoryUnavailable(_) => ErrorKind::Unavailable,
+            Self::OwnPost => ErrorKind::Forbidden,
             _ => ErrorKind::Invalid,
         }
     }
@@ -134,4 +138,6 @@ pub enum ErrorKind {
     Conflict,
     /// A dependency could not be consulted; retrying later may succeed.
     Unavailable,
+    /// A rule forbids this actor from doing it (whatever their role allows).
+    Forbidden,
 }

@@ -91,8 +91,13 @@ pub enum PostCommand {
         parse_mode: Option<ParseMode>,
         publish_at: DateTime<Utc>,
         now: DateTime<Utc>,
+        /// Who plans it (the actor's id): they may not approve it.
+        author: String,
     },
-    Approve,
+    /// `by`: the approver's id, never the author's.
+    Approve {
+        by: String,
+    },
     Reject {
         reason: String,
     },
@@ -122,6 +127,9 @@ pub enum PostEvent {
         text: String,
         parse_mode: Option<ParseMode>,
         publish_at: DateTime<Utc>,
+        /// The author's id; absent in posts planned before authors were recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        author: Option<String>,
     },
     PostApproved,
     PostRejected {
@@ -243,6 +251,8 @@ pub struct Post {
     pub text: String,
     pub parse_mode: Option<ParseMode>,
     pub publish_at: Option<DateTime<Utc>>,
+    /// Who planned it (an actor id), when recorded.
+    pub author: Option<String>,
     /// Target chats in the order they were planned.
     pub chat_ids: Vec<Id>,
     /// Outcomes recorded on the post itself before deliveries were aggregates of their own
@@ -400,6 +410,7 @@ impl Aggregate for Post {
                 parse_mode,
                 publish_at,
                 now,
+                author,
             } => {
                 let plan = Plan {
                     workspace_id,
@@ -418,6 +429,7 @@ impl Aggregate for Post {
                     text,
                     parse_mode,
                     publish_at,
+                    author: Some(author),
                 };
                 sink.write(planned, self).await;
                 for chat_ids in rest {
@@ -426,7 +438,10 @@ impl Aggregate for Post {
                 }
                 return Ok(());
             }
-            PostCommand::Approve => match self.state {
+            PostCommand::Approve { by } => match self.state {
+                PostState::Planned if self.author.as_deref() == Some(by.as_str()) => {
+                    return Err(DomainError::OwnPost);
+                }
                 PostState::Planned => PostEvent::PostApproved,
                 PostState::Approved => return Err(DomainError::AlreadyApproved),
                 _ => return Err(self.refuse("approved")),
@@ -463,8 +478,10 @@ impl Aggregate for Post {
                 text,
                 parse_mode,
                 publish_at,
+                author,
             } => {
                 self.state = PostState::Planned;
+                self.author = author;
                 self.workspace_id = Some(workspace_id);
                 self.text = text;
                 self.parse_mode = parse_mode;
@@ -598,6 +615,15 @@ mod tests {
             parse_mode: None,
             publish_at,
             now: now(),
+            author: AUTHOR.into(),
+        }
+    }
+
+    const AUTHOR: &str = "author-id";
+
+    fn approve() -> PostCommand {
+        PostCommand::Approve {
+            by: "approver-id".into(),
         }
     }
 
@@ -608,6 +634,7 @@ mod tests {
             text: "hi".into(),
             parse_mode: None,
             publish_at: now(),
+            author: Some(AUTHOR.into()),
         }
     }
 
@@ -676,20 +703,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_post_planned_before_authors_were_recorded_may_be_approved_by_anyone() {
+        let stored = r#"{"PostPlanned":{"workspace_id":"00000000-0000-0000-0000-000000000001","chat_ids":[],"text":"hi","parse_mode":null,"publish_at":"2026-01-01T00:00:00Z"}}"#;
+        let old: PostEvent = serde_json::from_str(stored).unwrap();
+        framework()
+            .given(vec![old])
+            .when_async(PostCommand::Approve { by: AUTHOR.into() })
+            .await
+            .then_expect_events(vec![PostEvent::PostApproved]);
+    }
+
+    #[tokio::test]
     async fn approval_rules() {
         framework()
             .given(vec![planned()])
-            .when_async(PostCommand::Approve)
+            .when_async(PostCommand::Approve { by: AUTHOR.into() })
+            .await
+            .then_expect_error(DomainError::OwnPost);
+        framework()
+            .given(vec![planned()])
+            .when_async(approve())
             .await
             .then_expect_events(vec![PostEvent::PostApproved]);
         framework()
             .given(vec![planned(), PostEvent::PostApproved])
-            .when_async(PostCommand::Approve)
+            .when_async(approve())
             .await
             .then_expect_error(DomainError::AlreadyApproved);
         framework()
             .given(vec![planned(), PostEvent::PostCancelled])
-            .when_async(PostCommand::Approve)
+            .when_async(approve())
             .await
             .then_expect_error(DomainError::InvalidTransition {
                 state: "cancelled",
@@ -697,7 +740,7 @@ mod tests {
             });
         framework()
             .given_no_previous_events()
-            .when_async(PostCommand::Approve)
+            .when_async(approve())
             .await
             .then_expect_error(DomainError::NotFound);
     }

@@ -81,7 +81,7 @@ impl Running {
 
 async fn drive(app: &TestApp, workload: &Workload, options: &Options) -> anyhow::Result<RunResult> {
     let setup_started = std::time::Instant::now();
-    let client = load::Client::new(&app.base, ADMIN_TOKEN)?;
+    let client = load::Client::new(&app.base, ADMIN_TOKEN)?.with_approver(&app.reviewer_token);
     let explain = |what: &'static str| move |e| load::explain(e, &app.base, what);
     let ws = client
         .create_workspace(&format!("bench {}", workload.name))

@@ -55,6 +55,9 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// Who approves: the one who plans may not (four eyes). `None`: `token` does both, and
+    /// approvals are refused.
+    approver: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -84,7 +87,48 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
+            approver: None,
         })
+    }
+
+    /// The same client, approving with `token`.
+    pub fn with_approver(mut self, token: &str) -> Self {
+        self.approver = Some(token.to_owned());
+        self
+    }
+
+    /// Makes a service account with the approver role in `ws` and approves with its token
+    /// (an administrator's token plans; four eyes needs a second actor).
+    pub async fn add_approver(&mut self, ws: &str, login: &str) -> Result<(), CallError> {
+        let created = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/users",
+                Some(json!({ "login": login, "name": login, "kind": "service" })),
+            )
+            .await?;
+        let user = created["user"]["id"]
+            .as_str()
+            .ok_or_else(|| CallError::BadAnswer("POST /v1/users answered without an id".into()))?
+            .to_owned();
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/v1/workspaces/{ws}/members/{user}"),
+            Some(json!({ "role": "approver" })),
+        )
+        .await?;
+        let issued = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/users/{user}/tokens"),
+                Some(json!({ "name": "herald load", "scopes": ["read", "approve"], "expires_in_days": 1 })),
+            )
+            .await?;
+        let token = issued["token"]
+            .as_str()
+            .ok_or_else(|| CallError::BadAnswer("a token was issued without its secret".into()))?;
+        self.approver = Some(token.to_owned());
+        Ok(())
     }
 
     pub fn base(&self) -> &str {
@@ -97,10 +141,20 @@ impl Client {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, CallError> {
+        self.call_as(&self.token, method, path, body).await
+    }
+
+    async fn call_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CallError> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -196,7 +250,8 @@ impl Client {
     }
 
     pub async fn approve_post(&self, ws: &str, post: &str) -> Result<(), CallError> {
-        self.call(
+        self.call_as(
+            self.approver.as_deref().unwrap_or(&self.token),
             reqwest::Method::POST,
             &format!("/v1/workspaces/{ws}/posts/{post}/approve"),
             Some(json!({})),

@@ -312,7 +312,7 @@ pub async fn run(args: Args) -> anyhow::Result<Summary> {
         args.bots,
         args.chats
     );
-    let client = Client::new(&args.url, &args.token)?;
+    let mut client = Client::new(&args.url, &args.token)?;
     let base = client.base().to_owned();
     let concurrency = args.concurrency as usize;
     client
@@ -326,6 +326,10 @@ pub async fn run(args: Args) -> anyhow::Result<Summary> {
         .create_workspace(&format!("herald load {run_id}"))
         .await
         .map_err(|e| explain(e, &base, "creating the workspace"))?;
+    client
+        .add_approver(&ws, &format!("load-approver-{run_id}"))
+        .await
+        .map_err(|e| explain(e, &base, "creating the approver (four eyes)"))?;
 
     // Bots, then chats spread over them (ids random per run, so runs never share a chat).
     let bot_base: u64 = rng.random_range(100_000_000..8_000_000_000);

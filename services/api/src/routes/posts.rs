@@ -69,6 +69,7 @@ pub async fn plan(
         parse_mode,
         publish_at,
         now: Utc::now(),
+        author: ctx.actor.clone(),
     };
     state.store.execute::<Post>(ws, id, command, &ctx).await?;
     Ok((
@@ -334,7 +335,8 @@ pub async fn approve(
     ApiPath((ws, id)): ApiPath<(String, String)>,
     Context(ctx): Context,
 ) -> Result<Json<Value>, ApiError> {
-    transition(state, ws, id, ctx, PostCommand::Approve).await
+    let by = ctx.actor.clone();
+    transition(state, ws, id, ctx, PostCommand::Approve { by }).await
 }
 
 #[derive(Deserialize, Default)]
