@@ -94,9 +94,10 @@ async fn an_approved_post_arrives_exactly_once_in_each_target_chat() {
         .iter()
         .find(|e| e["event_type"] == "PostApproved")
         .unwrap();
+    // The admin planned it; the reviewer approved it (four eyes).
     assert_eq!(
         approved["actor"],
-        identity::bootstrap_admin_id().to_string()
+        identity::user_id_for_login("reviewer").to_string()
     );
     assert!(!approved["correlation_id"].as_str().unwrap().is_empty());
     app.cleanup().await;
