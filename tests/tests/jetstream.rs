@@ -305,12 +305,14 @@ async fn a_relay_that_loses_its_lock_mid_burst_loses_reorders_and_skips_nothing(
     let (ws, bot) = app.workspace_with_bot().await;
     let chat = app.connect_chat(&ws, &bot, 7301).await;
     let writer = {
-        let (client, base, ws, chat) = (
+        let (client, base, ws, chat, reviewer) = (
             app.client.clone(),
             app.base.clone(),
             ws.clone(),
             chat.clone(),
+            app.reviewer_token.clone(),
         );
+        let admin = system_tests::ADMIN_TOKEN.to_owned();
         tokio::spawn(async move {
             for i in 0..80 {
                 let publish_at = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
@@ -327,10 +329,11 @@ async fn a_relay_that_loses_its_lock_mid_burst_loses_reorders_and_skips_nothing(
                     .as_str()
                     .unwrap()
                     .to_owned();
-                for action in ["approve", "cancel"] {
+                // The reviewer approves what the admin planned (four eyes).
+                for (action, token) in [("approve", &reviewer), ("cancel", &admin)] {
                     let response = client
                         .post(format!("{base}/v1/workspaces/{ws}/posts/{id}/{action}"))
-                        .bearer_auth(system_tests::ADMIN_TOKEN)
+                        .bearer_auth(token)
                         .json(&serde_json::json!({}))
                         .send()
                         .await
