@@ -1,0 +1,172 @@
+//! Walks every cell of the permission matrix (`docs/permissions.md`) through the HTTP API: each
+//! role, and a user with no role, against every workspace route. The expected table is written
+//! out here, from the document, not derived from the code it checks.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use system_tests::{TestApp, spawn_app};
+
+const PASSWORD: &str = "a long enough password";
+const ROLES: [&str; 5] = ["viewer", "author", "approver", "auditor", "admin"];
+
+/// A member with `role` (or none) and their session.
+async fn member(app: &TestApp, ws: &str, login: &str, role: Option<&str>) -> String {
+    let created = app
+        .post_ok(
+            "/v1/users",
+            json!({ "login": login, "name": login, "password": PASSWORD }),
+            StatusCode::CREATED,
+        )
+        .await;
+    let id = created["user"]["id"].as_str().unwrap();
+    if let Some(role) = role {
+        let (status, body) = app
+            .request(
+                Method::PUT,
+                &format!("/v1/workspaces/{ws}/members/{id}"),
+                Some(json!({ "role": role })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, session) = app
+        .request_as(
+            None,
+            Method::POST,
+            "/v1/sessions",
+            Some(json!({ "login": login, "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    session["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn every_role_may_do_exactly_what_the_matrix_says_and_strangers_see_no_workspace() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let chat = app.connect_chat(&ws, &bot, 5001).await;
+    let other_chat = app.connect_chat(&ws, &bot, 5002).await;
+    let post = app
+        .plan(
+            &ws,
+            &[&chat],
+            "matrix",
+            std::time::Duration::from_secs(3600),
+        )
+        .await;
+    let target = app
+        .post_ok(
+            "/v1/users",
+            json!({ "login": "target", "name": "Target" }),
+            StatusCode::CREATED,
+        )
+        .await["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut sessions = Vec::new();
+    for role in ROLES {
+        let login = format!("{role}-member");
+        sessions.push((Some(role), member(&app, &ws, &login, Some(role)).await));
+    }
+    sessions.push((None, member(&app, &ws, "stranger", None).await));
+
+    let w = format!("/v1/workspaces/{ws}");
+    let everyone = &ROLES[..];
+    // (method, path, roles allowed), as docs/permissions.md has them.
+    let cells: Vec<(Method, String, &[&str])> = vec![
+        (Method::GET, w.clone(), everyone),
+        (Method::GET, format!("{w}/posts/{post}"), everyone),
+        (
+            Method::GET,
+            format!("{w}/posts/{post}/deliveries"),
+            everyone,
+        ),
+        (Method::GET, format!("{w}/calendar"), everyone),
+        (Method::GET, format!("{w}/members"), everyone),
+        (
+            Method::GET,
+            format!("{w}/bots/{bot}/safety-stats"),
+            everyone,
+        ),
+        (
+            Method::GET,
+            format!("{w}/chats/{chat}/safety-stats"),
+            everyone,
+        ),
+        (Method::GET, format!("{w}/audit"), &["auditor", "admin"]),
+        (Method::POST, format!("{w}/posts"), &["author", "admin"]),
+        (
+            Method::POST,
+            format!("{w}/posts/{post}/reschedule"),
+            &["author", "admin"],
+        ),
+        (
+            Method::POST,
+            format!("{w}/posts/{post}/cancel"),
+            &["author", "admin"],
+        ),
+        (
+            Method::POST,
+            format!("{w}/chats/{other_chat}/opt-out"),
+            &["author", "approver", "admin"],
+        ),
+        (
+            Method::POST,
+            format!("{w}/posts/{post}/approve"),
+            &["approver", "admin"],
+        ),
+        (
+            Method::POST,
+            format!("{w}/posts/{post}/reject"),
+            &["approver", "admin"],
+        ),
+        (
+            Method::POST,
+            format!("{w}/posts/{post}/deliveries/{chat}/resolve"),
+            &["approver", "admin"],
+        ),
+        (Method::POST, format!("{w}/bots"), &["admin"]),
+        (Method::PUT, format!("{w}/bots/{bot}/token"), &["admin"]),
+        (Method::PUT, format!("{w}/bots/{bot}/limits"), &["admin"]),
+        (Method::POST, format!("{w}/chats"), &["admin"]),
+        (Method::POST, format!("{w}/chats/import"), &["admin"]),
+        (Method::PUT, format!("{w}/chats/{chat}/limits"), &["admin"]),
+        (Method::PUT, format!("{w}/policy"), &["admin"]),
+        (Method::PUT, format!("{w}/members/{target}"), &["admin"]),
+        (Method::DELETE, format!("{w}/members/{target}"), &["admin"]),
+        (Method::POST, "/v1/workspaces".into(), &[]),
+        (Method::POST, "/v1/users".into(), &[]),
+        (Method::GET, "/v1/users".into(), &[]),
+        (Method::POST, format!("/v1/users/{target}/disable"), &[]),
+    ];
+    let mut wrong = Vec::new();
+    for (method, path, allowed) in &cells {
+        for (role, token) in &sessions {
+            // An empty body: a permitted request may then fail validation, never authorisation.
+            let (status, body) = app
+                .request_as(Some(token), method.clone(), path, Some(json!({})))
+                .await;
+            let code = body["error"]["code"].as_str().unwrap_or_default();
+            let forbidden = status == StatusCode::FORBIDDEN && code == "forbidden";
+            let hidden = status == StatusCode::NOT_FOUND && code == "workspace_not_found";
+            let in_workspace = path.starts_with(&w);
+            let verdict = match role {
+                None if in_workspace => hidden,
+                None => forbidden,
+                Some(role) if allowed.contains(role) => !forbidden && !hidden,
+                Some(_) => forbidden,
+            };
+            if !verdict {
+                wrong.push(format!("{method} {path} as {role:?}: {status} {code}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "cells that disagree with the matrix:\n{}",
+        wrong.join("\n")
+    );
+    app.cleanup().await;
+}
