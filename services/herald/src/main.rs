@@ -29,7 +29,9 @@ Configuration (environment, or the same keys in lowercase in a TOML file given b
 Examples:
   herald up                              everything in one process, sandboxed
   herald delivery                        one more delivery worker
-  herald projections rebuild calendar    drop and rebuild the calendar from history";
+  herald projections rebuild calendar    drop and rebuild the calendar from history
+  herald users add ann --name Ann        invite a person (prints a one-time invitation)
+  herald users token ci --name deploys --scopes read,write   an API token, printed once";
 
 /// Herald: plan, approve, publish and audit Telegram posts at scale, safely.
 #[derive(Parser)]
@@ -62,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         action: ProjectionAction,
     },
+    /// Manage people and service accounts (the same as the /v1/users API, from the database)
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
     /// Apply database migrations and exit
     Migrate,
     /// Print a new random secret key for HERALD_SECRET_KEY
@@ -75,6 +82,151 @@ enum ProjectionAction {
     /// Drop a projection's rows and rebuild them from the event stream (calendar, audit,
     /// delivery_schedule); safe while Herald runs, delivery included
     Rebuild { name: String },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// List every user
+    List,
+    /// Add a person (who gets an invitation to choose a password) or a service account
+    Add {
+        /// Login: lowercase letters, digits and .-_@
+        login: String,
+        /// Display name
+        #[arg(long)]
+        name: String,
+        /// A service account (signs in with API tokens only)
+        #[arg(long)]
+        service: bool,
+        /// An instance administrator (every workspace, users)
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Disable a user: their tokens stop working at the next request
+    Disable { login: String },
+    /// Enable a disabled user
+    Enable { login: String },
+    /// Issue an API token for a user, printed once
+    Token {
+        login: String,
+        /// What the token is for
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read, write, approve, admin
+        #[arg(long, value_delimiter = ',', default_value = "read")]
+        scopes: Vec<String>,
+        /// Days until it expires (default: until revoked)
+        #[arg(long)]
+        days: Option<u32>,
+    },
+}
+
+/// `herald users ...`, straight on the identity tables.
+async fn users(config: &Config, action: UsersAction) -> anyhow::Result<()> {
+    let pool =
+        platform::postgres::connect(&config.database_url, std::time::Duration::from_secs(30))
+            .await?;
+    store::migrate(&pool).await?;
+    let directory = identity::Directory::new(pool);
+    directory.ensure_bootstrap_admin().await?;
+    let by_login = |login: &str| identity::user_id_for_login(login);
+    match action {
+        UsersAction::List => {
+            for user in directory.users().await? {
+                println!(
+                    "{}  {:<24} {:<8} {}{}{}",
+                    user.id,
+                    user.login,
+                    if user.kind == identity::UserKind::Service {
+                        "service"
+                    } else {
+                        "person"
+                    },
+                    user.display_name,
+                    if user.instance_admin {
+                        "  [instance admin]"
+                    } else {
+                        ""
+                    },
+                    if user.disabled { "  [disabled]" } else { "" },
+                );
+            }
+        }
+        UsersAction::Add {
+            login,
+            name,
+            service,
+            admin,
+        } => {
+            let kind = if service {
+                identity::UserKind::Service
+            } else {
+                identity::UserKind::Person
+            };
+            let new = identity::NewUser {
+                login,
+                display_name: name,
+                kind,
+                password: None,
+                instance_admin: admin,
+            };
+            let (user, invitation) = directory.create_user(new, "herald users").await?;
+            println!("added {} ({})", user.login, user.id);
+            if let Some(invitation) = invitation {
+                println!(
+                    "invitation (shown once, valid 7 days): {}
+  the person sets a password with POST /v1/invitations/accept {{\"token\", \"password\"}}",
+                    invitation.token
+                );
+            } else {
+                println!(
+                    "give it API tokens with: herald users token {} --name <what for> --scopes read,write",
+                    user.login
+                );
+            }
+        }
+        UsersAction::Disable { login } => {
+            anyhow::ensure!(
+                by_login(&login) != identity::bootstrap_admin_id(),
+                "the bootstrap administrator holds HERALD_ADMIN_TOKEN; change that token instead"
+            );
+            let user = directory.set_disabled(by_login(&login), true).await?;
+            println!(
+                "disabled {}: their tokens stop working at the next request",
+                user.login
+            );
+        }
+        UsersAction::Enable { login } => {
+            let user = directory.set_disabled(by_login(&login), false).await?;
+            println!("enabled {}", user.login);
+        }
+        UsersAction::Token {
+            login,
+            name,
+            scopes,
+            days,
+        } => {
+            let scopes = scopes
+                .iter()
+                .map(|s| {
+                    identity::Scope::parse(s.trim()).with_context(|| {
+                        format!("unknown scope {s:?}: choose among read, write, approve, admin")
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let expires_at =
+                days.map(|d| chrono::Utc::now() + chrono::TimeDelta::days(i64::from(d)));
+            let issued = directory
+                .issue_token(by_login(&login), &name, &scopes, expires_at)
+                .await?;
+            println!("{}", issued.token);
+            eprintln!(
+                "token {} for {login} (shown once; revoke with DELETE /v1/users/<id>/tokens/{})",
+                issued.id, issued.id
+            );
+        }
+    }
+    Ok(())
 }
 
 type Service = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
@@ -118,6 +270,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?;
             Ok(())
         }
+        Command::Users { action } => users(&config, action).await,
         Command::Migrate => {
             let pool = platform::postgres::connect(
                 &config.database_url,
