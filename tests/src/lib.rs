@@ -68,6 +68,9 @@ impl Killable {
 }
 
 /// A running Herald for one test.
+/// The password of the people tests create with [`TestApp::person`].
+pub const TEST_PASSWORD: &str = "a long enough password";
+
 pub struct TestApp {
     pub herald: Herald,
     /// The key bot tokens are encrypted with (for services started as separate processes).
@@ -426,6 +429,37 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// Creates a person whose password is [`TEST_PASSWORD`]; returns their id.
+    pub async fn person(&self, login: &str) -> String {
+        let body = self
+            .post_ok(
+                "/v1/users",
+                json!({ "login": login, "name": login, "password": TEST_PASSWORD }),
+                StatusCode::CREATED,
+            )
+            .await;
+        body["user"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Signs a person made by [`TestApp::person`] in; returns the session token.
+    pub async fn sign_in(&self, login: &str) -> String {
+        let body = json!({ "login": login, "password": TEST_PASSWORD });
+        let (status, body) = self
+            .request_as(None, reqwest::Method::POST, "/v1/sessions", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Gives `user` `role` in `ws`, as the admin.
+    pub async fn grant(&self, ws: &str, user: &str, role: &str) {
+        let path = format!("/v1/workspaces/{ws}/members/{user}");
+        let (status, body) = self
+            .request(reqwest::Method::PUT, &path, Some(json!({ "role": role })))
+            .await;
+        assert_eq!(status, StatusCode::OK, "PUT {path}: {body}");
     }
 
     /// Approves as the reviewer (the admin planned it: four eyes).

@@ -8,43 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use system_tests::spawn_app;
 
-const PASSWORD: &str = "a long enough password";
-
-/// Creates a person with `PASSWORD`; returns their id.
-async fn person(app: &system_tests::TestApp, login: &str) -> String {
-    let body = app
-        .post_ok(
-            "/v1/users",
-            json!({ "login": login, "name": login, "password": PASSWORD }),
-            StatusCode::CREATED,
-        )
-        .await;
-    body["user"]["id"].as_str().unwrap().to_owned()
-}
-
-async fn sign_in(app: &system_tests::TestApp, login: &str) -> String {
-    let (status, body) = app
-        .request_as(
-            None,
-            Method::POST,
-            "/v1/sessions",
-            Some(json!({ "login": login, "password": PASSWORD })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["token"].as_str().unwrap().to_owned()
-}
-
-async fn grant(app: &system_tests::TestApp, ws: &str, user: &str, role: &str) {
-    let (status, body) = app
-        .request(
-            Method::PUT,
-            &format!("/v1/workspaces/{ws}/members/{user}"),
-            Some(json!({ "role": role })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-}
+const PASSWORD: &str = system_tests::TEST_PASSWORD;
 
 fn publish_at() -> String {
     (chrono::Utc::now() + chrono::TimeDelta::minutes(30)).to_rfc3339()
@@ -55,12 +19,12 @@ async fn people_act_under_their_own_id_within_their_role_and_their_tokens_scope(
     let app = spawn_app().await;
     let (ws, bot) = app.workspace_with_bot().await;
     let chat = app.connect_chat(&ws, &bot, 4242).await;
-    let alice = person(&app, "alice").await;
-    let bob = person(&app, "bob").await;
-    grant(&app, &ws, &alice, "author").await;
-    grant(&app, &ws, &bob, "approver").await;
-    let alice_session = sign_in(&app, "alice").await;
-    let bob_session = sign_in(&app, "bob").await;
+    let alice = app.person("alice").await;
+    let bob = app.person("bob").await;
+    app.grant(&ws, &alice, "author").await;
+    app.grant(&ws, &bob, "approver").await;
+    let alice_session = app.sign_in("alice").await;
+    let bob_session = app.sign_in("bob").await;
     let as_ = |token: &str, method: Method, path: String, body: Option<Value>| {
         let token = token.to_owned();
         let app = &app;
@@ -326,7 +290,7 @@ async fn invitations_set_a_password_and_failed_sign_ins_are_limited() {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = accept(PASSWORD).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "an invitation is used once");
-    sign_in(&app, "carol").await;
+    app.sign_in("carol").await;
 
     let wrong = json!({ "login": "carol", "password": "not the password" });
     for _ in 0..identity::MAX_FAILED_SIGN_INS {

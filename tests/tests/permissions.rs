@@ -6,39 +6,15 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use system_tests::{TestApp, spawn_app};
 
-const PASSWORD: &str = "a long enough password";
 const ROLES: [&str; 5] = ["viewer", "author", "approver", "auditor", "admin"];
 
 /// A member with `role` (or none) and their session.
 async fn member(app: &TestApp, ws: &str, login: &str, role: Option<&str>) -> String {
-    let created = app
-        .post_ok(
-            "/v1/users",
-            json!({ "login": login, "name": login, "password": PASSWORD }),
-            StatusCode::CREATED,
-        )
-        .await;
-    let id = created["user"]["id"].as_str().unwrap();
+    let id = app.person(login).await;
     if let Some(role) = role {
-        let (status, body) = app
-            .request(
-                Method::PUT,
-                &format!("/v1/workspaces/{ws}/members/{id}"),
-                Some(json!({ "role": role })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        app.grant(ws, &id, role).await;
     }
-    let (status, session) = app
-        .request_as(
-            None,
-            Method::POST,
-            "/v1/sessions",
-            Some(json!({ "login": login, "password": PASSWORD })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{session}");
-    session["token"].as_str().unwrap().to_owned()
+    app.sign_in(login).await
 }
 
 #[tokio::test]
