@@ -10,9 +10,10 @@
 //! Sends arriving together pass together: one transaction on one connection locks the keys of
 //! the whole group (in one order, so groups never deadlock each other), reads its posts, chats,
 //! bots, leases and hourly counts in five statements (and one more for the first events of
-//! the posts this worker has not seen yet), and stays open until every send of the group was answered (or [`GATE_HOLD`]
-//! passed). A group is whatever waits when a gate connection is free, so a quiet worker passes
-//! each send at once and a busy one pays a transaction per group rather than per message.
+//! the posts this worker has not seen yet), and stays open until every send of the group was
+//! answered (or [`GATE_HOLD`] passed). A group is whatever waits when a gate connection is
+//! free, so a quiet worker passes each send at once and a busy one pays a transaction per
+//! group rather than per message.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
