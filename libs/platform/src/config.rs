@@ -14,6 +14,12 @@ use crate::Secret;
 pub struct Config {
     /// PostgreSQL holding the event store and the projections (`HERALD_DATABASE_URL`).
     pub database_url: Secret<String>,
+    /// How the HTTP API logs in (`HERALD_API_DATABASE_URL`): by default `database_url` with the
+    /// user `herald_api`, which row-level security scopes to one workspace per request.
+    pub api_database_url: Option<Secret<String>>,
+    /// How the relay, projections and delivery log in (`HERALD_WORKER_DATABASE_URL`): by default
+    /// `database_url` with the user `herald_worker`, which owns nothing.
+    pub worker_database_url: Option<Secret<String>>,
     /// NATS server with JetStream (`HERALD_NATS_URL`).
     pub nats_url: String,
     /// Prefix of every NATS subject, stream and consumer name (`HERALD_NATS_PREFIX`); lets several
@@ -43,6 +49,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 struct Layer {
     database_url: Option<Secret<String>>,
+    api_database_url: Option<Secret<String>>,
+    worker_database_url: Option<Secret<String>>,
     nats_url: Option<String>,
     nats_prefix: Option<String>,
     http_addr: Option<SocketAddr>,
@@ -113,6 +121,12 @@ impl Config {
                 .map(Secret::new)
                 .or(layer.database_url)
                 .unwrap_or_else(|| Secret::new("postgres://postgres@127.0.0.1:5432/herald".into())),
+            api_database_url: var("HERALD_API_DATABASE_URL")
+                .map(Secret::new)
+                .or(layer.api_database_url),
+            worker_database_url: var("HERALD_WORKER_DATABASE_URL")
+                .map(Secret::new)
+                .or(layer.worker_database_url),
             nats_url: var("HERALD_NATS_URL")
                 .or(layer.nats_url)
                 .unwrap_or_else(|| "nats://127.0.0.1:4222".into()),

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::Secret;
 
@@ -29,6 +29,39 @@ pub async fn connect(url: &Secret<String>, patience: Duration) -> anyhow::Result
             }
         }
     }
+}
+
+/// How to log in as `role`: `explicit` when given (`HERALD_API_DATABASE_URL`, ...), otherwise
+/// the owner's `url` with `role` as the user and no password (enough where PostgreSQL trusts
+/// local connections; elsewhere give the role a password and set the explicit URL).
+pub fn role_options(
+    url: &Secret<String>,
+    role: &str,
+    explicit: Option<&Secret<String>>,
+) -> anyhow::Result<PgConnectOptions> {
+    if let Some(explicit) = explicit {
+        return explicit
+            .expose()
+            .parse()
+            .with_context(|| format!("the database URL for {role} is not a PostgreSQL URL"));
+    }
+    let owner: PgConnectOptions = url
+        .expose()
+        .parse()
+        .context("HERALD_DATABASE_URL is not a PostgreSQL URL")?;
+    let mut options = PgConnectOptions::new_without_pgpass()
+        .host(owner.get_host())
+        .port(owner.get_port())
+        .ssl_mode(owner.get_ssl_mode())
+        .username(role)
+        .application_name(role);
+    if let Some(socket) = owner.get_socket() {
+        options = options.socket(socket);
+    }
+    if let Some(database) = owner.get_database() {
+        options = options.database(database);
+    }
+    Ok(options)
 }
 
 /// A session-level PostgreSQL advisory lock, held on a connection of its own that is *detached*

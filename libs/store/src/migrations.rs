@@ -79,6 +79,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "identity",
         include_str!("../migrations/0014_identity.sql"),
     ),
+    (
+        15,
+        "row level security",
+        include_str!("../migrations/0015_row_level_security.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

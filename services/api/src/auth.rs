@@ -82,17 +82,20 @@ pub async fn require_bearer(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
+    // The workspace is always the segment after /v1/workspaces/ in routes that name one.
+    let workspace = route
+        .starts_with("/v1/workspaces/{ws}")
+        .then(|| request.uri().path().split('/').nth(3).map(str::to_owned))
+        .flatten();
     if let Some(action) = action(request.method(), &route) {
-        // The workspace is always the segment after /v1/workspaces/ in routes that name one.
-        let workspace = route
-            .starts_with("/v1/workspaces/{ws}")
-            .then(|| request.uri().path().split('/').nth(3).map(str::to_owned))
-            .flatten();
         authorize(&state, &principal, action, workspace.as_deref()).await?;
     }
     request.extensions_mut().insert(Actor(principal.actor()));
     request.extensions_mut().insert(principal);
-    Ok(next.run(request).await)
+    // The database shows the handler this workspace's rows and no other's (row-level security,
+    // `store::scope`); a route without one sees no workspace data at all.
+    let scope = workspace.and_then(|ws| ws.parse::<uuid::Uuid>().ok());
+    Ok(store::scope::within(scope, next.run(request)).await)
 }
 
 async fn authorize(

@@ -27,18 +27,23 @@ const API_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// so a busy API cannot make heartbeats late.
 pub const DELIVERY_CONNECTIONS: u32 = 16;
 const DELIVERY_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// PostgreSQL connections of the relay and the projections.
+pub const WORKER_CONNECTIONS: u32 = 16;
+const WORKER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections and shared pieces every service is built from. Each kind of work has its own
-/// PostgreSQL pool so that one cannot starve another: `pool` (the general one: relay,
-/// projections, migrations, maintenance; `platform::postgres::connect`'s size), `api_pool` and
-/// `delivery_pool`. The API's and delivery's pools open connections only when used, so a
-/// process that runs one service holds no idle connections for the others.
+/// PostgreSQL pool so that one cannot starve another: `pool` (the owner's: migrations, upkeep,
+/// rebuilds and maintenance commands), `api_pool` (as `herald_api`, scoped to one workspace per
+/// request by row-level security), `delivery_pool` and `worker_pool` (relay and projections;
+/// both as `herald_worker`, which owns nothing). All but the owner's open connections only
+/// when used, so a process that runs one service holds no idle connections for the others.
 #[derive(Clone)]
 pub struct Herald {
     pub config: Config,
     pub pool: PgPool,
     pub api_pool: PgPool,
     pub delivery_pool: PgPool,
+    pub worker_pool: PgPool,
     pub bus: Bus,
     /// The event store over the general pool.
     pub store: EventStore,
@@ -56,8 +61,24 @@ impl Herald {
         store::migrate(&pool).await?;
         let bus = Bus::connect(&config.nats_url, &config.nats_prefix, PATIENCE).await?;
         check_stream_matches_database(&pool, &bus).await?;
-        let api_pool = budget(&config, API_CONNECTIONS, API_ACQUIRE_TIMEOUT)?;
-        let delivery_pool = budget(&config, DELIVERY_CONNECTIONS, DELIVERY_ACQUIRE_TIMEOUT)?;
+        let api_login = platform::postgres::role_options(
+            &config.database_url,
+            store::scope::API_ROLE,
+            config.api_database_url.as_ref(),
+        )?;
+        let worker_login = platform::postgres::role_options(
+            &config.database_url,
+            store::scope::WORKER_ROLE,
+            config.worker_database_url.as_ref(),
+        )?;
+        let api_pool =
+            store::scope::scoped_pool(api_login, API_CONNECTIONS, API_ACQUIRE_TIMEOUT);
+        let delivery_pool = budget(
+            worker_login.clone(),
+            DELIVERY_CONNECTIONS,
+            DELIVERY_ACQUIRE_TIMEOUT,
+        );
+        let worker_pool = budget(worker_login, WORKER_CONNECTIONS, WORKER_ACQUIRE_TIMEOUT);
         Ok(Self {
             store: EventStore::new(pool.clone()),
             api_store: EventStore::new(api_pool.clone()),
@@ -66,6 +87,7 @@ impl Herald {
             pool,
             api_pool,
             delivery_pool,
+            worker_pool,
             bus,
             cipher,
         })
@@ -76,7 +98,8 @@ impl Herald {
         tokio::join!(
             self.pool.close(),
             self.api_pool.close(),
-            self.delivery_pool.close()
+            self.delivery_pool.close(),
+            self.worker_pool.close()
         );
     }
 
@@ -115,7 +138,7 @@ impl Herald {
             shutdown.clone().cancelled_owned(),
         );
         let (relayed, ()) = tokio::join!(
-            relay::run(self.pool.clone(), self.bus.clone(), shutdown),
+            relay::run(self.worker_pool.clone(), self.bus.clone(), shutdown),
             upkeep
         );
         relayed
@@ -124,12 +147,13 @@ impl Herald {
     /// Runs every read-model projection (calendar and audit).
     pub async fn projector(&self, shutdown: Shutdown) -> anyhow::Result<()> {
         let calendar = projections::runner::run(
-            self.pool.clone(),
+            self.worker_pool.clone(),
             self.bus.clone(),
             Calendar,
             shutdown.clone(),
         );
-        let audit = projections::runner::run(self.pool.clone(), self.bus.clone(), Audit, shutdown);
+        let audit =
+            projections::runner::run(self.worker_pool.clone(), self.bus.clone(), Audit, shutdown);
         let (calendar, audit) = tokio::join!(calendar, audit);
         calendar.and(audit)
     }
@@ -182,14 +206,17 @@ impl Herald {
     }
 }
 
-/// A pool of at most `connections` to the configured database that connects on first use
-/// (`Herald::connect` has already waited for PostgreSQL through the general pool).
-fn budget(config: &Config, connections: u32, acquire_timeout: Duration) -> anyhow::Result<PgPool> {
+/// A pool of at most `connections` that connects on first use (`Herald::connect` has already
+/// waited for PostgreSQL through the owner's pool).
+fn budget(
+    login: sqlx::postgres::PgConnectOptions,
+    connections: u32,
+    acquire_timeout: Duration,
+) -> PgPool {
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(acquire_timeout)
-        .connect_lazy(config.database_url.expose())
-        .context("HERALD_DATABASE_URL is not a PostgreSQL URL")
+        .connect_lazy_with(login)
 }
 
 /// Refuses to start when the JetStream stream holds events but the event store is empty: the

@@ -12,7 +12,11 @@ use platform::{Config, Secret, Shutdown};
 
 const AFTER_HELP: &str = "\
 Configuration (environment, or the same keys in lowercase in a TOML file given by --config):
-  HERALD_DATABASE_URL      PostgreSQL URL            [default: postgres://postgres@127.0.0.1:5432/herald]
+  HERALD_DATABASE_URL      PostgreSQL URL of the schema's owner (migrations, upkeep)
+                           [default: postgres://postgres@127.0.0.1:5432/herald]
+  HERALD_API_DATABASE_URL  how the API logs in      [default: that URL as user herald_api]
+  HERALD_WORKER_DATABASE_URL  how relay, projections, delivery log in
+                           [default: that URL as user herald_worker]
   HERALD_NATS_URL          NATS with JetStream       [default: nats://127.0.0.1:4222]
   HERALD_NATS_PREFIX       subject/stream prefix     [default: herald]
   HERALD_HTTP_ADDR         HTTP API address          [default: 127.0.0.1:8080]

@@ -28,10 +28,14 @@ pub async fn create_workspace(
     ApiJson(body): ApiJson<NewWorkspace>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = Id::now_v7();
-    state
-        .store
-        .execute::<Workspace>(id, id, WorkspaceCommand::Create { name: body.name }, &ctx)
-        .await?;
+    // The new workspace is the one this request may write (row-level security).
+    store::scope::within(
+        Some(id),
+        state
+            .store
+            .execute::<Workspace>(id, id, WorkspaceCommand::Create { name: body.name }, &ctx),
+    )
+    .await?;
     if me.user_id == identity::bootstrap_admin_id() {
         state.identity().ensure_bootstrap_admin().await?;
     }
