@@ -71,6 +71,21 @@ fn details(event: Option<&Event>) -> Value {
         }),
         Some(Event::PostTargetsAdded(e)) => json!({ "chat_ids": e.chat_ids }),
         Some(Event::PostRejected(e)) => json!({ "reason": e.reason }),
+        Some(Event::PostApprovalGiven(e)) => {
+            json!({ "stage": e.stage, "approver_id": e.approver_id })
+        }
+        Some(Event::PostEdited(e)) => json!({
+            "publish_at": schemas::from_millis(e.publish_at_ms).map(|t| t.to_rfc3339()),
+            "text_length": e.text.chars().count(),
+            "editor_id": e.editor_id,
+        }),
+        Some(Event::PostCommented(e)) => json!({ "author_id": e.author_id, "text": e.text }),
+        Some(Event::ChatApprovalPolicySet(e)) => json!({
+            "stages": e.stages.iter().map(|s| json!({
+                "name": s.name, "roles": s.roles, "user_ids": s.user_ids,
+                "rule": if s.all_users { "all" } else { "any" },
+            })).collect::<Vec<_>>(),
+        }),
         Some(Event::PostDelivered(e)) => json!({
             "post_id": e.post_id, "chat_id": e.chat_id, "telegram_message_id": e.telegram_message_id,
         }),
@@ -106,10 +121,12 @@ fn details(event: Option<&Event>) -> Value {
     }
 }
 
-/// Audit events of a workspace in stream order, after position `after`, at most `limit`.
+/// Audit events of a workspace in stream order, after position `after`, at most `limit`;
+/// with `aggregate_id`, only that aggregate's (a post's history).
 pub async fn events(
     pool: &PgPool,
     workspace_id: uuid::Uuid,
+    aggregate_id: Option<uuid::Uuid>,
     after: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<Value>> {
@@ -117,13 +134,14 @@ pub async fn events(
         "SELECT position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
                 actor, correlation_id, causation_id, occurred_at, details
            FROM audit_log
-          WHERE workspace_id = $1 AND position > $2
+          WHERE workspace_id = $1 AND position > $2 AND ($4::text IS NULL OR aggregate_id = $4)
           ORDER BY position
           LIMIT $3",
     )
     .bind(workspace_id.to_string())
     .bind(after)
     .bind(limit)
+    .bind(aggregate_id.map(|id| id.to_string()))
     .fetch_all(pool)
     .await?;
     rows.iter()

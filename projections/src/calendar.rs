@@ -73,7 +73,21 @@ impl Projection for Calendar {
                 .await?;
             }
             Event::PostApproved(_) => set_state(conn, post_id("")?, "approved", at).await?,
-            Event::PostRejected(_) => set_state(conn, post_id("")?, "rejected", at).await?,
+            // Rejected: back to draft, waiting for an edit.
+            Event::PostRejected(_) => set_state(conn, post_id("")?, "draft", at).await?,
+            Event::PostEdited(edited) => {
+                let preview: String = edited.text.chars().take(PREVIEW_CHARS).collect();
+                sqlx::query(
+                    "UPDATE calendar SET state = 'planned', text_preview = $2, publish_at = $3, updated_at = $4
+                      WHERE post_id = $1",
+                )
+                .bind(post_id("")?)
+                .bind(&preview)
+                .bind(schemas::from_millis(edited.publish_at_ms).unwrap_or(at))
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            }
             Event::PostCancelled(_) => set_state(conn, post_id("")?, "cancelled", at).await?,
             Event::PostDelivered(d) => {
                 set_delivery(

@@ -145,6 +145,11 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
             ChatEvent::ChatHourlyCapSet { cap } => {
                 Event::ChatHourlyCapSet(v1::ChatHourlyCapSet { cap })
             }
+            ChatEvent::ChatApprovalPolicySet { policy } => {
+                Event::ChatApprovalPolicySet(v1::ChatApprovalPolicySet {
+                    stages: stages(policy.map(|p| p.stages).unwrap_or_default()),
+                })
+            }
         },
         "Post" => post_event(&stored.aggregate_id, decode(stored)?),
         "Delivery" => delivery_event(decode(stored)?),
@@ -166,12 +171,35 @@ fn post_event(post_id: &str, event: PostEvent) -> Event {
             text,
             parse_mode,
             publish_at,
+            stages: required,
             ..
         } => Event::PostPlanned(v1::PostPlanned {
             chat_ids: ids(&chat_ids),
             text,
             parse_mode: parse_mode_to_proto(parse_mode) as i32,
             publish_at_ms: publish_at.timestamp_millis(),
+            stages: stages(required),
+        }),
+        PostEvent::PostApprovalGiven { stage, by } => {
+            Event::PostApprovalGiven(v1::PostApprovalGiven {
+                stage,
+                approver_id: by,
+            })
+        }
+        PostEvent::PostEdited {
+            text,
+            parse_mode,
+            publish_at,
+            by,
+        } => Event::PostEdited(v1::PostEdited {
+            text,
+            parse_mode: parse_mode_to_proto(parse_mode) as i32,
+            publish_at_ms: publish_at.timestamp_millis(),
+            editor_id: by,
+        }),
+        PostEvent::PostCommented { text, by } => Event::PostCommented(v1::PostCommented {
+            text,
+            author_id: by,
         }),
         PostEvent::PostTargetsAdded { chat_ids } => Event::PostTargetsAdded(v1::PostTargetsAdded {
             chat_ids: ids(&chat_ids),
@@ -226,6 +254,18 @@ fn delivery_event(event: DeliveryEvent) -> Event {
             automatic,
         } => outcome(post_id, chat_id).resolved(resolution, automatic),
     }
+}
+
+fn stages(stages: Vec<domain::approval::Stage>) -> Vec<v1::ApprovalStage> {
+    stages
+        .into_iter()
+        .map(|s| v1::ApprovalStage {
+            name: s.name,
+            roles: s.roles,
+            user_ids: s.users,
+            all_users: s.rule == domain::approval::Rule::All,
+        })
+        .collect()
 }
 
 fn ids(ids: &[Id]) -> Vec<String> {

@@ -60,6 +60,27 @@ async fn every_role_may_do_exactly_what_the_matrix_says_and_strangers_see_no_wor
             everyone,
         ),
         (Method::GET, format!("{w}/calendar"), everyone),
+        (Method::GET, format!("{w}/posts/{post}/history"), everyone),
+        (
+            Method::GET,
+            format!("{w}/chats/{chat}/approval-policy"),
+            everyone,
+        ),
+        (
+            Method::PATCH,
+            format!("{w}/posts/{post}"),
+            &["author", "admin"],
+        ),
+        (
+            Method::POST,
+            format!("{w}/posts/{post}/comments"),
+            &["author", "approver", "admin"],
+        ),
+        (
+            Method::PUT,
+            format!("{w}/chats/{chat}/approval-policy"),
+            &["admin"],
+        ),
         (Method::GET, format!("{w}/members"), everyone),
         (
             Method::GET,

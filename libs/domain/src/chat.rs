@@ -6,6 +6,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::approval::ApprovalPolicy;
 use crate::limits::{self, HourlyCap};
 use crate::{DomainError, EVENT_VERSION, Id, Services};
 
@@ -34,6 +35,11 @@ pub enum ChatCommand {
     SetHourlyCap {
         cap: Option<u32>,
     },
+    /// Who must approve posts to this chat from now on (`None`: the standard review). Posts
+    /// already planned keep the stages they were planned with.
+    SetApprovalPolicy {
+        policy: Option<ApprovalPolicy>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +63,9 @@ pub enum ChatEvent {
     ChatHourlyCapSet {
         cap: Option<u32>,
     },
+    ChatApprovalPolicySet {
+        policy: Option<ApprovalPolicy>,
+    },
 }
 
 impl DomainEvent for ChatEvent {
@@ -67,6 +76,7 @@ impl DomainEvent for ChatEvent {
             Self::ChatBlocked { .. } => "ChatBlocked".into(),
             Self::ChatMigrated { .. } => "ChatMigrated".into(),
             Self::ChatHourlyCapSet { .. } => "ChatHourlyCapSet".into(),
+            Self::ChatApprovalPolicySet { .. } => "ChatApprovalPolicySet".into(),
         }
     }
     fn event_version(&self) -> String {
@@ -84,6 +94,7 @@ pub struct Chat {
     /// Why Telegram refused this chat for good, if it did.
     pub blocked: Option<String>,
     pub hourly_cap: Option<u32>,
+    pub approval_policy: Option<ApprovalPolicy>,
 }
 
 impl Chat {
@@ -189,6 +200,18 @@ impl Aggregate for Chat {
                 }
                 sink.write(ChatEvent::ChatHourlyCapSet { cap }, self).await;
             }
+            ChatCommand::SetApprovalPolicy { policy } => {
+                if self.workspace_id.is_none() {
+                    return Err(DomainError::NotFound);
+                }
+                if let Some(policy) = &policy {
+                    policy.validate()?;
+                }
+                if policy != self.approval_policy {
+                    sink.write(ChatEvent::ChatApprovalPolicySet { policy }, self)
+                        .await;
+                }
+            }
         }
         Ok(())
     }
@@ -215,6 +238,7 @@ impl Aggregate for Chat {
                 self.telegram_chat_id = to_telegram_chat_id;
             }
             ChatEvent::ChatHourlyCapSet { cap } => self.hourly_cap = cap,
+            ChatEvent::ChatApprovalPolicySet { policy } => self.approval_policy = policy,
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct ChatInfo {
     pub opted_out: bool,
     /// Why Telegram refused this chat for good, if it did.
     pub blocked: Option<String>,
+    /// Who must approve posts to it (`None`: the standard review).
+    pub approval_policy: Option<crate::approval::ApprovalPolicy>,
 }
 
 /// What a rule needs to know about a bot.

@@ -73,8 +73,24 @@ pub enum DomainError {
     TooManyChats { count: usize, max: usize },
     #[error("the directory of chats and bots could not be read: {0}")]
     DirectoryUnavailable(String),
-    #[error("four eyes: nobody approves a post they planned; ask another approver")]
+    #[error("four eyes: nobody approves a post they planned or last edited; ask another approver")]
     OwnPost,
+    #[error("the approval policy is not valid: {0}")]
+    InvalidPolicy(String),
+    #[error(
+        "the post waits for its {stage:?} stage, and you are not among its approvers (see the chat's approval policy)"
+    )]
+    NotAnApprover { stage: String },
+    #[error(
+        "you have approved this stage of the post already; another approver must give the next approval"
+    )]
+    AlreadyApprovedByYou,
+    #[error("a comment must be 1 to {max} characters")]
+    InvalidComment { max: usize },
+    #[error(
+        "the post is approved and goes out at its publish time, which is too close to edit it; cancel it or reschedule first"
+    )]
+    TooLateToEdit,
 }
 
 impl DomainError {
@@ -106,6 +122,11 @@ impl DomainError {
             Self::TooManyChats { .. } => "too_many_chats",
             Self::DirectoryUnavailable(_) => "directory_unavailable",
             Self::OwnPost => "four_eyes",
+            Self::InvalidPolicy(_) => "invalid_policy",
+            Self::NotAnApprover { .. } => "not_an_approver",
+            Self::AlreadyApprovedByYou => "already_approved_by_you",
+            Self::InvalidComment { .. } => "invalid_comment",
+            Self::TooLateToEdit => "too_late_to_edit",
         }
     }
 
@@ -119,9 +140,11 @@ impl DomainError {
             | Self::ChatOptedOut(_)
             | Self::ChatBlocked { .. }
             | Self::DeliveryNotInDoubt(_)
-            | Self::AutoResendLimit { .. } => ErrorKind::Conflict,
+            | Self::AutoResendLimit { .. }
+            | Self::AlreadyApprovedByYou
+            | Self::TooLateToEdit => ErrorKind::Conflict,
             Self::DirectoryUnavailable(_) => ErrorKind::Unavailable,
-            Self::OwnPost => ErrorKind::Forbidden,
+            Self::OwnPost | Self::NotAnApprover { .. } => ErrorKind::Forbidden,
             _ => ErrorKind::Invalid,
         }
     }

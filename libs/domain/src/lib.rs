@@ -5,6 +5,7 @@
 //! this chat exist, has it opted out) comes through the [`Directory`] trait, and the current
 //! time comes in the command. That keeps every rule testable with given/when/then.
 
+pub mod approval;
 mod bot;
 mod chat;
 mod delivery;

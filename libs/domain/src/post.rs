@@ -14,12 +14,18 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::approval::{ApprovalPolicy, Approver, MAX_STAGES, Stage};
 use crate::{
     DomainError, EVENT_VERSION, Id, MAX_TEXT_UTF16, PUBLISH_AT_GRACE, Services, telegram_length,
 };
 
 /// How many chat ids one event lists (about 38 KB of JSON, 18 KB of protobuf).
 pub const TARGETS_PER_EVENT: usize = 1000;
+/// An approved post may be edited until this long before it goes out: sends start at the
+/// publish time, and an edit must never meet a send of the old text.
+pub const EDIT_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+/// Longest comment, in characters.
+pub const MAX_COMMENT: usize = 2000;
 /// How many chats one post may target.
 pub const MAX_CHATS_PER_POST: usize = 100_000;
 /// The event that lists a post's targets beyond the first [`TARGETS_PER_EVENT`]: a send's
@@ -94,12 +100,28 @@ pub enum PostCommand {
         /// Who plans it (the actor's id): they may not approve it.
         author: String,
     },
-    /// `by`: the approver's id, never the author's.
+    /// `by`: the approver's id, never the author's or last editor's; `role`: their role in the
+    /// workspace (an instance administrator's is `admin`), which the current stage may admit.
     Approve {
         by: String,
+        role: Option<String>,
     },
+    /// Sends the post back to draft with a reason: it needs an edit and fresh approvals.
     Reject {
         reason: String,
+    },
+    /// Changes what the post says or when it goes out. Every approval it had is void: the
+    /// edited post waits for its stages again, and its editor may not approve it.
+    Edit {
+        by: String,
+        text: String,
+        parse_mode: Option<ParseMode>,
+        publish_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    Comment {
+        by: String,
+        text: String,
     },
     Cancel,
     /// Moves the publish time of a post that is not yet (fully) delivered.
@@ -130,6 +152,26 @@ pub enum PostEvent {
         /// The author's id; absent in posts planned before authors were recorded.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         author: Option<String>,
+        /// The approval stages it must pass, taken from its chats' policies; absent in posts
+        /// planned before staged approvals (they need the standard review).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        stages: Vec<Stage>,
+    },
+    /// One approval at stage `stage` (an index into the post's stages). The post is approved
+    /// (`PostApproved`, in the same commit) when its last stage is complete.
+    PostApprovalGiven {
+        stage: u32,
+        by: String,
+    },
+    PostEdited {
+        text: String,
+        parse_mode: Option<ParseMode>,
+        publish_at: DateTime<Utc>,
+        by: String,
+    },
+    PostCommented {
+        text: String,
+        by: String,
     },
     PostApproved,
     PostRejected {
@@ -171,6 +213,9 @@ impl DomainEvent for PostEvent {
     fn event_type(&self) -> String {
         match self {
             Self::PostPlanned { .. } => "PostPlanned",
+            Self::PostApprovalGiven { .. } => "PostApprovalGiven",
+            Self::PostEdited { .. } => "PostEdited",
+            Self::PostCommented { .. } => "PostCommented",
             Self::PostApproved => "PostApproved",
             Self::PostRejected { .. } => "PostRejected",
             Self::PostCancelled => "PostCancelled",
@@ -189,6 +234,8 @@ impl DomainEvent for PostEvent {
 }
 
 /// Where the post is in its life, as decided by people (delivery progress is per chat).
+/// `Draft`: rejected, waiting for an edit (a post that does not exist is also `Draft`, with
+/// no workspace); `Planned`: waiting for its approvals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PostState {
@@ -196,7 +243,6 @@ pub enum PostState {
     Draft,
     Planned,
     Approved,
-    Rejected,
     Cancelled,
 }
 
@@ -206,7 +252,6 @@ impl PostState {
             Self::Draft => "draft",
             Self::Planned => "planned",
             Self::Approved => "approved",
-            Self::Rejected => "rejected",
             Self::Cancelled => "cancelled",
         }
     }
@@ -253,6 +298,12 @@ pub struct Post {
     pub publish_at: Option<DateTime<Utc>>,
     /// Who planned it (an actor id), when recorded.
     pub author: Option<String>,
+    /// Who edited it last, if anyone: like the author, they may not approve it.
+    pub last_editor: Option<String>,
+    /// The approval stages it must pass (empty: the standard review).
+    pub stages: Vec<Stage>,
+    /// Approvals given since it was planned or last edited: (stage, approver id).
+    pub approvals: Vec<(u32, String)>,
     /// Target chats in the order they were planned.
     pub chat_ids: Vec<Id>,
     /// Outcomes recorded on the post itself before deliveries were aggregates of their own
@@ -311,13 +362,40 @@ impl Post {
     }
 
     fn refuse(&self, action: &'static str) -> DomainError {
-        match self.state {
-            PostState::Draft => DomainError::NotFound,
-            state => DomainError::InvalidTransition {
-                state: state.as_str(),
-                action,
-            },
+        if self.workspace_id.is_none() {
+            return DomainError::NotFound;
         }
+        DomainError::InvalidTransition {
+            state: self.state.as_str(),
+            action,
+        }
+    }
+
+    /// The stages this post must pass.
+    pub fn required_stages(&self) -> Vec<Stage> {
+        if self.stages.is_empty() {
+            ApprovalPolicy::standard().stages
+        } else {
+            self.stages.clone()
+        }
+    }
+
+    /// The stage waiting for approvals (an index into [`Post::required_stages`]), if any.
+    pub fn current_stage(&self, stages: &[Stage]) -> Option<usize> {
+        stages.iter().enumerate().position(|(i, stage)| {
+            let given: Vec<&str> = self
+                .approvals
+                .iter()
+                .filter(|(s, _)| *s as usize == i)
+                .map(|(_, by)| by.as_str())
+                .collect();
+            !stage.complete(&given)
+        })
+    }
+
+    /// Four eyes: the author and the last editor may not approve.
+    fn wrote_it(&self, by: &str) -> bool {
+        self.author.as_deref() == Some(by) || self.last_editor.as_deref() == Some(by)
     }
 
     async fn check_plan(
@@ -325,7 +403,7 @@ impl Post {
         services: &Services,
         plan: Plan<'_>,
         now: DateTime<Utc>,
-    ) -> Result<(), DomainError> {
+    ) -> Result<Vec<Stage>, DomainError> {
         let Plan {
             workspace_id,
             chat_ids,
@@ -333,24 +411,11 @@ impl Post {
             parse_mode,
             publish_at,
         } = plan;
-        if self.state != PostState::Draft {
+        if self.workspace_id.is_some() {
             return Err(DomainError::AlreadyExists);
         }
-        if text.trim().is_empty() {
-            return Err(DomainError::TextEmpty);
-        }
-        let length = telegram_length(text, parse_mode);
-        if length > MAX_TEXT_UTF16 {
-            return Err(DomainError::TextTooLong {
-                length,
-                max: MAX_TEXT_UTF16,
-            });
-        }
-        if publish_at < now - PUBLISH_AT_GRACE {
-            return Err(DomainError::PublishAtInPast {
-                grace_minutes: PUBLISH_AT_GRACE.num_minutes(),
-            });
-        }
+        check_text(text, parse_mode)?;
+        check_publish_at(publish_at, now)?;
         if chat_ids.is_empty() {
             return Err(DomainError::NoChats);
         }
@@ -385,7 +450,23 @@ impl Post {
                 _ => return Err(DomainError::UnknownChat(*chat_id)),
             }
         }
-        Ok(())
+        let stages = ApprovalPolicy::combined(
+            chat_ids
+                .iter()
+                .map(|id| chats.get(id).and_then(|c| c.approval_policy.as_ref())),
+        );
+        if stages.len() > MAX_STAGES {
+            return Err(DomainError::InvalidPolicy(format!(
+                "the chats' policies add up to {} stages, more than {MAX_STAGES}; plan separate posts",
+                stages.len()
+            )));
+        }
+        // The standard review is what an empty list means (and what old posts recorded).
+        Ok(if stages == ApprovalPolicy::standard().stages {
+            Vec::new()
+        } else {
+            stages
+        })
     }
 }
 
@@ -419,7 +500,7 @@ impl Aggregate for Post {
                     parse_mode,
                     publish_at,
                 };
-                self.check_plan(services, plan, now).await?;
+                let stages = self.check_plan(services, plan, now).await?;
                 let mut chunks = chat_ids.chunks(TARGETS_PER_EVENT);
                 let first = chunks.next().unwrap_or_default().to_vec();
                 let rest: Vec<Vec<Id>> = chunks.map(<[Id]>::to_vec).collect();
@@ -430,6 +511,7 @@ impl Aggregate for Post {
                     parse_mode,
                     publish_at,
                     author: Some(author),
+                    stages,
                 };
                 sink.write(planned, self).await;
                 for chat_ids in rest {
@@ -438,14 +520,79 @@ impl Aggregate for Post {
                 }
                 return Ok(());
             }
-            PostCommand::Approve { by } => match self.state {
-                PostState::Planned if self.author.as_deref() == Some(by.as_str()) => {
+            PostCommand::Approve { by, role } => {
+                match self.state {
+                    PostState::Planned => {}
+                    PostState::Approved => return Err(DomainError::AlreadyApproved),
+                    _ => return Err(self.refuse("approved")),
+                }
+                if self.wrote_it(&by) {
                     return Err(DomainError::OwnPost);
                 }
-                PostState::Planned => PostEvent::PostApproved,
-                PostState::Approved => return Err(DomainError::AlreadyApproved),
-                _ => return Err(self.refuse("approved")),
-            },
+                let stages = self.required_stages();
+                let Some(index) = self.current_stage(&stages) else {
+                    return Err(DomainError::AlreadyApproved);
+                };
+                // One approval per person and stage. (One person may pass several stages that
+                // admit them: refusing it could leave a stage that names them unpassable.)
+                if self
+                    .approvals
+                    .iter()
+                    .any(|(stage, given)| *stage as usize == index && *given == by)
+                {
+                    return Err(DomainError::AlreadyApprovedByYou);
+                }
+                let approver = Approver {
+                    id: &by,
+                    role: role.as_deref(),
+                };
+                if !stages[index].admits(approver) {
+                    return Err(DomainError::NotAnApprover {
+                        stage: stages[index].name.clone(),
+                    });
+                }
+                let given = PostEvent::PostApprovalGiven {
+                    stage: index as u32,
+                    by,
+                };
+                sink.write(given, self).await;
+                if self.current_stage(&stages).is_none() {
+                    sink.write(PostEvent::PostApproved, self).await;
+                }
+                return Ok(());
+            }
+            PostCommand::Edit {
+                by,
+                text,
+                parse_mode,
+                publish_at,
+                now,
+            } => {
+                match (self.state, self.publish_at) {
+                    (PostState::Draft | PostState::Planned, _) if self.workspace_id.is_some() => {}
+                    (PostState::Approved, Some(due)) if due > now + EDIT_MARGIN => {}
+                    (PostState::Approved, _) => return Err(DomainError::TooLateToEdit),
+                    _ => return Err(self.refuse("edited")),
+                }
+                check_text(&text, parse_mode)?;
+                check_publish_at(publish_at, now)?;
+                PostEvent::PostEdited {
+                    text,
+                    parse_mode,
+                    publish_at,
+                    by,
+                }
+            }
+            PostCommand::Comment { by, text } => {
+                if self.workspace_id.is_none() {
+                    return Err(DomainError::NotFound);
+                }
+                let text = text.trim().to_owned();
+                if text.is_empty() || text.chars().count() > MAX_COMMENT {
+                    return Err(DomainError::InvalidComment { max: MAX_COMMENT });
+                }
+                PostEvent::PostCommented { text, by }
+            }
             PostCommand::Reject { reason } => match self.state {
                 PostState::Planned => PostEvent::PostRejected {
                     reason: reason.trim().to_owned(),
@@ -479,9 +626,11 @@ impl Aggregate for Post {
                 parse_mode,
                 publish_at,
                 author,
+                stages,
             } => {
                 self.state = PostState::Planned;
                 self.author = author;
+                self.stages = stages;
                 self.workspace_id = Some(workspace_id);
                 self.text = text;
                 self.parse_mode = parse_mode;
@@ -490,7 +639,26 @@ impl Aggregate for Post {
             }
             PostEvent::PostTargetsAdded { chat_ids } => self.chat_ids.extend(chat_ids),
             PostEvent::PostApproved => self.state = PostState::Approved,
-            PostEvent::PostRejected { .. } => self.state = PostState::Rejected,
+            PostEvent::PostApprovalGiven { stage, by } => self.approvals.push((stage, by)),
+            PostEvent::PostEdited {
+                text,
+                parse_mode,
+                publish_at,
+                by,
+            } => {
+                self.state = PostState::Planned;
+                self.text = text;
+                self.parse_mode = parse_mode;
+                self.publish_at = Some(publish_at);
+                self.last_editor = Some(by);
+                self.approvals.clear();
+            }
+            PostEvent::PostCommented { .. } => {}
+            // Back to draft: an edit resubmits it for every stage.
+            PostEvent::PostRejected { .. } => {
+                self.state = PostState::Draft;
+                self.approvals.clear();
+            }
             PostEvent::PostCancelled => self.state = PostState::Cancelled,
             PostEvent::PostRescheduled { publish_at } => self.publish_at = Some(publish_at),
             PostEvent::PostDelivered {
@@ -547,6 +715,21 @@ struct Plan<'a> {
     publish_at: DateTime<Utc>,
 }
 
+/// The text of a post, as Telegram will count it.
+fn check_text(text: &str, parse_mode: Option<ParseMode>) -> Result<(), DomainError> {
+    if text.trim().is_empty() {
+        return Err(DomainError::TextEmpty);
+    }
+    let length = telegram_length(text, parse_mode);
+    if length > MAX_TEXT_UTF16 {
+        return Err(DomainError::TextTooLong {
+            length,
+            max: MAX_TEXT_UTF16,
+        });
+    }
+    Ok(())
+}
+
 /// A publish time may be at most [`PUBLISH_AT_GRACE`] in the past ("as soon as possible").
 fn check_publish_at(publish_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), DomainError> {
     if publish_at < now - PUBLISH_AT_GRACE {
@@ -598,6 +781,7 @@ mod tests {
             telegram_chat_id: 5,
             opted_out,
             blocked: None,
+            approval_policy: None,
         };
         directory.chats.insert(CHAT, info(WS, false));
         directory.chats.insert(OPTED_OUT, info(WS, true));
@@ -624,6 +808,7 @@ mod tests {
     fn approve() -> PostCommand {
         PostCommand::Approve {
             by: "approver-id".into(),
+            role: Some("approver".into()),
         }
     }
 
@@ -635,6 +820,7 @@ mod tests {
             parse_mode: None,
             publish_at: now(),
             author: Some(AUTHOR.into()),
+            stages: vec![],
         }
     }
 
@@ -708,23 +894,52 @@ mod tests {
         let old: PostEvent = serde_json::from_str(stored).unwrap();
         framework()
             .given(vec![old])
-            .when_async(PostCommand::Approve { by: AUTHOR.into() })
+            .when_async(PostCommand::Approve {
+                by: AUTHOR.into(),
+                role: Some("approver".into()),
+            })
             .await
-            .then_expect_events(vec![PostEvent::PostApproved]);
+            .then_expect_events(vec![
+                PostEvent::PostApprovalGiven {
+                    stage: 0,
+                    by: AUTHOR.into(),
+                },
+                PostEvent::PostApproved,
+            ]);
     }
 
     #[tokio::test]
     async fn approval_rules() {
         framework()
             .given(vec![planned()])
-            .when_async(PostCommand::Approve { by: AUTHOR.into() })
+            .when_async(PostCommand::Approve {
+                by: AUTHOR.into(),
+                role: Some("approver".into()),
+            })
             .await
             .then_expect_error(DomainError::OwnPost);
         framework()
             .given(vec![planned()])
             .when_async(approve())
             .await
-            .then_expect_events(vec![PostEvent::PostApproved]);
+            .then_expect_events(vec![
+                PostEvent::PostApprovalGiven {
+                    stage: 0,
+                    by: "approver-id".into(),
+                },
+                PostEvent::PostApproved,
+            ]);
+        // The standard review admits approvers and admins, not authors or viewers.
+        framework()
+            .given(vec![planned()])
+            .when_async(PostCommand::Approve {
+                by: "someone".into(),
+                role: Some("author".into()),
+            })
+            .await
+            .then_expect_error(DomainError::NotAnApprover {
+                stage: "review".into(),
+            });
         framework()
             .given(vec![planned(), PostEvent::PostApproved])
             .when_async(approve())
@@ -743,6 +958,168 @@ mod tests {
             .when_async(approve())
             .await
             .then_expect_error(DomainError::NotFound);
+    }
+
+    fn staged() -> PostEvent {
+        use crate::approval::Rule;
+        let stage = |name: &str, roles: &[&str], users: &[&str], rule| Stage {
+            name: name.into(),
+            roles: roles.iter().map(|r| (*r).into()).collect(),
+            users: users.iter().map(|u| (*u).into()).collect(),
+            rule,
+        };
+        PostEvent::PostPlanned {
+            workspace_id: WS,
+            chat_ids: vec![CHAT],
+            text: "hi".into(),
+            parse_mode: None,
+            publish_at: now() + TimeDelta::hours(1),
+            author: Some(AUTHOR.into()),
+            stages: vec![
+                stage("editor", &["approver"], &[], Rule::Any),
+                stage("legal", &[], &["lea", "leo"], Rule::All),
+            ],
+        }
+    }
+
+    fn approve_as(by: &str, role: &str) -> PostCommand {
+        PostCommand::Approve {
+            by: by.into(),
+            role: Some(role.into()),
+        }
+    }
+
+    fn given(stage: u32, by: &str) -> PostEvent {
+        PostEvent::PostApprovalGiven {
+            stage,
+            by: by.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn stages_are_passed_in_order_and_all_means_every_named_user() {
+        // Legal may not jump the queue.
+        framework()
+            .given(vec![staged()])
+            .when_async(approve_as("lea", "viewer"))
+            .await
+            .then_expect_error(DomainError::NotAnApprover {
+                stage: "editor".into(),
+            });
+        framework()
+            .given(vec![staged()])
+            .when_async(approve_as("ed", "approver"))
+            .await
+            .then_expect_events(vec![given(0, "ed")]);
+        framework()
+            .given(vec![staged(), given(0, "ed")])
+            .when_async(approve_as("ann", "approver"))
+            .await
+            .then_expect_error(DomainError::NotAnApprover {
+                stage: "legal".into(),
+            });
+        framework()
+            .given(vec![staged(), given(0, "ed")])
+            .when_async(approve_as("lea", "viewer"))
+            .await
+            .then_expect_events(vec![given(1, "lea")]);
+        framework()
+            .given(vec![staged(), given(0, "ed"), given(1, "lea")])
+            .when_async(approve_as("lea", "viewer"))
+            .await
+            .then_expect_error(DomainError::AlreadyApprovedByYou);
+        framework()
+            .given(vec![staged(), given(0, "ed"), given(1, "lea")])
+            .when_async(approve_as("leo", "viewer"))
+            .await
+            .then_expect_events(vec![given(1, "leo"), PostEvent::PostApproved]);
+    }
+
+    fn edited(by: &str) -> PostEvent {
+        PostEvent::PostEdited {
+            text: "better".into(),
+            parse_mode: None,
+            publish_at: now() + TimeDelta::hours(2),
+            by: by.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_edit_voids_the_approvals_and_its_editor_may_not_approve() {
+        let edit = |by: &str, publish_at| PostCommand::Edit {
+            by: by.into(),
+            text: "better".into(),
+            parse_mode: None,
+            publish_at,
+            now: now(),
+        };
+        framework()
+            .given(vec![staged(), given(0, "ed")])
+            .when_async(edit("ann", now() + TimeDelta::hours(2)))
+            .await
+            .then_expect_events(vec![edited("ann")]);
+        let mut post = Post::default();
+        for event in [staged(), given(0, "ed"), edited("ann")] {
+            post.apply(event);
+        }
+        assert_eq!(post.state, PostState::Planned);
+        assert!(post.approvals.is_empty());
+        assert_eq!(post.current_stage(&post.required_stages()), Some(0));
+        framework()
+            .given(vec![staged(), edited("ed")])
+            .when_async(approve_as("ed", "approver"))
+            .await
+            .then_expect_error(DomainError::OwnPost);
+        // An approved post may be edited until shortly before it goes out.
+        framework()
+            .given(vec![planned(), PostEvent::PostApproved])
+            .when_async(edit("ann", now() + TimeDelta::hours(2)))
+            .await
+            .then_expect_error(DomainError::TooLateToEdit);
+        framework()
+            .given(vec![staged(), PostEvent::PostApproved])
+            .when_async(edit("ann", now() + TimeDelta::hours(2)))
+            .await
+            .then_expect_events(vec![edited("ann")]);
+        framework()
+            .given(vec![planned(), PostEvent::PostCancelled])
+            .when_async(edit("ann", now() + TimeDelta::hours(2)))
+            .await
+            .then_expect_error(DomainError::InvalidTransition {
+                state: "cancelled",
+                action: "edited",
+            });
+    }
+
+    #[tokio::test]
+    async fn a_rejection_sends_the_post_back_to_draft_until_it_is_edited() {
+        let rejected = PostEvent::PostRejected {
+            reason: "typo".into(),
+        };
+        framework()
+            .given(vec![planned(), rejected.clone()])
+            .when_async(approve())
+            .await
+            .then_expect_error(DomainError::InvalidTransition {
+                state: "draft",
+                action: "approved",
+            });
+        framework()
+            .given(vec![staged(), rejected.clone(), edited("ann")])
+            .when_async(approve_as("ed", "approver"))
+            .await
+            .then_expect_events(vec![given(0, "ed")]);
+        framework()
+            .given(vec![planned(), rejected])
+            .when_async(PostCommand::Comment {
+                by: "ed".into(),
+                text: "  fix the typo  ".into(),
+            })
+            .await
+            .then_expect_events(vec![PostEvent::PostCommented {
+                text: "fix the typo".into(),
+                by: "ed".into(),
+            }]);
     }
 
     #[tokio::test]
@@ -798,6 +1175,7 @@ mod tests {
                     telegram_chat_id: 5,
                     opted_out: false,
                     blocked: None,
+                    approval_policy: None,
                 },
             );
         }

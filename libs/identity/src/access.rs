@@ -50,8 +50,8 @@ impl Role {
             Role::Admin => !matches!(action, CreateWorkspace | ManageUsers),
             Role::Viewer => matches!(action, Read),
             Role::Auditor => matches!(action, Read | ReadAudit),
-            Role::Author => matches!(action, Read | Plan | OptOut),
-            Role::Approver => matches!(action, Read | Approve | Resolve | OptOut),
+            Role::Author => matches!(action, Read | Plan | Comment | OptOut),
+            Role::Approver => matches!(action, Read | Approve | Resolve | Comment | OptOut),
         }
     }
 }
@@ -94,6 +94,8 @@ pub enum Action {
     Plan,
     /// Approve and reject posts.
     Approve,
+    /// Comment on a post.
+    Comment,
     /// Resolve a delivery in doubt.
     Resolve,
     /// Record a chat's opt-out.
@@ -114,7 +116,7 @@ impl Action {
         use Action::*;
         match self {
             Read | ReadAudit => Scope::Read,
-            Plan | OptOut => Scope::Write,
+            Plan | Comment | OptOut => Scope::Write,
             Approve | Resolve => Scope::Approve,
             Configure | ManageMembers | CreateWorkspace | ManageUsers => Scope::Admin,
         }

@@ -25,6 +25,7 @@ fn chat_info(chat: Chat) -> Option<ChatInfo> {
             telegram_chat_id: chat.telegram_chat_id,
             opted_out: chat.opted_out,
             blocked: chat.blocked,
+            approval_policy: chat.approval_policy,
         }),
         _ => None,
     }

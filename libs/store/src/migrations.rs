@@ -84,6 +84,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "row level security",
         include_str!("../migrations/0015_row_level_security.sql"),
     ),
+    (
+        16,
+        "post history",
+        include_str!("../migrations/0016_post_history.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

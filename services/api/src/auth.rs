@@ -17,6 +17,11 @@ use crate::{ApiError, AppState};
 #[derive(Debug, Clone)]
 pub struct Actor(pub String);
 
+/// The requester's role in the workspace of the path, as approval stages see it: an instance
+/// administrator counts as `admin`.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkspaceRole(pub Option<identity::Role>);
+
 /// What a route does, as the permission matrix sees it; `None` for routes any signed-in user
 /// may call about themselves (`/v1/me`, their own tokens).
 fn action(method: &Method, route: &str) -> Option<Action> {
@@ -35,8 +40,9 @@ fn action(method: &Method, route: &str) -> Option<Action> {
         _ if read => Action::Read,
         p if p.ends_with("/approve") || p.ends_with("/reject") => Action::Approve,
         p if p.ends_with("/resolve") => Action::Resolve,
+        p if p.ends_with("/comments") => Action::Comment,
         p if p.ends_with("/opt-out") => Action::OptOut,
-        "workspaces/{ws}/posts" => Action::Plan,
+        "workspaces/{ws}/posts" | "workspaces/{ws}/posts/{id}" => Action::Plan,
         p if p.ends_with("/cancel") || p.ends_with("/reschedule") => Action::Plan,
         _ => Action::Configure,
     })
@@ -87,9 +93,14 @@ pub async fn require_bearer(
         .starts_with("/v1/workspaces/{ws}")
         .then(|| request.uri().path().split('/').nth(3).map(str::to_owned))
         .flatten();
+    let mut role = None;
     if let Some(action) = action(request.method(), &route) {
-        authorize(&state, &principal, action, workspace.as_deref()).await?;
+        role = authorize(&state, &principal, action, workspace.as_deref()).await?;
     }
+    if principal.instance_admin && workspace.is_some() {
+        role = Some(identity::Role::Admin);
+    }
+    request.extensions_mut().insert(WorkspaceRole(role));
     request.extensions_mut().insert(Actor(principal.actor()));
     request.extensions_mut().insert(principal);
     // The database shows the handler this workspace's rows and no other's (row-level security,
@@ -103,7 +114,7 @@ async fn authorize(
     principal: &Principal,
     action: Action,
     workspace: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<Option<identity::Role>, ApiError> {
     let role = match workspace {
         Some(ws) if !principal.instance_admin => {
             // Only the plain form names a workspace here: a percent-encoded id would reach the
@@ -132,7 +143,7 @@ async fn authorize(
         _ => None,
     };
     if principal.may(action, role) {
-        return Ok(());
+        return Ok(role);
     }
     let scope = action.scope();
     let why = if !principal.scopes.contains(&scope) {

@@ -71,8 +71,7 @@ impl Herald {
             store::scope::WORKER_ROLE,
             config.worker_database_url.as_ref(),
         )?;
-        let api_pool =
-            store::scope::scoped_pool(api_login, API_CONNECTIONS, API_ACQUIRE_TIMEOUT);
+        let api_pool = store::scope::scoped_pool(api_login, API_CONNECTIONS, API_ACQUIRE_TIMEOUT);
         let delivery_pool = budget(
             worker_login.clone(),
             DELIVERY_CONNECTIONS,

@@ -31,9 +31,12 @@ pub async fn create_workspace(
     // The new workspace is the one this request may write (row-level security).
     store::scope::within(
         Some(id),
-        state
-            .store
-            .execute::<Workspace>(id, id, WorkspaceCommand::Create { name: body.name }, &ctx),
+        state.store.execute::<Workspace>(
+            id,
+            id,
+            WorkspaceCommand::Create { name: body.name },
+            &ctx,
+        ),
     )
     .await?;
     if me.user_id == identity::bootstrap_admin_id() {
@@ -309,6 +312,49 @@ pub async fn set_chat_limits(
     Ok(Json(
         json!({ "id": id, "hourly_cap": chat.effective_hourly_cap() }),
     ))
+}
+
+#[derive(Deserialize)]
+pub struct ApprovalPolicyBody {
+    /// `null`: back to the standard review.
+    stages: Option<Vec<domain::approval::Stage>>,
+}
+
+fn policy_json(policy: Option<&domain::approval::ApprovalPolicy>) -> Value {
+    let standard = policy.is_none();
+    let policy = policy
+        .cloned()
+        .unwrap_or_else(domain::approval::ApprovalPolicy::standard);
+    json!({ "stages": policy.stages, "standard": standard })
+}
+
+/// Who must approve posts to the chat from now on (posts already planned keep their stages).
+pub async fn set_approval_policy(
+    State(state): State<AppState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<ApprovalPolicyBody>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let (id, _) = chat_of(&state, ws, &id).await?;
+    let policy = body
+        .stages
+        .map(|stages| domain::approval::ApprovalPolicy { stages });
+    state
+        .store
+        .execute::<Chat>(ws, id, ChatCommand::SetApprovalPolicy { policy }, &ctx)
+        .await?;
+    let chat: Chat = state.store.load(id).await?;
+    Ok(Json(policy_json(chat.approval_policy.as_ref())))
+}
+
+pub async fn approval_policy(
+    State(state): State<AppState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let (_, chat) = chat_of(&state, ws, &id).await?;
+    Ok(Json(policy_json(chat.approval_policy.as_ref())))
 }
 
 #[derive(Deserialize)]

@@ -63,7 +63,22 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             get(safety::chat),
         )
         .route("/v1/workspaces/{ws}/posts", bulk(post(posts::plan)))
-        .route("/v1/workspaces/{ws}/posts/{id}", get(posts::get))
+        .route(
+            "/v1/workspaces/{ws}/posts/{id}",
+            get(posts::get).patch(posts::edit),
+        )
+        .route(
+            "/v1/workspaces/{ws}/posts/{id}/comments",
+            post(posts::comment),
+        )
+        .route(
+            "/v1/workspaces/{ws}/posts/{id}/history",
+            get(posts::history),
+        )
+        .route(
+            "/v1/workspaces/{ws}/chats/{id}/approval-policy",
+            put(directory::set_approval_policy).get(directory::approval_policy),
+        )
         .route(
             "/v1/workspaces/{ws}/posts/{id}/deliveries",
             get(posts::deliveries),

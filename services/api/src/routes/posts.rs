@@ -13,8 +13,10 @@ use serde_json::{Value, json};
 
 use super::Context;
 use super::directory::workspace;
+use crate::auth::WorkspaceRole;
 use crate::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, parse_id};
 use crate::{ApiError, AppState};
+use axum::Extension;
 
 #[derive(Deserialize)]
 pub struct NewPost {
@@ -37,19 +39,7 @@ pub async fn plan(
         .iter()
         .map(|id| parse_id(id, "chat_ids entry"))
         .collect::<Result<Vec<_>, _>>()?;
-    let parse_mode = match body.parse_mode.as_deref() {
-        None => None,
-        Some("HTML") => Some(ParseMode::Html),
-        Some("MarkdownV2") => Some(ParseMode::MarkdownV2),
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "invalid_parse_mode",
-                format!(
-                    "parse_mode {other:?} is not supported; use \"HTML\" or \"MarkdownV2\", or leave it out"
-                ),
-            ));
-        }
-    };
+    let parse_mode = parse_mode(body.parse_mode.as_deref())?;
     let publish_at = DateTime::parse_from_rfc3339(&body.publish_at)
         .map_err(|_| {
             ApiError::invalid(
@@ -76,6 +66,20 @@ pub async fn plan(
         StatusCode::CREATED,
         Json(json!({ "id": id, "state": PostState::Planned.as_str() })),
     ))
+}
+
+fn parse_mode(value: Option<&str>) -> Result<Option<ParseMode>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some("HTML") => Ok(Some(ParseMode::Html)),
+        Some("MarkdownV2") => Ok(Some(ParseMode::MarkdownV2)),
+        Some(other) => Err(ApiError::invalid(
+            "invalid_parse_mode",
+            format!(
+                "parse_mode {other:?} is not supported; use \"HTML\" or \"MarkdownV2\", or leave it out"
+            ),
+        )),
+    }
 }
 
 /// Loads a post of the workspace in the path (404 if it belongs elsewhere or does not exist).
@@ -219,10 +223,42 @@ async fn post_json(state: &AppState, ws: Id, id: Id, post: &Post) -> Result<Valu
         "parse_mode": post.parse_mode.map(ParseMode::as_str),
         "publish_at": post.publish_at,
         "targets": post.chat_ids.len(),
+        "author_id": post.author,
+        "last_editor_id": post.last_editor,
+        "approval": approval_json(post),
         "counts": counts,
         "deliveries": deliveries,
         "next_after": next_after,
     }))
+}
+
+/// The post's stages, what each has been given, and which one waits.
+fn approval_json(post: &Post) -> Value {
+    let stages = post.required_stages();
+    let current = (post.state == PostState::Planned)
+        .then(|| post.current_stage(&stages))
+        .flatten();
+    let stages: Vec<Value> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| {
+            let given: Vec<&str> = post
+                .approvals
+                .iter()
+                .filter(|(s, _)| *s as usize == i)
+                .map(|(_, by)| by.as_str())
+                .collect();
+            json!({
+                "name": stage.name,
+                "roles": stage.roles,
+                "users": stage.users,
+                "rule": stage.rule,
+                "approved_by": given,
+                "complete": post.state == PostState::Approved || stage.complete(&given),
+            })
+        })
+        .collect();
+    json!({ "stages": stages, "waiting_for": current })
 }
 
 const MAX_PAGE: usize = 1000;
@@ -330,13 +366,117 @@ async fn transition(
     Ok(Json(post_json(&state, ws, id, &post).await?))
 }
 
+/// One approval at the post's current stage; the post is approved when its last stage is.
 pub async fn approve(
     State(state): State<AppState>,
     ApiPath((ws, id)): ApiPath<(String, String)>,
     Context(ctx): Context,
+    Extension(WorkspaceRole(role)): Extension<WorkspaceRole>,
 ) -> Result<Json<Value>, ApiError> {
     let by = ctx.actor.clone();
-    transition(state, ws, id, ctx, PostCommand::Approve { by }).await
+    let role = role.map(|r| r.as_str().to_owned());
+    transition(state, ws, id, ctx, PostCommand::Approve { by, role }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostEdit {
+    text: Option<String>,
+    /// `null` or absent with `text`: plain text.
+    #[serde(default)]
+    parse_mode: Option<String>,
+    publish_at: Option<String>,
+}
+
+/// Edits a post's text, format or time (absent fields keep their value). Its approvals are
+/// void: it waits for every stage again, and its editor may not approve it.
+pub async fn edit(
+    State(state): State<AppState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<PostEdit>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, post_id, post) = load(&state, &ws, &id).await?;
+    let (text, parse_mode) = match body.text {
+        Some(text) => (text, parse_mode(body.parse_mode.as_deref())?),
+        None if body.parse_mode.is_some() => {
+            (post.text.clone(), parse_mode(body.parse_mode.as_deref())?)
+        }
+        None => (post.text.clone(), post.parse_mode),
+    };
+    let publish_at = match body.publish_at.as_deref() {
+        Some(at) => parse_publish_at(at)?,
+        None => post.publish_at.unwrap_or_else(Utc::now),
+    };
+    // Nothing may have gone out: an edit never meets a send of the old text.
+    let counts = post_counts(&state, post_id, &post).await?;
+    if counts.pending != post.chat_ids.len() as u64 {
+        return Err(domain::DomainError::InvalidTransition {
+            state: post.summary_state(&counts),
+            action: "edited",
+        }
+        .into());
+    }
+    let command = PostCommand::Edit {
+        by: ctx.actor.clone(),
+        text,
+        parse_mode,
+        publish_at,
+        now: Utc::now(),
+    };
+    transition(state, ws, id, ctx, command).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewComment {
+    text: String,
+}
+
+pub async fn comment(
+    State(state): State<AppState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<NewComment>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (ws, id, _) = load(&state, &ws, &id).await?;
+    let command = PostCommand::Comment {
+        by: ctx.actor.clone(),
+        text: body.text,
+    };
+    state.store.execute::<Post>(ws, id, command, &ctx).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "post_id": id }))))
+}
+
+#[derive(Deserialize)]
+pub struct HistoryPage {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Who did what to the post, when: its events in the audit (milliseconds behind the events).
+pub async fn history(
+    State(state): State<AppState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    ApiQuery(page): ApiQuery<HistoryPage>,
+) -> Result<Json<Value>, ApiError> {
+    let (ws, id, _) = load(&state, &ws, &id).await?;
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let after = page.after.unwrap_or(0);
+    let events = projections::audit::events(&state.pool, ws, Some(id), after, limit)
+        .await
+        .map_err(ApiError::internal)?;
+    let next_after = events
+        .last()
+        .and_then(|e| e["position"].as_i64())
+        .unwrap_or(after);
+    Ok(Json(json!({ "events": events, "next_after": next_after })))
 }
 
 #[derive(Deserialize, Default)]

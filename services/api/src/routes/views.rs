@@ -71,7 +71,7 @@ pub async fn audit(
         ));
     }
     let after = page.after.unwrap_or(0);
-    let events = projections::audit::events(&state.pool, ws, after, limit)
+    let events = projections::audit::events(&state.pool, ws, None, after, limit)
         .await
         .map_err(ApiError::internal)?;
     let next_after = events
