@@ -242,7 +242,7 @@ async fn apply_batch<P: Projection>(
             );
         } else {
             projection
-                .apply(&mut *tx, *position, envelope)
+                .apply(&mut tx, *position, envelope)
                 .await
                 .with_context(|| format!("applying {}", envelope.event_id))?;
             last.insert(key, sequence);
