@@ -173,7 +173,8 @@ async fn rejected_cancelled_and_opted_out_posts_never_arrive() {
         .map(|m| m.text)
         .collect();
     assert_eq!(texts, vec!["control".to_owned()]);
-    assert_eq!(app.post_state(&ws, &rejected).await["state"], "rejected");
+    // Rejected: back to draft, waiting for an edit; nothing went out.
+    assert_eq!(app.post_state(&ws, &rejected).await["state"], "draft");
     assert_eq!(app.post_state(&ws, &cancelled).await["state"], "cancelled");
     app.cleanup().await;
 }
