@@ -114,7 +114,12 @@ fn details(event: Option<&Event>) -> Value {
         Some(Event::BotHourlyCapSet(e)) => json!({ "hourly_cap": e.cap }),
         Some(Event::BotPaidBroadcastSet(e)) => json!({ "allowed": e.allowed }),
         Some(Event::InDoubtPolicySet(e)) => json!({ "policy": e.policy }),
-        Some(Event::PostApproved(_) | Event::PostCancelled(_) | Event::BotTokenReplaced(_))
+        Some(
+            Event::PostApproved(_)
+            | Event::PostCancelled(_)
+            | Event::PostExpired(_)
+            | Event::BotTokenReplaced(_),
+        )
         | None => {
             json!({})
         }

@@ -89,6 +89,7 @@ impl Projection for Calendar {
                 .await?;
             }
             Event::PostCancelled(_) => set_state(conn, post_id("")?, "cancelled", at).await?,
+            Event::PostExpired(_) => set_state(conn, post_id("")?, "expired", at).await?,
             Event::PostDelivered(d) => {
                 set_delivery(
                     conn,

@@ -197,6 +197,7 @@ fn post_event(post_id: &str, event: PostEvent) -> Event {
             publish_at_ms: publish_at.timestamp_millis(),
             editor_id: by,
         }),
+        PostEvent::PostExpired => Event::PostExpired(v1::PostExpired {}),
         PostEvent::PostCommented { text, by } => Event::PostCommented(v1::PostCommented {
             text,
             author_id: by,

@@ -346,3 +346,103 @@ async fn a_rejection_sends_the_post_back_to_draft_and_the_history_says_who_did_w
     .await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_post_not_approved_in_time_expires_instead_of_going_out_late() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let chat = app.connect_chat(&ws, &bot, 8201).await;
+    let t = team(&app, &ws).await;
+    let w = format!("/v1/workspaces/{ws}");
+    // Due nearly five minutes ago (the latest "as soon as possible" allows): two seconds
+    // left to approve it.
+    let publish_at = (chrono::Utc::now() - chrono::Duration::seconds(298)).to_rfc3339();
+    let (status, planned) = call(
+        &app,
+        &t.ann,
+        Method::POST,
+        &format!("{w}/posts"),
+        json!({ "chat_ids": [chat], "text": "stale news", "publish_at": publish_at }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{planned}");
+    let post = planned["id"].as_str().unwrap().to_owned();
+    let p = format!("{w}/posts/{post}");
+    app.eventually("the post to expire", Duration::from_secs(15), || async {
+        let (_, body) = app.get(&p).await;
+        (body["state"] == "expired").then_some(())
+    })
+    .await;
+    let (status, answer) = call(
+        &app,
+        &t.ed,
+        Method::POST,
+        &format!("{p}/approve"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&answer)),
+        (StatusCode::CONFLICT, "invalid_transition"),
+        "{answer}"
+    );
+    let history = app
+        .eventually(
+            "the expiry in the history",
+            Duration::from_secs(10),
+            || async {
+                let (_, body) = app.get(&format!("{p}/history")).await;
+                let events = body["events"].as_array()?.clone();
+                events
+                    .iter()
+                    .any(|e| e["event_type"] == "PostExpired")
+                    .then_some(events)
+            },
+        )
+        .await;
+    let expiry = history
+        .iter()
+        .find(|e| e["event_type"] == "PostExpired")
+        .unwrap();
+    assert_eq!(expiry["actor"], delivery::expiry::ACTOR);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        app.sandbox.messages(Some(8201)).is_empty(),
+        "an expired post went out"
+    );
+
+    // An edit with a new time resubmits it.
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    let (status, answer) = call(
+        &app,
+        &t.ann,
+        Method::PATCH,
+        &p,
+        json!({ "text": "fresh news", "publish_at": soon }),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["state"].as_str()),
+        (StatusCode::OK, Some("planned")),
+        "{answer}"
+    );
+    let (status, answer) = call(
+        &app,
+        &t.ed,
+        Method::POST,
+        &format!("{p}/approve"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let settled = app.settled(&ws, &post, Duration::from_secs(20)).await;
+    assert_eq!(settled["state"], "delivered", "{settled}");
+    let texts: Vec<String> = app
+        .sandbox
+        .messages(Some(8201))
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["fresh news"]);
+    app.cleanup().await;
+}

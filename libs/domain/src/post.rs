@@ -123,6 +123,11 @@ pub enum PostCommand {
         by: String,
         text: String,
     },
+    /// Its publish time passed (by more than [`PUBLISH_AT_GRACE`]) without every approval:
+    /// it never goes out late. An edit with a new time resubmits it.
+    Expire {
+        now: DateTime<Utc>,
+    },
     Cancel,
     /// Moves the publish time of a post that is not yet (fully) delivered.
     Reschedule {
@@ -173,6 +178,8 @@ pub enum PostEvent {
         text: String,
         by: String,
     },
+    /// Not fully approved in time: it will not go out (see [`PostCommand::Expire`]).
+    PostExpired,
     PostApproved,
     PostRejected {
         reason: String,
@@ -216,6 +223,7 @@ impl DomainEvent for PostEvent {
             Self::PostApprovalGiven { .. } => "PostApprovalGiven",
             Self::PostEdited { .. } => "PostEdited",
             Self::PostCommented { .. } => "PostCommented",
+            Self::PostExpired => "PostExpired",
             Self::PostApproved => "PostApproved",
             Self::PostRejected { .. } => "PostRejected",
             Self::PostCancelled => "PostCancelled",
@@ -235,7 +243,7 @@ impl DomainEvent for PostEvent {
 
 /// Where the post is in its life, as decided by people (delivery progress is per chat).
 /// `Draft`: rejected, waiting for an edit (a post that does not exist is also `Draft`, with
-/// no workspace); `Planned`: waiting for its approvals.
+/// no workspace); `Planned`: waiting for its approvals; `Expired`: not approved in time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PostState {
@@ -244,6 +252,7 @@ pub enum PostState {
     Planned,
     Approved,
     Cancelled,
+    Expired,
 }
 
 impl PostState {
@@ -253,6 +262,7 @@ impl PostState {
             Self::Planned => "planned",
             Self::Approved => "approved",
             Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
         }
     }
 }
@@ -569,7 +579,8 @@ impl Aggregate for Post {
                 now,
             } => {
                 match (self.state, self.publish_at) {
-                    (PostState::Draft | PostState::Planned, _) if self.workspace_id.is_some() => {}
+                    (PostState::Draft | PostState::Planned | PostState::Expired, _)
+                        if self.workspace_id.is_some() => {}
                     (PostState::Approved, Some(due)) if due > now + EDIT_MARGIN => {}
                     (PostState::Approved, _) => return Err(DomainError::TooLateToEdit),
                     _ => return Err(self.refuse("edited")),
@@ -593,6 +604,14 @@ impl Aggregate for Post {
                 }
                 PostEvent::PostCommented { text, by }
             }
+            PostCommand::Expire { now } => match (self.state, self.publish_at) {
+                (PostState::Draft | PostState::Planned, Some(due))
+                    if self.workspace_id.is_some() && due + PUBLISH_AT_GRACE <= now =>
+                {
+                    PostEvent::PostExpired
+                }
+                _ => return Err(self.refuse("expired")),
+            },
             PostCommand::Reject { reason } => match self.state {
                 PostState::Planned => PostEvent::PostRejected {
                     reason: reason.trim().to_owned(),
@@ -654,6 +673,10 @@ impl Aggregate for Post {
                 self.approvals.clear();
             }
             PostEvent::PostCommented { .. } => {}
+            PostEvent::PostExpired => {
+                self.state = PostState::Expired;
+                self.approvals.clear();
+            }
             // Back to draft: an edit resubmits it for every stage.
             PostEvent::PostRejected { .. } => {
                 self.state = PostState::Draft;
@@ -1120,6 +1143,54 @@ mod tests {
                 text: "fix the typo".into(),
                 by: "ed".into(),
             }]);
+    }
+
+    #[tokio::test]
+    async fn a_post_not_approved_in_time_expires_and_an_edit_resubmits_it() {
+        let late = now() + PUBLISH_AT_GRACE;
+        framework()
+            .given(vec![planned()])
+            .when_async(PostCommand::Expire { now: late })
+            .await
+            .then_expect_events(vec![PostEvent::PostExpired]);
+        // Within the grace it may still be approved and go out.
+        framework()
+            .given(vec![planned()])
+            .when_async(PostCommand::Expire {
+                now: late - TimeDelta::seconds(1),
+            })
+            .await
+            .then_expect_error(DomainError::InvalidTransition {
+                state: "planned",
+                action: "expired",
+            });
+        framework()
+            .given(vec![planned(), PostEvent::PostApproved])
+            .when_async(PostCommand::Expire { now: late })
+            .await
+            .then_expect_error(DomainError::InvalidTransition {
+                state: "approved",
+                action: "expired",
+            });
+        framework()
+            .given(vec![planned(), PostEvent::PostExpired])
+            .when_async(approve())
+            .await
+            .then_expect_error(DomainError::InvalidTransition {
+                state: "expired",
+                action: "approved",
+            });
+        framework()
+            .given(vec![planned(), PostEvent::PostExpired])
+            .when_async(PostCommand::Edit {
+                by: "ann".into(),
+                text: "better".into(),
+                parse_mode: None,
+                publish_at: now() + TimeDelta::hours(2),
+                now: now(),
+            })
+            .await
+            .then_expect_events(vec![edited("ann")]);
     }
 
     #[tokio::test]

@@ -89,6 +89,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "post history",
         include_str!("../migrations/0016_post_history.sql"),
     ),
+    (17, "expiry", include_str!("../migrations/0017_expiry.sql")),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

@@ -7,6 +7,7 @@
 //! - [`queue`]: every query of delivery's tables, for their two owners (the projection and the
 //!   dispatcher) and for the readers (safety stats, post views, tests, the benchmark);
 //! - [`dispatcher`]: the loop that claims due deliveries and spawns send tasks;
+//! - [`expiry`]: posts not approved in time expire instead of going out late;
 //! - [`attempt`]: one send task (budget, re-check at the gate, send, record);
 //! - [`recorder`]: outcomes written in groups, each with the end of its claim;
 //! - [`decide`]: the pure rules (fresh state, answer → next step);
@@ -21,6 +22,7 @@
 pub mod attempt;
 pub mod decide;
 pub mod dispatcher;
+pub mod expiry;
 mod gate;
 mod leases;
 pub mod pacing;
@@ -50,7 +52,8 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Runs the schedule projection and the dispatcher until `shutdown`.
+    /// Runs the schedule projection, the dispatcher and the expiry of overdue posts until
+    /// `shutdown`.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let projection = tokio::spawn(projections::runner::run(
             self.pool.clone(),
@@ -58,11 +61,17 @@ impl Delivery {
             schedule::DeliverySchedule,
             shutdown.clone(),
         ));
+        let expiry = tokio::spawn(expiry::run(
+            self.pool.clone(),
+            self.store.clone(),
+            shutdown.clone(),
+        ));
         let dispatcher =
             dispatcher::Dispatcher::new(self.pool, self.store, self.cipher, self.settings);
         let dispatched = dispatcher.run(shutdown).await;
         let projected = projection.await?;
-        dispatched.and(projected)
+        let expired = expiry.await?;
+        dispatched.and(projected).and(expired)
     }
 }
 

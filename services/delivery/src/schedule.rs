@@ -80,17 +80,18 @@ impl Projection for DeliverySchedule {
             Event::PostApproved(_) => {
                 rows::set_post_status(conn, id, &["planned"], "pending").await?
             }
-            Event::PostCancelled(_) => {
+            Event::PostCancelled(_) | Event::PostExpired(_) => {
                 rows::set_post_status(conn, id, &["planned", "pending"], "cancelled").await?
             }
             // Back to draft: its rows wait, unscheduled, for an edit and fresh approvals.
             Event::PostRejected(_) => {}
             // An edit voids the approvals: nothing goes out until the post is approved again,
-            // at its new time.
+            // at its new time. (An expired post's rows come back: only an expired post is
+            // edited after its rows were dropped; a cancelled one never is.)
             Event::PostEdited(edited) => {
                 let due_at = schemas::from_millis(edited.publish_at_ms)
                     .ok_or_else(|| anyhow::anyhow!("bad publish time"))?;
-                rows::set_post_status(conn, id, &["pending"], "planned").await?;
+                rows::set_post_status(conn, id, &["pending", "cancelled"], "planned").await?;
                 rows::post_rescheduled(conn, id, due_at).await?
             }
             Event::PostRescheduled(r) => {

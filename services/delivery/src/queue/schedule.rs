@@ -251,3 +251,23 @@ async fn refresh_lanes(conn: &mut PgConnection, chats: &str, id: Uuid) -> sqlx::
         .await?;
     Ok(())
 }
+
+/// Posts whose rows still wait for approval (planned, or back in draft) and were due before
+/// `due_before`: at most `limit`, with their workspaces (read by [`crate::expiry`]).
+pub async fn overdue_unapproved(
+    conn: &mut PgConnection,
+    due_before: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    sqlx::query_as(
+        "SELECT DISTINCT post_id, workspace_id FROM (
+             SELECT post_id, workspace_id FROM delivery_schedule
+              WHERE status = 'planned' AND due_at < $1
+              LIMIT $2 * 100) overdue
+          LIMIT $2",
+    )
+    .bind(due_before)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
