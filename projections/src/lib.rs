@@ -1,5 +1,5 @@
-//! Read models built from the JetStream event stream: the content [`Calendar`] and the
-//! [`Audit`] log, plus the [`runner`] that feeds any [`Projection`] exactly once.
+//! Read models built from the JetStream event stream: the content [`Calendar`], the
+//! [`PostList`] and the [`Audit`] log, plus the [`runner`] that feeds any [`Projection`] exactly once.
 //!
 //! Architecture invariant: a projection's rows, its stream checkpoint and its per-aggregate
 //! positions change in one PostgreSQL transaction, so a crash can neither skip nor double-apply
@@ -7,12 +7,14 @@
 
 pub mod audit;
 pub mod calendar;
+pub mod posts;
 pub mod runner;
 
 use std::future::Future;
 
 pub use audit::Audit;
 pub use calendar::Calendar;
+pub use posts::PostList;
 use schemas::v1::EventEnvelope;
 use sqlx::PgConnection;
 

@@ -34,6 +34,14 @@ async fn schedule(app: &TestApp) -> Vec<String> {
     .await
 }
 
+async fn post_list(app: &TestApp) -> Vec<String> {
+    rows(
+        app,
+        "SELECT row_to_json(p)::text FROM post_list p ORDER BY post_id",
+    )
+    .await
+}
+
 async fn audit(app: &TestApp) -> Vec<String> {
     rows(
         app,
@@ -142,8 +150,10 @@ async fn assert_all_delivered_once_and_projections_rebuildable(
     .await;
     let (live_calendar, live_audit) = (calendar(app).await, audit(app).await);
     let live_schedule = schedule(app).await;
+    let live_posts = post_list(app).await;
+    assert!(!live_posts.is_empty());
     assert_eq!(live_audit.len() as i64, events, "one audit row per event");
-    for name in ["calendar", "audit", "delivery_schedule"] {
+    for name in ["calendar", "post_list", "audit", "delivery_schedule"] {
         app.herald.rebuild(name, &|_, _| {}).await.unwrap();
     }
     assert_eq!(
@@ -152,6 +162,11 @@ async fn assert_all_delivered_once_and_projections_rebuildable(
         "calendar equals a rebuild"
     );
     assert_eq!(audit(app).await, live_audit, "audit equals a rebuild");
+    assert_eq!(
+        post_list(app).await,
+        live_posts,
+        "post list equals a rebuild"
+    );
     assert_eq!(
         schedule(app).await,
         live_schedule,

@@ -61,6 +61,7 @@ async fn every_role_may_do_exactly_what_the_matrix_says_and_strangers_see_no_wor
         ),
         (Method::GET, format!("{w}/calendar"), everyone),
         (Method::GET, format!("{w}/posts/{post}/history"), everyone),
+        (Method::GET, format!("{w}/posts?waiting_for=me"), everyone),
         (
             Method::GET,
             format!("{w}/chats/{chat}/approval-policy"),

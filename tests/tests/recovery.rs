@@ -169,7 +169,7 @@ async fn an_unknown_projection_name_is_refused_with_the_valid_names() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(error.contains("calendar, audit"), "{error}");
+    assert!(error.contains("calendar, post_list, audit"), "{error}");
     app.cleanup().await;
 }
 

@@ -90,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0016_post_history.sql"),
     ),
     (17, "expiry", include_str!("../migrations/0017_expiry.sql")),
+    (
+        18,
+        "post list",
+        include_str!("../migrations/0018_post_list.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

@@ -7,13 +7,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use platform::nats::Bus;
 use platform::{Config, Secret, Shutdown, TokenCipher};
-use projections::{Audit, Calendar};
+use projections::{Audit, Calendar, PostList};
 use sqlx::PgPool;
 use store::EventStore;
 use tokio::net::TcpListener;
 
 /// Every projection `herald projections rebuild` can rebuild.
-pub const PROJECTIONS: &[&str] = &["calendar", "audit", "delivery_schedule"];
+pub const PROJECTIONS: &[&str] = &["calendar", "post_list", "audit", "delivery_schedule"];
 
 /// How long a service waits for PostgreSQL and NATS to come up at start.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -143,7 +143,7 @@ impl Herald {
         relayed
     }
 
-    /// Runs every read-model projection (calendar and audit).
+    /// Runs every read-model projection (calendar, post list and audit).
     pub async fn projector(&self, shutdown: Shutdown) -> anyhow::Result<()> {
         let calendar = projections::runner::run(
             self.worker_pool.clone(),
@@ -151,10 +151,16 @@ impl Herald {
             Calendar,
             shutdown.clone(),
         );
+        let posts = projections::runner::run(
+            self.worker_pool.clone(),
+            self.bus.clone(),
+            PostList,
+            shutdown.clone(),
+        );
         let audit =
             projections::runner::run(self.worker_pool.clone(), self.bus.clone(), Audit, shutdown);
-        let (calendar, audit) = tokio::join!(calendar, audit);
-        calendar.and(audit)
+        let (calendar, posts, audit) = tokio::join!(calendar, posts, audit);
+        calendar.and(posts).and(audit)
     }
 
     pub async fn delivery(
@@ -193,6 +199,9 @@ impl Herald {
                 projections::runner::rebuild(&self.pool, &self.bus, &Calendar, progress).await
             }
             "audit" => projections::runner::rebuild(&self.pool, &self.bus, &Audit, progress).await,
+            "post_list" => {
+                projections::runner::rebuild(&self.pool, &self.bus, &PostList, progress).await
+            }
             "delivery_schedule" => {
                 let schedule = delivery::schedule::DeliverySchedule;
                 projections::runner::rebuild(&self.pool, &self.bus, &schedule, progress).await

@@ -57,7 +57,7 @@ enum Command {
     Api,
     /// Run only the outbox relay (PostgreSQL -> NATS JetStream); extra ones wait as standbys
     Relay,
-    /// Run only the projections (calendar, audit)
+    /// Run only the projections (calendar, post list, audit)
     Projector,
     /// Run only the delivery service (sends due posts through the Bot API)
     Delivery,
@@ -83,8 +83,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ProjectionAction {
-    /// Drop a projection's rows and rebuild them from the event stream (calendar, audit,
-    /// delivery_schedule); safe while Herald runs, delivery included
+    /// Drop a projection's rows and rebuild them from the event stream (calendar, post_list,
+    /// audit, delivery_schedule); safe while Herald runs, delivery included
     Rebuild { name: String },
 }
 

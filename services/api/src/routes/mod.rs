@@ -62,7 +62,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             "/v1/workspaces/{ws}/chats/{id}/safety-stats",
             get(safety::chat),
         )
-        .route("/v1/workspaces/{ws}/posts", bulk(post(posts::plan)))
+        .route(
+            "/v1/workspaces/{ws}/posts",
+            bulk(post(posts::plan)).get(posts::list),
+        )
         .route(
             "/v1/workspaces/{ws}/posts/{id}",
             get(posts::get).patch(posts::edit),

@@ -598,3 +598,114 @@ pub async fn resolve(
         .await?;
     Ok(Json(post_json(&state, ws, id, &post).await?))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Comma-separated states: draft, planned, approved, cancelled, expired.
+    state: Option<String>,
+    chat: Option<String>,
+    bot: Option<String>,
+    /// A user id, or `me`.
+    author: Option<String>,
+    /// A user id, or `me`: posts they approved (since the post's last edit).
+    approver: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    /// `me`: posts whose waiting stage admits me, that I did not write and have not approved.
+    waiting_for: Option<String>,
+    /// The `next_after` of the previous page.
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+const LIST_STATES: [&str; 5] = ["draft", "planned", "approved", "cancelled", "expired"];
+
+/// Posts of the workspace by publish time, filtered, a page at a time (read from the post
+/// list projection, milliseconds behind the events).
+pub async fn list(
+    State(state): State<AppState>,
+    ApiPath(ws): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+    Context(ctx): Context,
+    Extension(WorkspaceRole(role)): Extension<WorkspaceRole>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let bad = |message: String| ApiError::bad_request("invalid_query", message);
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(bad("limit must be between 1 and 500".into()));
+    }
+    let states: Vec<String> = query
+        .state
+        .as_deref()
+        .map(|s| s.split(',').map(|s| s.trim().to_owned()).collect())
+        .unwrap_or_default();
+    if let Some(unknown) = states.iter().find(|s| !LIST_STATES.contains(&s.as_str())) {
+        return Err(bad(format!(
+            "state {unknown:?} is not one of {}",
+            LIST_STATES.join(", ")
+        )));
+    }
+    let id = |value: Option<&str>, what: &str| -> Result<Option<Id>, ApiError> {
+        value
+            .map(|v| {
+                v.parse::<Id>()
+                    .map_err(|_| bad(format!("{what} {v:?} is not a UUID")))
+            })
+            .transpose()
+    };
+    let user = |value: Option<&str>, what: &str| -> Result<Option<String>, ApiError> {
+        match value {
+            None => Ok(None),
+            Some("me") => Ok(Some(ctx.actor.clone())),
+            Some(v) => v
+                .parse::<Id>()
+                .map(|u| Some(u.to_string()))
+                .map_err(|_| bad(format!("{what} {v:?} is neither a user id nor \"me\""))),
+        }
+    };
+    let time = |value: Option<&str>, what: &str| -> Result<Option<DateTime<Utc>>, ApiError> {
+        value
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.to_utc())
+                    .map_err(|_| bad(format!("{what} {v:?} is not an RFC 3339 time")))
+            })
+            .transpose()
+    };
+    let waiting_for = match query.waiting_for.as_deref() {
+        None => None,
+        Some("me") => Some((ctx.actor.clone(), role.map(|r| r.as_str().to_owned()))),
+        Some(other) => {
+            return Err(bad(format!(
+                "waiting_for {other:?} is not supported; use waiting_for=me"
+            )));
+        }
+    };
+    let filter = projections::posts::Filter {
+        states,
+        chat_id: id(query.chat.as_deref(), "chat")?,
+        bot_id: id(query.bot.as_deref(), "bot")?,
+        author_id: user(query.author.as_deref(), "author")?,
+        approver_id: user(query.approver.as_deref(), "approver")?,
+        from: time(query.from.as_deref(), "from")?,
+        to: time(query.to.as_deref(), "to")?,
+        waiting_for,
+    };
+    let after = query
+        .after
+        .as_deref()
+        .map(|a| {
+            projections::posts::Cursor::decode(a)
+                .ok_or_else(|| bad("after is not a next_after this list gave".into()))
+        })
+        .transpose()?;
+    let (posts, next) = projections::posts::list(&state.pool, ws, &filter, after, limit)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "posts": posts,
+        "next_after": next.map(|c| c.encode()),
+    })))
+}
