@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::Projection;
+use crate::{Projection, parse_ids};
 
 const PREVIEW_CHARS: usize = 80;
 
@@ -155,10 +155,6 @@ impl Projection for Calendar {
         sqlx::query("DELETE FROM calendar").execute(conn).await?;
         Ok(())
     }
-}
-
-fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<Uuid>> {
-    Ok(ids.iter().map(|id| id.parse()).collect::<Result<_, _>>()?)
 }
 
 fn failure_class(class: i32) -> &'static str {

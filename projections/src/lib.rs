@@ -28,6 +28,11 @@ pub fn outcome_post_id<'a>(envelope: &'a EventEnvelope, named: &'a str) -> &'a s
     }
 }
 
+/// Chat or post ids as events carry them.
+pub(crate) fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<uuid::Uuid>> {
+    Ok(ids.iter().map(|id| id.parse()).collect::<Result<_, _>>()?)
+}
+
 /// A read model fed from the event stream.
 pub trait Projection: Send + Sync + 'static {
     /// Stable name: the checkpoint key and the durable consumer's name.

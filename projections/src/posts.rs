@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::Projection;
+use crate::{Projection, parse_ids};
 
 const PREVIEW_CHARS: usize = 80;
 
@@ -134,10 +134,6 @@ fn actor(envelope: &EventEnvelope) -> String {
         .as_ref()
         .map(|m| m.actor.clone())
         .unwrap_or_default()
-}
-
-fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<Uuid>> {
-    Ok(ids.iter().map(|id| id.parse()).collect::<Result<_, _>>()?)
 }
 
 /// The stages as the list keeps them; none recorded means the standard review.
