@@ -118,7 +118,8 @@ fn details(event: Option<&Event>) -> Value {
             Event::PostApproved(_)
             | Event::PostCancelled(_)
             | Event::PostExpired(_)
-            | Event::BotTokenReplaced(_),
+            | Event::BotTokenReplaced(_)
+            | Event::BotTokenReencrypted(_),
         )
         | None => {
             json!({})

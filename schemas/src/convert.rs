@@ -115,6 +115,9 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
             }),
             BotEvent::BotPaused { reason } => Event::BotPaused(v1::BotPaused { reason }),
             BotEvent::BotTokenReplaced { .. } => Event::BotTokenReplaced(v1::BotTokenReplaced {}),
+            BotEvent::BotTokenReencrypted { .. } => {
+                Event::BotTokenReencrypted(v1::BotTokenReencrypted {})
+            }
             BotEvent::BotHourlyCapSet { cap } => {
                 Event::BotHourlyCapSet(v1::BotHourlyCapSet { cap })
             }

@@ -45,6 +45,9 @@ pub enum BotCommand {
     SetHourlyCap { cap: Option<u32> },
     /// Opt in to paid broadcasts (up to 1000 msg/s, charged in Telegram Stars per message).
     SetPaidBroadcast { allowed: bool },
+    /// The same token, encrypted under a new secret key (`herald keys rotate`). Unlike a
+    /// replacement, it changes nothing else: a paused bot stays paused.
+    Reencrypt { encrypted_token: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +70,9 @@ pub enum BotEvent {
     BotPaidBroadcastSet {
         allowed: bool,
     },
+    BotTokenReencrypted {
+        encrypted_token: String,
+    },
 }
 
 impl DomainEvent for BotEvent {
@@ -77,6 +83,7 @@ impl DomainEvent for BotEvent {
             Self::BotTokenReplaced { .. } => "BotTokenReplaced",
             Self::BotHourlyCapSet { .. } => "BotHourlyCapSet",
             Self::BotPaidBroadcastSet { .. } => "BotPaidBroadcastSet",
+            Self::BotTokenReencrypted { .. } => "BotTokenReencrypted",
         }
         .into()
     }
@@ -163,6 +170,9 @@ impl Aggregate for Bot {
                 BotEvent::BotHourlyCapSet { cap }
             }
             BotCommand::SetPaidBroadcast { allowed } => BotEvent::BotPaidBroadcastSet { allowed },
+            BotCommand::Reencrypt { encrypted_token } => {
+                BotEvent::BotTokenReencrypted { encrypted_token }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -188,6 +198,9 @@ impl Aggregate for Bot {
             }
             BotEvent::BotHourlyCapSet { cap } => self.hourly_cap = cap,
             BotEvent::BotPaidBroadcastSet { allowed } => self.allow_paid_broadcast = allowed,
+            BotEvent::BotTokenReencrypted { encrypted_token } => {
+                self.encrypted_token = encrypted_token;
+            }
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct Config {
     pub admin_token: Option<Secret<String>>,
     /// Base64 32-byte key encrypting bot tokens at rest (`HERALD_SECRET_KEY`).
     pub secret_key: Option<Secret<String>>,
+    /// Keys a rotation replaces, still able to decrypt until `herald keys rotate` is done
+    /// (`HERALD_PREVIOUS_SECRET_KEYS`, comma-separated).
+    pub previous_secret_keys: Vec<Secret<String>>,
     /// A delivery worker silent for this long is considered dead: its partitions move to other
     /// workers and its unfinished sends are flagged in doubt (`HERALD_DELIVERY_WORKER_TIMEOUT`,
     /// seconds).
@@ -58,6 +61,8 @@ struct Layer {
     sandbox_addr: Option<SocketAddr>,
     admin_token: Option<Secret<String>>,
     secret_key: Option<Secret<String>>,
+    #[serde(default)]
+    previous_secret_keys: Vec<Secret<String>>,
     data_dir: Option<PathBuf>,
     delivery_worker_timeout: Option<u64>,
 }
@@ -140,6 +145,15 @@ impl Config {
             secret_key: var("HERALD_SECRET_KEY")
                 .map(Secret::new)
                 .or(layer.secret_key),
+            previous_secret_keys: match var("HERALD_PREVIOUS_SECRET_KEYS") {
+                Some(keys) => keys
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(|k| Secret::new(k.to_owned()))
+                    .collect(),
+                None => layer.previous_secret_keys,
+            },
             data_dir: var("HERALD_DATA_DIR")
                 .map(PathBuf::from)
                 .or(layer.data_dir)

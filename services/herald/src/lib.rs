@@ -12,6 +12,8 @@ use sqlx::PgPool;
 use store::EventStore;
 use tokio::net::TcpListener;
 
+pub mod keys;
+
 /// Every projection `herald projections rebuild` can rebuild.
 pub const PROJECTIONS: &[&str] = &["calendar", "post_list", "audit", "delivery_schedule"];
 
@@ -247,8 +249,32 @@ async fn check_stream_matches_database(pool: &PgPool, bus: &Bus) -> anyhow::Resu
 }
 
 /// The key that encrypts bot tokens: `HERALD_SECRET_KEY`, else `<data dir>/secret.key`. When
-/// `create` is set and neither exists, a new key is generated into that file (mode 0600).
+/// `create` is set and neither exists, a new key is generated into that file (mode 0600). The
+/// keys a rotation replaces (`HERALD_PREVIOUS_SECRET_KEYS`, `<data dir>/secret.key.previous`,
+/// one per line) still decrypt.
 pub fn secret_key(config: &Config, create: bool) -> anyhow::Result<TokenCipher> {
+    let cipher = current_secret_key(config, create)?;
+    let mut previous = config.previous_secret_keys.clone();
+    let path = config.data_dir.join("secret.key.previous");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        previous.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| Secret::new(l.to_owned())),
+        );
+    }
+    cipher.with_previous_keys(&previous).with_context(|| {
+        format!(
+            "a previous secret key (HERALD_PREVIOUS_SECRET_KEYS or {}) is not valid",
+            path.display()
+        )
+    })
+}
+
+fn current_secret_key(config: &Config, create: bool) -> anyhow::Result<TokenCipher> {
     if let Some(key) = &config.secret_key {
         return TokenCipher::from_base64_key(key).context("HERALD_SECRET_KEY is not valid");
     }
@@ -273,16 +299,32 @@ pub fn secret_key(config: &Config, create: bool) -> anyhow::Result<TokenCipher> 
     TokenCipher::from_base64_key(&key).map_err(Into::into)
 }
 
-fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+/// Writes `contents` to a new file only its owner may read (mode 0600).
+pub(crate) fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    private_file(path, contents, false)
+}
+
+/// Writes `contents` into a file only its owner may read: a new one, or at the end of an
+/// existing one when `append` is set (synced before returning).
+pub(crate) fn private_file(
+    path: &std::path::Path,
+    contents: &str,
+    append: bool,
+) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    if append {
+        options.append(true).create(true);
+    } else {
+        options.write(true).create_new(true);
+    }
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options
         .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+        .with_context(|| format!("writing {}", path.display()))?;
     file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
     Ok(())
 }
 

@@ -25,6 +25,8 @@ Configuration (environment, or the same keys in lowercase in a TOML file given b
   HERALD_SANDBOX_ADDR      sandbox emulator address  [default: 127.0.0.1:8081]
   HERALD_ADMIN_TOKEN       bearer token of the API   (unset: `herald up` generates and prints one)
   HERALD_SECRET_KEY        base64 key encrypting bot tokens (unset: <data dir>/secret.key)
+  HERALD_PREVIOUS_SECRET_KEYS  comma-separated keys a rotation replaces (also read from
+                           <data dir>/secret.key.previous); see `herald keys --help`
   HERALD_DATA_DIR          local state               [default: .herald]
   HERALD_DELIVERY_WORKER_TIMEOUT  seconds before a silent delivery worker's partitions
                            move and its unfinished sends are flagged in doubt [default: 10]
@@ -77,6 +79,17 @@ enum Command {
     Migrate,
     /// Print a new random secret key for HERALD_SECRET_KEY
     Keygen,
+    /// Rotate the secret key that encrypts bot tokens
+    ///
+    /// Safe while Herald runs: 1. `herald keys new` (or set HERALD_SECRET_KEY to a new key and
+    /// HERALD_PREVIOUS_SECRET_KEYS to the old one), then restart Herald, which then reads under
+    /// both keys and writes under the new one; 2. `herald keys rotate` re-encrypts every bot
+    /// token under the new key (resumable); 3. once `herald keys status` shows every token under
+    /// the current key, remove the previous key and restart.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Generate load through the public HTTP API (sandbox mode) and report delivery and lag
     Load(load::Args),
 }
@@ -86,6 +99,17 @@ enum ProjectionAction {
     /// Drop a projection's rows and rebuild them from the event stream (calendar, post_list,
     /// audit, delivery_schedule); safe while Herald runs, delivery included
     Rebuild { name: String },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// How many bot tokens are encrypted under each key
+    Status,
+    /// Make a fresh key current in <data dir>/secret.key, keeping the old one in
+    /// secret.key.previous (restart Herald afterwards)
+    New,
+    /// Re-encrypt under the current key every bot token still under another key
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -275,6 +299,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Users { action } => users(&config, action).await,
+        Command::Keys { action } => keys(&config, action).await,
         Command::Migrate => {
             let pool = platform::postgres::connect(
                 &config.database_url,
@@ -310,6 +335,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         command => serve(command, config, shutdown).await,
     }
+}
+
+/// `herald keys ...`.
+async fn keys(config: &Config, action: KeysAction) -> anyhow::Result<()> {
+    if let KeysAction::New = action {
+        let id = herald::keys::new_key_file(config)?;
+        println!(
+            "key {id} is now current; the old key is kept in secret.key.previous. Restart Herald, then run `herald keys rotate`"
+        );
+        return Ok(());
+    }
+    let herald = Herald::connect(config.clone(), secret_key(config, false)?).await?;
+    let current = herald.cipher.current_key_id().to_owned();
+    match action {
+        KeysAction::Status | KeysAction::New => {
+            let counts = herald::keys::status(&herald).await?;
+            println!("current key: {current}");
+            for (key, bots) in &counts {
+                let mark = if *key == current { " (current)" } else { "" };
+                println!("{bots:>8} bot token(s) under key {key}{mark}");
+            }
+            if counts.keys().all(|k| *k == current) {
+                println!("every token is under the current key: previous keys may be removed");
+            }
+        }
+        KeysAction::Rotate => {
+            let progress = |done: u64, total: u64| eprint!("\rre-encrypting: {done}/{total} bots");
+            let rotation = herald::keys::rotate(&herald, &progress).await?;
+            eprintln!();
+            println!(
+                "{} of {} bot token(s) re-encrypted under key {current}",
+                rotation.reencrypted, rotation.bots
+            );
+            if !rotation.unreadable.is_empty() {
+                let ids: Vec<String> = rotation
+                    .unreadable
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                anyhow::bail!(
+                    "no configured key can read the token of bot(s) {}: add the key they were encrypted under to HERALD_PREVIOUS_SECRET_KEYS (or secret.key.previous) and rotate again",
+                    ids.join(", ")
+                );
+            }
+            println!(
+                "every token is under the current key: remove the previous key (HERALD_PREVIOUS_SECRET_KEYS or secret.key.previous) and restart Herald"
+            );
+        }
+    }
+    herald.close().await;
+    Ok(())
 }
 
 /// Rebuilding a projection never decrypts tokens; any key will do when none is configured.
