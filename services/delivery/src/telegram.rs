@@ -121,3 +121,88 @@ fn is_server_error(description: &str) -> bool {
     .iter()
     .any(|s| description.contains(s))
 }
+
+/// What Telegram says about a chat and the bot in it (`getChat`, and `getChatMember` for the
+/// bot in groups and channels).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatCheck {
+    /// `private`, `group`, `supergroup` or `channel`.
+    pub kind: &'static str,
+    /// The group's or channel's title; never a person's name (private chats have none here).
+    pub title: Option<String>,
+    /// Why the bot may not post there, when it may not.
+    pub cannot_post: Option<String>,
+}
+
+/// Why a chat could not be checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckError {
+    /// Telegram answered: no such chat, or the bot has no access to it (its description).
+    Refused(String),
+    /// Telegram could not be asked (network, 5xx, 429): try again later.
+    Unavailable(String),
+}
+
+/// Asks Telegram whether the bot (user id `bot_user_id`) is in chat `chat_id` and may post
+/// there.
+pub async fn check_chat(
+    bot: &teloxide::Bot,
+    chat_id: i64,
+    bot_user_id: i64,
+) -> Result<ChatCheck, CheckError> {
+    let failed = |error: RequestError| match classify(&error) {
+        SendResult::Permanent(why) | SendResult::Blocked(why) => CheckError::Refused(why),
+        SendResult::Unauthorized => {
+            CheckError::Refused("Telegram does not accept the bot's token".into())
+        }
+        SendResult::Migrated(to) => CheckError::Refused(format!(
+            "the group became a supergroup with id {to}; connect that id"
+        )),
+        SendResult::RetryAfter(after) => {
+            CheckError::Unavailable(format!("Telegram asks to wait {}s", after.as_secs()))
+        }
+        SendResult::Transient(why) | SendResult::InDoubt(why) => CheckError::Unavailable(why),
+        SendResult::Sent { .. } => CheckError::Unavailable("unexpected answer".into()),
+    };
+    let info = bot.get_chat(ChatId(chat_id)).await.map_err(failed)?;
+    let kind = if info.is_private() {
+        "private"
+    } else if info.is_channel() {
+        "channel"
+    } else if info.is_supergroup() {
+        "supergroup"
+    } else {
+        "group"
+    };
+    if kind == "private" {
+        return Ok(ChatCheck {
+            kind,
+            title: None,
+            cannot_post: None,
+        });
+    }
+    let user = teloxide::types::UserId(u64::try_from(bot_user_id).unwrap_or_default());
+    let member = bot
+        .get_chat_member(ChatId(chat_id), user)
+        .await
+        .map_err(failed)?;
+    use teloxide::types::ChatMemberKind;
+    let cannot_post = match (&member.kind, kind) {
+        (ChatMemberKind::Left | ChatMemberKind::Banned(_), _) => {
+            Some(format!("the bot is not a member of this {kind}; add it"))
+        }
+        (member, "channel") if !member.can_post_messages() => Some(
+            "the bot is not an administrator allowed to post messages in this channel; grant it that right"
+                .to_owned(),
+        ),
+        (ChatMemberKind::Restricted(restricted), _) if !restricted.can_send_messages => Some(
+            format!("the bot may not send messages in this {kind}; lift its restriction"),
+        ),
+        _ => None,
+    };
+    Ok(ChatCheck {
+        kind,
+        title: info.title().map(str::to_owned),
+        cannot_post,
+    })
+}

@@ -21,7 +21,7 @@ use crate::Sandbox;
 use crate::faults::Fault;
 use crate::limits::retry_after_secs;
 use crate::markup::{self, ParseMode};
-use crate::objects;
+use crate::objects::{self, BotStatus, ChatSetup, ChatType};
 use crate::params::Params;
 use crate::reply::{self, ApiError, ApiResult};
 use crate::state::{Admission, Outgoing};
@@ -91,6 +91,7 @@ async fn bot_method(
         "getme" => Ok(objects::me(bot_id)),
         "getupdates" => get_updates(&sandbox, &params).await,
         "getchat" => get_chat(&sandbox, &params),
+        "getchatmember" => get_chat_member(&sandbox, bot_id, &params),
         "getwebhookinfo" => Ok(json!({
             "url": "",
             "has_custom_certificate": false,
@@ -126,8 +127,65 @@ async fn get_updates(sandbox: &Sandbox, params: &Params) -> ApiResult {
 
 fn get_chat(sandbox: &Sandbox, params: &Params) -> ApiResult {
     let chat_id = params.chat_id()?;
-    let chat_type = sandbox.state().chat_type(chat_id);
-    Ok(objects::chat_full_info(chat_id, chat_type))
+    let state = sandbox.state();
+    let setup = state.chat_setup(chat_id);
+    if !setup.exists() {
+        return Err(ApiError::chat_not_found());
+    }
+    let chat_type = state.chat_type(chat_id);
+    Ok(objects::chat_full_info(
+        chat_id,
+        chat_type,
+        setup.title.as_deref(),
+    ))
+}
+
+/// `getChatMember`: the bot's own standing as set up (`POST /sandbox/chats`); any other user
+/// is a plain member.
+fn get_chat_member(sandbox: &Sandbox, bot_id: i64, params: &Params) -> ApiResult {
+    let chat_id = params.chat_id()?;
+    let user_id = params
+        .integer("user_id")
+        .ok_or_else(|| ApiError::bad_request("user_id is empty"))?;
+    let state = sandbox.state();
+    let setup = state.chat_setup(chat_id);
+    if !setup.exists() {
+        return Err(ApiError::chat_not_found());
+    }
+    if user_id != bot_id {
+        return Ok(json!({
+            "status": "member",
+            "user": { "id": user_id, "is_bot": false, "first_name": "Sandbox user" },
+        }));
+    }
+    let chat_type = state.chat_type(chat_id);
+    Ok(objects::bot_member(
+        bot_id,
+        setup.bot_status(chat_type),
+        setup.can_post_messages(chat_type),
+    ))
+}
+
+/// Telegram's refusal of a message to a chat the bot is not in, or may not post to.
+fn refusal(setup: &ChatSetup, chat_type: ChatType) -> Option<ApiError> {
+    if !setup.exists() {
+        return Some(ApiError::chat_not_found());
+    }
+    let kind = match chat_type {
+        ChatType::Private => return None,
+        ChatType::Group => "group",
+        ChatType::Supergroup => "supergroup",
+        ChatType::Channel => "channel",
+    };
+    match setup.bot_status(chat_type) {
+        BotStatus::Kicked | BotStatus::Left => Some(ApiError::forbidden(format!(
+            "Forbidden: bot was kicked from the {kind} chat"
+        ))),
+        _ if chat_type == ChatType::Channel && !setup.can_post_messages(chat_type) => Some(
+            ApiError::bad_request("need administrator rights in the channel chat"),
+        ),
+        _ => None,
+    }
 }
 
 /// A `sendMessage` request that passed validation.
@@ -187,6 +245,18 @@ async fn send_message(sandbox: &Sandbox, bot_id: i64, params: &Params) -> Respon
         }
     };
     let chat_id = request.chat_id;
+    let refused = {
+        let state = sandbox.state();
+        refusal(&state.chat_setup(chat_id), state.chat_type(chat_id))
+    };
+    if let Some(err) = refused {
+        tracing::debug!(
+            bot_id,
+            status = err.status.as_u16(),
+            "sendMessage refused: no rights"
+        );
+        return err.into_response();
+    }
     let fault = {
         let mut state = sandbox.state();
         let fault = state.faults.take(bot_id, chat_id);

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::faults::FaultRule;
-use crate::objects::ChatType;
+use crate::objects::{BotStatus, ChatSetup, ChatType};
 use crate::{ReceivedMessage, Sandbox, SandboxStats};
 
 pub(crate) fn routes() -> Router<Sandbox> {
@@ -28,7 +28,7 @@ pub(crate) fn routes() -> Router<Sandbox> {
             "/sandbox/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
         )
-        .route("/sandbox/chats", post(set_chat_type))
+        .route("/sandbox/chats", post(set_chat))
 }
 
 /// `{"error":{"code":…,"message":…}}` with 400.
@@ -96,17 +96,32 @@ async fn clear_faults(State(sandbox): State<Sandbox>) -> StatusCode {
 }
 
 #[derive(Deserialize)]
-struct ChatTypeOverride {
+#[serde(deny_unknown_fields)]
+struct ChatOverride {
     chat_id: i64,
     #[serde(rename = "type")]
-    chat_type: ChatType,
+    chat_type: Option<ChatType>,
+    title: Option<String>,
+    bot_status: Option<BotStatus>,
+    can_post_messages: Option<bool>,
+    exists: Option<bool>,
 }
 
-/// `POST /sandbox/chats` with `{"chat_id":…,"type":"channel"}`.
-async fn set_chat_type(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
-    match serde_json::from_slice::<ChatTypeOverride>(&body) {
+/// `POST /sandbox/chats` with `{"chat_id":…}` and any of `"type"` (private, group,
+/// supergroup, channel), `"title"`, `"bot_status"` (administrator, member, left, kicked),
+/// `"can_post_messages"`, `"exists"`: what `getChat`, `getChatMember` and `sendMessage` then
+/// answer for that chat.
+async fn set_chat(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
+    match serde_json::from_slice::<ChatOverride>(&body) {
         Ok(chat) => {
-            sandbox.set_chat_type(chat.chat_id, chat.chat_type);
+            let setup = ChatSetup {
+                chat_type: chat.chat_type,
+                title: chat.title,
+                bot_status: chat.bot_status,
+                can_post_messages: chat.can_post_messages,
+                exists: chat.exists,
+            };
+            sandbox.set_chat(chat.chat_id, setup);
             StatusCode::NO_CONTENT.into_response()
         }
         Err(err) => invalid("invalid_chat", err),

@@ -38,7 +38,7 @@ use tokio::sync::watch;
 
 pub use faults::{Fault, FaultRule};
 pub use limits::{Limits, Window};
-pub use objects::ChatType;
+pub use objects::{BotStatus, ChatSetup, ChatType};
 
 use state::State;
 
@@ -187,7 +187,18 @@ impl Sandbox {
     /// Overrides the chat type otherwise inferred from the id (see
     /// [`ChatType::infer`]), e.g. to make a `-100…` id a channel.
     pub fn set_chat_type(&self, chat_id: i64, chat_type: ChatType) {
-        self.state().chat_types.insert(chat_id, chat_type);
+        self.state().chats.entry(chat_id).or_default().chat_type = Some(chat_type);
+    }
+
+    /// Sets what the sandbox knows of a chat: fields left `None` keep their value.
+    pub fn set_chat(&self, chat_id: i64, setup: ChatSetup) {
+        let mut state = self.state();
+        let chat = state.chats.entry(chat_id).or_default();
+        chat.chat_type = setup.chat_type.or(chat.chat_type);
+        chat.title = setup.title.or(chat.title.take());
+        chat.bot_status = setup.bot_status.or(chat.bot_status);
+        chat.can_post_messages = setup.can_post_messages.or(chat.can_post_messages);
+        chat.exists = setup.exists.or(chat.exists);
     }
 
     /// The state lock. It is never held across an `.await`; a panic while

@@ -35,6 +35,72 @@ impl ChatType {
     }
 }
 
+/// Where the bot stands in a chat, as `getChatMember` reports it for the bot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BotStatus {
+    Administrator,
+    Member,
+    Left,
+    Kicked,
+}
+
+/// What the sandbox knows of a chat beyond its id: set with `POST /sandbox/chats`, otherwise
+/// inferred (a chat exists; the bot is an administrator allowed to post in a channel and a
+/// member elsewhere).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChatSetup {
+    pub chat_type: Option<ChatType>,
+    pub title: Option<String>,
+    pub bot_status: Option<BotStatus>,
+    pub can_post_messages: Option<bool>,
+    /// `Some(false)`: Telegram knows no such chat (or the bot never saw it).
+    pub exists: Option<bool>,
+}
+
+impl ChatSetup {
+    pub(crate) fn exists(&self) -> bool {
+        self.exists.unwrap_or(true)
+    }
+
+    pub(crate) fn bot_status(&self, chat_type: ChatType) -> BotStatus {
+        self.bot_status.unwrap_or(match chat_type {
+            ChatType::Channel => BotStatus::Administrator,
+            _ => BotStatus::Member,
+        })
+    }
+
+    pub(crate) fn can_post_messages(&self, chat_type: ChatType) -> bool {
+        self.bot_status(chat_type) == BotStatus::Administrator
+            && self.can_post_messages.unwrap_or(true)
+    }
+}
+
+/// `getChatMember`'s answer for the bot.
+pub(crate) fn bot_member(bot_id: i64, status: BotStatus, can_post_messages: bool) -> Value {
+    let user = bot_user(bot_id);
+    match status {
+        BotStatus::Administrator => json!({
+            "status": "administrator",
+            "user": user,
+            "can_be_edited": false,
+            "is_anonymous": false,
+            "can_manage_chat": true,
+            "can_change_info": false,
+            "can_post_messages": can_post_messages,
+            "can_edit_messages": false,
+            "can_delete_messages": false,
+            "can_manage_video_chats": false,
+            "can_invite_users": false,
+            "can_restrict_members": false,
+            "can_promote_members": false,
+        }),
+        BotStatus::Member => json!({ "status": "member", "user": user }),
+        BotStatus::Left => json!({ "status": "left", "user": user }),
+        BotStatus::Kicked => json!({ "status": "kicked", "user": user, "until_date": 0 }),
+    }
+}
+
 /// The bot itself as a `User`.
 pub(crate) fn bot_user(bot_id: i64) -> Value {
     json!({
@@ -63,9 +129,10 @@ pub(crate) fn me(bot_id: i64) -> Value {
     me
 }
 
-/// A `Chat` as embedded in messages.
-pub(crate) fn chat(chat_id: i64, chat_type: ChatType) -> Value {
-    match chat_type {
+/// A `Chat` as embedded in messages, with `title` instead of the sandbox's own for groups
+/// and channels when set.
+pub(crate) fn chat(chat_id: i64, chat_type: ChatType, title: Option<&str>) -> Value {
+    let mut chat = match chat_type {
         ChatType::Private => json!({
             "id": chat_id,
             "type": "private",
@@ -86,13 +153,19 @@ pub(crate) fn chat(chat_id: i64, chat_type: ChatType) -> Value {
             "type": "channel",
             "title": format!("Sandbox channel {chat_id}"),
         }),
+    };
+    if let (Some(title), Some(fields)) = (title, chat.as_object_mut())
+        && chat_type != ChatType::Private
+    {
+        fields.insert("title".to_owned(), json!(title));
     }
+    chat
 }
 
 /// A `ChatFullInfo`, the answer of `getChat`: the chat plus the fields the
 /// Bot API always includes there.
-pub(crate) fn chat_full_info(chat_id: i64, chat_type: ChatType) -> Value {
-    let mut info = chat(chat_id, chat_type);
+pub(crate) fn chat_full_info(chat_id: i64, chat_type: ChatType, title: Option<&str>) -> Value {
+    let mut info = chat(chat_id, chat_type, title);
     if let Value::Object(fields) = &mut info {
         fields.insert("accent_color_id".to_owned(), json!(0));
         fields.insert("max_reaction_count".to_owned(), json!(11));
@@ -120,7 +193,7 @@ pub(crate) fn text_message(
     date: DateTime<Utc>,
     text: &str,
 ) -> Value {
-    let chat = chat(chat_id, chat_type);
+    let chat = chat(chat_id, chat_type, None);
     let mut message = json!({
         "message_id": message_id,
         "date": date.timestamp(),

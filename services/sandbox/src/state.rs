@@ -9,14 +9,14 @@ use chrono::Utc;
 
 use crate::faults::FaultBook;
 use crate::limits::{Limits, RateLimiter};
-use crate::objects::ChatType;
+use crate::objects::{ChatSetup, ChatType};
 use crate::{ReceivedMessage, SandboxStats};
 
 pub(crate) struct State {
     messages: Vec<ReceivedMessage>,
     /// The last message id used in each chat.
     last_message_id: HashMap<i64, i32>,
-    pub(crate) chat_types: HashMap<i64, ChatType>,
+    pub(crate) chats: HashMap<i64, ChatSetup>,
     limiter: RateLimiter,
     pub(crate) faults: FaultBook,
     pub(crate) stats: SandboxStats,
@@ -49,7 +49,7 @@ impl State {
         Self {
             messages: Vec::new(),
             last_message_id: HashMap::new(),
-            chat_types: HashMap::new(),
+            chats: HashMap::new(),
             limiter: RateLimiter::new(limits),
             faults: FaultBook::default(),
             stats: SandboxStats::default(),
@@ -57,10 +57,14 @@ impl State {
     }
 
     pub(crate) fn chat_type(&self, chat_id: i64) -> ChatType {
-        self.chat_types
+        self.chats
             .get(&chat_id)
-            .copied()
+            .and_then(|c| c.chat_type)
             .unwrap_or_else(|| ChatType::infer(chat_id))
+    }
+
+    pub(crate) fn chat_setup(&self, chat_id: i64) -> ChatSetup {
+        self.chats.get(&chat_id).cloned().unwrap_or_default()
     }
 
     pub(crate) fn messages(

@@ -255,3 +255,82 @@ async fn shutdown_ends_a_long_poll() {
     assert!(matches!(result, Ok(Ok(()))));
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn get_chat_and_get_chat_member_tell_where_the_bot_stands_and_sends_follow() {
+    use sandbox::{BotStatus, ChatSetup};
+    let h = Harness::start(unlimited()).await;
+    let channel = -1_005_555_555_555;
+    h.sandbox.set_chat(
+        channel,
+        ChatSetup {
+            chat_type: Some(ChatType::Channel),
+            title: Some("Acme news".into()),
+            ..ChatSetup::default()
+        },
+    );
+    let info = h.bot.get_chat(ChatId(channel)).await.expect("getChat");
+    assert!(info.is_channel());
+    assert_eq!(info.title(), Some("Acme news"));
+    // By default the bot may post in a channel and is a member of a group.
+    let me = UserId(BOT_ID as u64);
+    let member = h.bot.get_chat_member(ChatId(channel), me).await.unwrap();
+    assert!(member.kind.is_administrator() && member.kind.can_post_messages());
+    let member = h.bot.get_chat_member(ChatId(-42), me).await.unwrap();
+    assert!(member.kind.is_member());
+
+    // An administrator without the right to post: getChatMember says so, sends are refused.
+    h.sandbox.set_chat(
+        channel,
+        ChatSetup {
+            can_post_messages: Some(false),
+            ..ChatSetup::default()
+        },
+    );
+    let member = h.bot.get_chat_member(ChatId(channel), me).await.unwrap();
+    assert!(member.kind.is_administrator() && !member.kind.can_post_messages());
+    let refused = h.bot.send_message(ChatId(channel), "x").await.unwrap_err();
+    assert!(
+        refused.to_string().contains("need administrator rights"),
+        "{refused}"
+    );
+
+    // Kicked from a group: 403 on send; an unknown chat: chat not found everywhere.
+    h.sandbox.set_chat(
+        -42,
+        ChatSetup {
+            bot_status: Some(BotStatus::Kicked),
+            ..ChatSetup::default()
+        },
+    );
+    let member = h.bot.get_chat_member(ChatId(-42), me).await.unwrap();
+    assert!(member.kind.is_banned());
+    let refused = h.bot.send_message(ChatId(-42), "x").await.unwrap_err();
+    assert!(
+        matches!(&refused, RequestError::Api(ApiError::Unknown(d)) if d == "Forbidden: bot was kicked from the group chat"),
+        "{refused:?}"
+    );
+    h.sandbox.set_chat(
+        -43,
+        ChatSetup {
+            exists: Some(false),
+            ..ChatSetup::default()
+        },
+    );
+    let missing = h.bot.get_chat(ChatId(-43)).await.unwrap_err();
+    assert!(
+        matches!(missing, RequestError::Api(ApiError::ChatNotFound)),
+        "{missing:?}"
+    );
+
+    // The same through the sandbox's own API.
+    let (status, _) = h
+        .post_json(
+            "/sandbox/chats",
+            &json!({ "chat_id": -44, "bot_status": "left" }),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let member = h.bot.get_chat_member(ChatId(-44), me).await.unwrap();
+    assert!(member.kind.is_left());
+}
