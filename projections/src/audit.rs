@@ -64,6 +64,9 @@ fn details(event: Option<&Event>) -> Value {
             json!({ "bot_id": e.bot_id, "telegram_chat_id": e.telegram_chat_id, "title": e.title })
         }
         Some(Event::ChatOptedOut(e)) => json!({ "reason": e.reason }),
+        Some(Event::ChatChecked(e)) => {
+            json!({ "kind": e.kind, "title": e.title, "cannot_post": e.cannot_post })
+        }
         Some(Event::PostPlanned(e)) => json!({
             "chat_ids": e.chat_ids,
             "publish_at": schemas::from_millis(e.publish_at_ms).map(|t| t.to_rfc3339()),

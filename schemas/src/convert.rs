@@ -130,11 +130,22 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
                 bot_id,
                 telegram_chat_id,
                 title,
+                kind,
                 ..
             } => Event::ChatConnected(v1::ChatConnected {
                 bot_id: bot_id.to_string(),
                 telegram_chat_id,
                 title,
+                kind: kind.unwrap_or_default(),
+            }),
+            ChatEvent::ChatChecked {
+                kind,
+                title,
+                cannot_post,
+            } => Event::ChatChecked(v1::ChatChecked {
+                kind,
+                title,
+                cannot_post,
             }),
             ChatEvent::ChatOptedOut { reason } => Event::ChatOptedOut(v1::ChatOptedOut { reason }),
             ChatEvent::ChatBlocked { reason } => Event::ChatBlocked(v1::ChatBlocked { reason }),

@@ -19,6 +19,17 @@ pub enum ChatCommand {
         bot_id: Id,
         telegram_chat_id: i64,
         title: String,
+        /// The chat's type as Telegram reported it (`private`, `group`, `supergroup`,
+        /// `channel`), when it was asked.
+        kind: Option<String>,
+    },
+    /// What Telegram says now about the chat and the bot in it (a periodic re-check). Recorded
+    /// only when something changed: its type or title, or whether the bot may post.
+    RecordCheck {
+        kind: String,
+        title: Option<String>,
+        /// Why the bot may not post there, if it may not.
+        cannot_post: Option<String>,
     },
     OptOut {
         reason: String,
@@ -49,6 +60,15 @@ pub enum ChatEvent {
         bot_id: Id,
         telegram_chat_id: i64,
         title: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
+    },
+    /// Telegram's answer changed: `cannot_post` set flags the chat (planning refuses it, sends
+    /// skip it), unset clears a flag (the bot may post there again).
+    ChatChecked {
+        kind: String,
+        title: Option<String>,
+        cannot_post: Option<String>,
     },
     ChatOptedOut {
         reason: String,
@@ -72,6 +92,7 @@ impl DomainEvent for ChatEvent {
     fn event_type(&self) -> String {
         match self {
             Self::ChatConnected { .. } => "ChatConnected".into(),
+            Self::ChatChecked { .. } => "ChatChecked".into(),
             Self::ChatOptedOut { .. } => "ChatOptedOut".into(),
             Self::ChatBlocked { .. } => "ChatBlocked".into(),
             Self::ChatMigrated { .. } => "ChatMigrated".into(),
@@ -95,6 +116,8 @@ pub struct Chat {
     pub blocked: Option<String>,
     pub hourly_cap: Option<u32>,
     pub approval_policy: Option<ApprovalPolicy>,
+    /// Telegram's type of the chat, when it was asked.
+    pub kind: Option<String>,
 }
 
 impl Chat {
@@ -123,6 +146,7 @@ impl Aggregate for Chat {
                 bot_id,
                 telegram_chat_id,
                 title,
+                kind,
             } => {
                 if self.workspace_id.is_some() {
                     return Err(DomainError::AlreadyExists);
@@ -147,8 +171,30 @@ impl Aggregate for Chat {
                     bot_id,
                     telegram_chat_id,
                     title,
+                    kind,
                 };
                 sink.write(event, self).await;
+            }
+            ChatCommand::RecordCheck {
+                kind,
+                title,
+                cannot_post,
+            } => {
+                if self.workspace_id.is_none() {
+                    return Err(DomainError::NotFound);
+                }
+                let title = title.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+                let changed = self.kind.as_deref() != Some(kind.as_str())
+                    || title.as_ref().is_some_and(|t| *t != self.title)
+                    || self.blocked.is_some() != cannot_post.is_some();
+                if changed {
+                    let event = ChatEvent::ChatChecked {
+                        kind,
+                        title,
+                        cannot_post,
+                    };
+                    sink.write(event, self).await;
+                }
             }
             ChatCommand::OptOut { reason } => {
                 if self.workspace_id.is_none() {
@@ -223,11 +269,24 @@ impl Aggregate for Chat {
                 bot_id,
                 telegram_chat_id,
                 title,
+                kind,
             } => {
                 self.workspace_id = Some(workspace_id);
                 self.bot_id = Some(bot_id);
                 self.telegram_chat_id = telegram_chat_id;
                 self.title = title;
+                self.kind = kind;
+            }
+            ChatEvent::ChatChecked {
+                kind,
+                title,
+                cannot_post,
+            } => {
+                self.kind = Some(kind);
+                if let Some(title) = title {
+                    self.title = title;
+                }
+                self.blocked = cannot_post;
             }
             ChatEvent::ChatOptedOut { .. } => self.opted_out = true,
             ChatEvent::ChatBlocked { reason } => self.blocked = Some(reason),
@@ -266,7 +325,56 @@ mod tests {
             bot_id: BOT,
             telegram_chat_id: -100,
             title: "News".into(),
+            kind: Some("channel".into()),
         }
+    }
+
+    #[tokio::test]
+    async fn a_check_is_recorded_when_the_bots_rights_or_the_chat_changed() {
+        let check = |title: Option<&str>, cannot_post: Option<&str>| ChatCommand::RecordCheck {
+            kind: "channel".into(),
+            title: title.map(Into::into),
+            cannot_post: cannot_post.map(Into::into),
+        };
+        let checked = |title: Option<&str>, cannot_post: Option<&str>| ChatEvent::ChatChecked {
+            kind: "channel".into(),
+            title: title.map(Into::into),
+            cannot_post: cannot_post.map(Into::into),
+        };
+        // Nothing changed: nothing recorded.
+        framework()
+            .given(vec![connected()])
+            .when_async(check(Some("News"), None))
+            .await
+            .then_expect_events(vec![]);
+        framework()
+            .given(vec![connected()])
+            .when_async(check(None, Some("no right to post")))
+            .await
+            .then_expect_events(vec![checked(None, Some("no right to post"))]);
+        framework()
+            .given(vec![connected()])
+            .when_async(check(Some("News daily"), None))
+            .await
+            .then_expect_events(vec![checked(Some("News daily"), None)]);
+        // Flagged already (by a check or a refused send): the reason's wording is no change.
+        framework()
+            .given(vec![
+                connected(),
+                ChatEvent::ChatBlocked {
+                    reason: "Forbidden: bot was kicked".into(),
+                },
+            ])
+            .when_async(check(None, Some("not a member")))
+            .await
+            .then_expect_events(vec![]);
+        // The rights came back: the flag goes.
+        let mut chat = Chat::default();
+        for event in [connected(), checked(None, Some("x")), checked(None, None)] {
+            chat.apply(event);
+        }
+        assert_eq!(chat.blocked, None);
+        assert_eq!(chat.kind.as_deref(), Some("channel"));
     }
 
     #[tokio::test]
@@ -278,6 +386,7 @@ mod tests {
                 bot_id: BOT,
                 telegram_chat_id: -100,
                 title: "News".into(),
+                kind: Some("channel".into()),
             })
             .await
             .then_expect_events(vec![connected()]);
@@ -293,6 +402,7 @@ mod tests {
                 bot_id: BOT,
                 telegram_chat_id: 5,
                 title: "x".into(),
+                kind: Some("channel".into()),
             })
             .await
             .then_expect_error(DomainError::UnknownBot(BOT));
@@ -303,6 +413,7 @@ mod tests {
                 bot_id: Id::from_u128(3),
                 telegram_chat_id: 5,
                 title: "x".into(),
+                kind: Some("channel".into()),
             })
             .await
             .then_expect_error(DomainError::UnknownBot(Id::from_u128(3)));
@@ -317,6 +428,7 @@ mod tests {
                 bot_id: BOT,
                 telegram_chat_id: 0,
                 title: "x".into(),
+                kind: Some("channel".into()),
             })
             .await
             .then_expect_error(DomainError::InvalidTelegramChatId);

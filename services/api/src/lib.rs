@@ -33,6 +33,9 @@ pub struct AppState {
     pub bus: Option<Bus>,
     pub cipher: TokenCipher,
     pub admin_token: Arc<Secret<String>>,
+    /// The Bot API (or the sandbox) that chats are checked against when they are connected;
+    /// `None`: chats are connected unchecked (tests of the HTTP layer alone).
+    pub telegram_api: Option<url::Url>,
 }
 
 impl AppState {

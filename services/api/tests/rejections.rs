@@ -25,6 +25,7 @@ fn state(database: &str, acquire_timeout: Duration) -> api::AppState {
         pool,
         bus: None,
         cipher: TokenCipher::from_base64_key(&TokenCipher::generate_key()).unwrap(),
+        telegram_api: None,
         admin_token: Arc::new(Secret::new(TOKEN.into())),
     }
 }

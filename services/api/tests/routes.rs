@@ -19,6 +19,7 @@ fn app() -> axum::Router {
         pool,
         bus: None,
         cipher: TokenCipher::from_base64_key(&TokenCipher::generate_key()).unwrap(),
+        telegram_api: None,
         admin_token: Arc::new(Secret::new("t".into())),
     })
 }

@@ -8,6 +8,7 @@
 //!   dispatcher) and for the readers (safety stats, post views, tests, the benchmark);
 //! - [`dispatcher`]: the loop that claims due deliveries and spawns send tasks;
 //! - [`expiry`]: posts not approved in time expire instead of going out late;
+//! - [`recheck`]: connected groups and channels checked with Telegram, rights changes flagged;
 //! - [`attempt`]: one send task (budget, re-check at the gate, send, record);
 //! - [`recorder`]: outcomes written in groups, each with the end of its claim;
 //! - [`decide`]: the pure rules (fresh state, answer → next step);
@@ -27,6 +28,7 @@ mod gate;
 mod leases;
 pub mod pacing;
 pub mod queue;
+pub mod recheck;
 mod recorder;
 pub mod schedule;
 mod shared;
@@ -66,12 +68,21 @@ impl Delivery {
             self.store.clone(),
             shutdown.clone(),
         ));
+        let recheck = tokio::spawn(recheck::run(
+            self.pool.clone(),
+            self.store.clone(),
+            self.cipher.clone(),
+            self.settings.api_url.clone(),
+            self.settings.chat_recheck,
+            shutdown.clone(),
+        ));
         let dispatcher =
             dispatcher::Dispatcher::new(self.pool, self.store, self.cipher, self.settings);
         let dispatched = dispatcher.run(shutdown).await;
         let projected = projection.await?;
         let expired = expiry.await?;
-        dispatched.and(projected).and(expired)
+        let rechecked = recheck.await?;
+        dispatched.and(projected).and(expired).and(rechecked)
     }
 }
 

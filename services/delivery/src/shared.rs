@@ -47,6 +47,9 @@ pub struct Settings {
     /// How many times the workspace's "resend" in-doubt policy may resend one delivery before
     /// it is left for an operator.
     pub max_auto_resends: u32,
+    /// How often connected groups and channels are checked with Telegram, so that a bot that
+    /// lost its rights is flagged before a send fails ([`crate::recheck`]).
+    pub chat_recheck: Duration,
 }
 
 impl Settings {
@@ -59,6 +62,7 @@ impl Settings {
             max_attempts: 5,
             worker_timeout: Duration::from_secs(2),
             max_auto_resends: 1,
+            chat_recheck: Duration::from_secs(6 * 3600),
         }
     }
 }

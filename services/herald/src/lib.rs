@@ -120,6 +120,9 @@ impl Herald {
             bus: Some(self.bus.clone()),
             cipher: self.cipher.clone(),
             admin_token: Arc::new(admin_token),
+            telegram_api: Some(url::Url::parse(&self.config.bot_api_url()).with_context(
+                || "HERALD_TELEGRAM_API_URL is not a URL such as https://api.telegram.org",
+            )?),
         };
         api::serve(listener, state, shutdown).await
     }

@@ -143,11 +143,73 @@ pub async fn connect_chat(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let ws = workspace(&state, &ws).await?;
     let bot_id = parse_id(&body.bot_id, "bot_id")?;
-    let id = connect_one(&state, ws, &ctx, bot_id, body.telegram_chat_id, body.title).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+    let (id, kind) = connect_one(
+        &state,
+        ws,
+        &ctx,
+        bot_id,
+        body.telegram_chat_id,
+        body.title,
+        Checks::All,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id, "type": kind }))))
 }
 
-/// Connects one Telegram chat of `bot_id` to workspace `ws`; returns the new chat's id.
+/// Which chats are checked with Telegram before they are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    All,
+    /// Groups and channels only: an import of many subscribers' private chats would take
+    /// a `getChat` each; their first send tells.
+    GroupsAndChannels,
+}
+
+/// Asks Telegram whether `bot` may post in the chat: its type and title when it may, the
+/// refusal (what to do about it) when it may not.
+async fn check_with_telegram(
+    state: &AppState,
+    bot: &Bot,
+    telegram_chat_id: i64,
+) -> Result<delivery::telegram::ChatCheck, ApiError> {
+    let Some(api) = &state.telegram_api else {
+        return Ok(delivery::telegram::ChatCheck {
+            kind: "unchecked",
+            title: None,
+            cannot_post: None,
+        });
+    };
+    let token = state.cipher.decrypt(&bot.encrypted_token).map_err(|_| {
+        ApiError::internal("the bot's token cannot be decrypted with the configured keys")
+    })?;
+    let client = delivery::telegram::bot(token.expose(), api).map_err(ApiError::internal)?;
+    use delivery::telegram::CheckError;
+    let check = delivery::telegram::check_chat(&client, telegram_chat_id, bot.telegram_bot_id)
+        .await
+        .map_err(|error| match error {
+            CheckError::Refused(why) => ApiError::invalid(
+                "chat_unreachable",
+                format!(
+                    "Telegram does not let the bot reach chat {telegram_chat_id} ({why}): add the bot to the group or channel (a person must start the bot first), then connect again"
+                ),
+            ),
+            CheckError::Unavailable(why) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "telegram_unavailable",
+                format!("Telegram could not be asked about the chat ({why}); try again shortly"),
+            ),
+        })?;
+    if let Some(why) = &check.cannot_post {
+        return Err(ApiError::invalid(
+            "bot_cannot_post",
+            format!("the bot may not post in chat {telegram_chat_id}: {why}, then connect again"),
+        ));
+    }
+    Ok(check)
+}
+
+/// Connects one Telegram chat of `bot_id` to workspace `ws`, once Telegram confirmed the bot
+/// may post there (as `checks` says); returns the new chat's id and its type.
 pub async fn connect_one(
     state: &AppState,
     ws: Id,
@@ -155,22 +217,34 @@ pub async fn connect_one(
     bot_id: Id,
     telegram_chat_id: i64,
     title: String,
-) -> Result<Id, ApiError> {
+    checks: Checks,
+) -> Result<(Id, Option<String>), ApiError> {
     // One Telegram chat, one connected chat per bot (409 naming it): refused early here, and
     // race-free by the event store's identity constraint.
     state
         .store
         .ensure_chat_unclaimed(ws, bot_id, telegram_chat_id)
         .await?;
+    let bot: Bot = state.store.load(bot_id).await?;
+    let checked = telegram_chat_id < 0 || checks == Checks::All;
+    // An unknown bot is the domain's refusal to make (404-like `unknown_bot`), not Telegram's.
+    let (kind, title) = if checked && bot.workspace_id == Some(ws) {
+        let check = check_with_telegram(state, &bot, telegram_chat_id).await?;
+        let kind = (check.kind != "unchecked").then(|| check.kind.to_owned());
+        (kind, check.title.unwrap_or(title))
+    } else {
+        (None, title)
+    };
     let id = Id::now_v7();
     let command = ChatCommand::Connect {
         workspace_id: ws,
         bot_id,
         telegram_chat_id,
         title,
+        kind: kind.clone(),
     };
     state.store.execute::<Chat>(ws, id, command, ctx).await?;
-    Ok(id)
+    Ok((id, kind))
 }
 
 #[derive(Deserialize)]

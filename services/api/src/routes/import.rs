@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Context;
-use super::directory::{connect_one, workspace};
+use super::directory::{Checks, connect_one, workspace};
 use crate::extract::{ApiJson, ApiPath, parse_id};
 use crate::{ApiError, AppState};
 
@@ -51,12 +51,20 @@ pub async fn import_chats(
         .map(|(index, row)| {
             let (state, ctx) = (&state, &ctx);
             async move {
-                let outcome =
-                    connect_one(state, ws, ctx, bot_id, row.telegram_chat_id, row.title).await;
+                let outcome = connect_one(
+                    state,
+                    ws,
+                    ctx,
+                    bot_id,
+                    row.telegram_chat_id,
+                    row.title,
+                    Checks::GroupsAndChannels,
+                )
+                .await;
                 let mut result =
                     json!({"row": index + 1, "telegram_chat_id": row.telegram_chat_id});
                 match outcome {
-                    Ok(id) => {
+                    Ok((id, _)) => {
                         result["status"] = "connected".into();
                         result["chat_id"] = json!(id);
                     }

@@ -271,3 +271,22 @@ pub async fn overdue_unapproved(
     .fetch_all(conn)
     .await
 }
+
+/// Connected groups and channels (negative Telegram ids), by chat id after `after`, at most
+/// `limit`: (chat, workspace, bot, Telegram chat id). Read by [`crate::recheck`].
+pub async fn groups_and_channels(
+    conn: &mut PgConnection,
+    after: Uuid,
+    limit: i64,
+) -> sqlx::Result<Vec<(Uuid, Uuid, Uuid, i64)>> {
+    sqlx::query_as(
+        "SELECT chat_id, workspace_id, bot_id, telegram_chat_id FROM delivery_chats
+          WHERE telegram_chat_id < 0 AND chat_id > $1
+          ORDER BY chat_id
+          LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
