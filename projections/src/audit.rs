@@ -57,6 +57,8 @@ impl Projection for Audit {
 fn details(event: Option<&Event>) -> Value {
     match event {
         Some(Event::WorkspaceCreated(e)) => json!({ "name": e.name }),
+        Some(Event::MemberRoleGranted(e)) => json!({ "user_id": e.user_id, "role": e.role }),
+        Some(Event::MemberRoleRevoked(e)) => json!({ "user_id": e.user_id }),
         Some(Event::BotRegistered(e)) => {
             json!({ "name": e.name, "telegram_bot_id": e.telegram_bot_id })
         }

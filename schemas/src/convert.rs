@@ -103,6 +103,12 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
                     .into(),
                 })
             }
+            WorkspaceEvent::MemberRoleGranted { user_id, role } => {
+                Event::MemberRoleGranted(v1::MemberRoleGranted { user_id, role })
+            }
+            WorkspaceEvent::MemberRoleRevoked { user_id } => {
+                Event::MemberRoleRevoked(v1::MemberRoleRevoked { user_id })
+            }
         },
         "Bot" => match decode(stored)? {
             BotEvent::BotRegistered {

@@ -261,6 +261,71 @@ async fn people_act_under_their_own_id_within_their_role_and_their_tokens_scope(
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = as_(&alice_session, Method::GET, "/v1/me".into(), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Who gave whom which role, and who took it away, is in the workspace's audit.
+    let (status, _) = app
+        .request(
+            Method::DELETE,
+            &format!("/v1/workspaces/{ws}/members/{bob}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let admin = identity::bootstrap_admin_id().to_string();
+    let roles = app
+        .eventually(
+            "the role changes in the audit",
+            Duration::from_secs(10),
+            || async {
+                let (_, audit) = app
+                    .get(&format!("/v1/workspaces/{ws}/audit?limit=1000"))
+                    .await;
+                let changes: Vec<(String, String, String, String)> = audit["events"]
+                    .as_array()?
+                    .iter()
+                    .filter(|e| {
+                        e["event_type"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .starts_with("MemberRole")
+                    })
+                    .map(|e| {
+                        let field =
+                            |k: &str| e["details"][k].as_str().unwrap_or_default().to_owned();
+                        (
+                            e["event_type"].as_str().unwrap().to_owned(),
+                            e["actor"].as_str().unwrap().to_owned(),
+                            field("user_id"),
+                            field("role"),
+                        )
+                    })
+                    .collect();
+                (changes.len() == 4).then_some(changes)
+            },
+        )
+        .await;
+    let granted = |user: &str, role: &str| {
+        (
+            "MemberRoleGranted".to_owned(),
+            admin.clone(),
+            user.to_owned(),
+            role.to_owned(),
+        )
+    };
+    assert_eq!(
+        roles,
+        [
+            granted(&admin, "admin"), // the creator of the workspace
+            granted(&alice, "author"),
+            granted(&bob, "approver"),
+            (
+                "MemberRoleRevoked".to_owned(),
+                admin.clone(),
+                bob.clone(),
+                String::new()
+            ),
+        ]
+    );
     app.cleanup().await;
 }
 

@@ -93,11 +93,11 @@ async fn killing_relay_and_projector_mid_stream_loses_and_duplicates_nothing() {
     writer.await.unwrap();
 
     let events = app.stored_events().await;
-    // workspace, bot, two chats, then each post planned and approved (the approval given at
-    // its one stage, and the approval of the post)
+    // the workspace and its creator's role, bot, two chats, then each post planned and
+    // approved (the approval given at its one stage, and the approval of the post)
     assert_eq!(
         events as usize,
-        4 + POSTS * 3,
+        5 + POSTS * 3,
         "every accepted command is stored"
     );
     app.eventually(

@@ -121,6 +121,19 @@ pub struct Chat {
 }
 
 impl Chat {
+    /// The rules of a connection's own fields (checked again by `Connect`; callers check
+    /// them first to refuse before asking Telegram). Returns the title as stored.
+    pub fn check_connection(telegram_chat_id: i64, title: &str) -> Result<String, DomainError> {
+        if telegram_chat_id == 0 {
+            return Err(DomainError::InvalidTelegramChatId);
+        }
+        let title = title.trim().to_owned();
+        if title.is_empty() || title.chars().count() > MAX_TITLE {
+            return Err(DomainError::InvalidChatTitle { max: MAX_TITLE });
+        }
+        Ok(title)
+    }
+
     /// The cap in force: the workspace's, else the conservative default.
     pub fn effective_hourly_cap(&self) -> u32 {
         self.hourly_cap.unwrap_or(limits::DEFAULT_CHAT_HOURLY_CAP)
@@ -151,13 +164,7 @@ impl Aggregate for Chat {
                 if self.workspace_id.is_some() {
                     return Err(DomainError::AlreadyExists);
                 }
-                if telegram_chat_id == 0 {
-                    return Err(DomainError::InvalidTelegramChatId);
-                }
-                let title = title.trim().to_owned();
-                if title.is_empty() || title.chars().count() > MAX_TITLE {
-                    return Err(DomainError::InvalidChatTitle { max: MAX_TITLE });
-                }
+                let title = Chat::check_connection(telegram_chat_id, &title)?;
                 let bot = services
                     .directory
                     .bot(bot_id)

@@ -10,8 +10,22 @@ const MAX_NAME: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub enum WorkspaceCommand {
-    Create { name: String },
-    SetInDoubtPolicy { policy: InDoubtPolicy },
+    Create {
+        name: String,
+    },
+    SetInDoubtPolicy {
+        policy: InDoubtPolicy,
+    },
+    /// Records, for the audit, that `user_id` now has `role` here (the identity tables decide
+    /// access and are written in the same transaction).
+    RecordRoleGranted {
+        user_id: String,
+        role: String,
+    },
+    /// Records that `user_id` no longer has a role here.
+    RecordRoleRevoked {
+        user_id: String,
+    },
 }
 
 /// What delivery does when a send is in doubt (the request may or may not have reached
@@ -29,6 +43,8 @@ pub enum InDoubtPolicy {
 pub enum WorkspaceEvent {
     WorkspaceCreated { name: String },
     InDoubtPolicySet { policy: InDoubtPolicy },
+    MemberRoleGranted { user_id: String, role: String },
+    MemberRoleRevoked { user_id: String },
 }
 
 impl DomainEvent for WorkspaceEvent {
@@ -36,6 +52,8 @@ impl DomainEvent for WorkspaceEvent {
         match self {
             Self::WorkspaceCreated { .. } => "WorkspaceCreated".into(),
             Self::InDoubtPolicySet { .. } => "InDoubtPolicySet".into(),
+            Self::MemberRoleGranted { .. } => "MemberRoleGranted".into(),
+            Self::MemberRoleRevoked { .. } => "MemberRoleRevoked".into(),
         }
     }
     fn event_version(&self) -> String {
@@ -87,6 +105,20 @@ impl Aggregate for Workspace {
                 sink.write(WorkspaceEvent::InDoubtPolicySet { policy }, self)
                     .await;
             }
+            WorkspaceCommand::RecordRoleGranted { user_id, role } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                sink.write(WorkspaceEvent::MemberRoleGranted { user_id, role }, self)
+                    .await;
+            }
+            WorkspaceCommand::RecordRoleRevoked { user_id } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                sink.write(WorkspaceEvent::MemberRoleRevoked { user_id }, self)
+                    .await;
+            }
         }
         Ok(())
     }
@@ -95,6 +127,8 @@ impl Aggregate for Workspace {
         match event {
             WorkspaceEvent::WorkspaceCreated { name } => self.name = Some(name),
             WorkspaceEvent::InDoubtPolicySet { policy } => self.in_doubt_policy = policy,
+            WorkspaceEvent::MemberRoleGranted { .. } | WorkspaceEvent::MemberRoleRevoked { .. } => {
+            }
         }
     }
 }

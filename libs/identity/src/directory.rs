@@ -514,8 +514,11 @@ impl Directory {
     }
 
     /// Gives `user_id` `role` in the workspace (replacing any other).
+    /// Inside the caller's transaction `conn`, so that the grant commits with its record in the
+    /// workspace's history.
     pub async fn set_member(
         &self,
+        conn: &mut sqlx::PgConnection,
         workspace_id: Uuid,
         user_id: Uuid,
         role: Role,
@@ -533,17 +536,23 @@ impl Directory {
         .bind(user_id)
         .bind(role.as_str())
         .bind(granted_by)
-        .execute(&self.pool)
+        .execute(conn)
         .await?;
         Ok(())
     }
 
-    pub async fn remove_member(&self, workspace_id: Uuid, user_id: Uuid) -> Result<bool, Error> {
+    /// Inside the caller's transaction `conn`, like [`Directory::set_member`].
+    pub async fn remove_member(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        workspace_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<bool, Error> {
         let done =
             sqlx::query("DELETE FROM identity_members WHERE workspace_id = $1 AND user_id = $2")
                 .bind(workspace_id)
                 .bind(user_id)
-                .execute(&self.pool)
+                .execute(conn)
                 .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -42,10 +42,11 @@ pub async fn create_workspace(
     if me.user_id == identity::bootstrap_admin_id() {
         state.identity().ensure_bootstrap_admin().await?;
     }
-    state
-        .identity()
-        .set_member(id, me.user_id, identity::Role::Admin, &me.actor())
-        .await?;
+    store::scope::within(
+        Some(id),
+        super::people::grant(&state, id, me.user_id, identity::Role::Admin, &ctx),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
 }
 
@@ -219,6 +220,7 @@ pub async fn connect_one(
     title: String,
     checks: Checks,
 ) -> Result<(Id, Option<String>), ApiError> {
+    Chat::check_connection(telegram_chat_id, &title)?;
     // One Telegram chat, one connected chat per bot (409 naming it): refused early here, and
     // race-free by the event store's identity constraint.
     state

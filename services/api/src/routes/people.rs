@@ -12,6 +12,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use domain::{Workspace, WorkspaceCommand};
+
+use super::Context;
 use crate::extract::{ApiJson, ApiPath, parse_id};
 use crate::{ApiError, AppState};
 
@@ -305,7 +308,7 @@ pub struct Membership {
 /// `PUT /v1/workspaces/{ws}/members/{user}`: gives a user a role in the workspace.
 pub async fn set_member(
     State(state): State<AppState>,
-    Extension(me): Extension<Principal>,
+    Context(ctx): Context,
     ApiPath((ws, user)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<Membership>,
 ) -> Result<Json<Value>, ApiError> {
@@ -317,10 +320,7 @@ pub async fn set_member(
             "roles are viewer, author, approver, admin and auditor",
         )
     })?;
-    state
-        .identity()
-        .set_member(ws, user, role, &me.actor())
-        .await?;
+    grant(&state, ws, user, role, &ctx).await?;
     Ok(Json(
         json!({ "workspace_id": ws, "user_id": user, "role": role }),
     ))
@@ -329,11 +329,13 @@ pub async fn set_member(
 /// `DELETE /v1/workspaces/{ws}/members/{user}`.
 pub async fn remove_member(
     State(state): State<AppState>,
+    Context(ctx): Context,
     ApiPath((ws, user)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let ws = super::directory::workspace(&state, &ws).await?;
     let user = parse_id(&user, "user id")?;
-    if !state.identity().remove_member(ws, user).await? {
+    let revoked = change_member(&state, ws, user, None, &ctx).await?;
+    if !revoked {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_member",
@@ -341,6 +343,69 @@ pub async fn remove_member(
         ));
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Gives `user` `role` in `ws` and records it in the workspace's history, in one transaction.
+pub(crate) async fn grant(
+    state: &AppState,
+    ws: uuid::Uuid,
+    user: uuid::Uuid,
+    role: Role,
+    ctx: &store::RequestContext,
+) -> Result<(), ApiError> {
+    change_member(state, ws, user, Some(role), ctx)
+        .await
+        .map(|_| ())
+}
+
+/// Gives `user` `role` in `ws` (`None`: takes their role away) and commits it with its
+/// record in the workspace's history, retrying when another command wrote to the workspace
+/// meanwhile. Returns whether anything changed (a user without a role has none to lose).
+async fn change_member(
+    state: &AppState,
+    ws: uuid::Uuid,
+    user: uuid::Uuid,
+    role: Option<Role>,
+    ctx: &store::RequestContext,
+) -> Result<bool, ApiError> {
+    let identity = state.identity();
+    for _ in 0..5 {
+        let mut tx = state.pool.begin().await.map_err(ApiError::internal)?;
+        let command = match role {
+            Some(role) => {
+                identity
+                    .set_member(&mut tx, ws, user, role, &ctx.actor)
+                    .await?;
+                WorkspaceCommand::RecordRoleGranted {
+                    user_id: user.to_string(),
+                    role: role.as_str().to_owned(),
+                }
+            }
+            None => {
+                if !identity.remove_member(&mut tx, ws, user).await? {
+                    return Ok(false);
+                }
+                WorkspaceCommand::RecordRoleRevoked {
+                    user_id: user.to_string(),
+                }
+            }
+        };
+        let recorded = state
+            .store
+            .execute_on::<Workspace>(&mut tx, vec![(ws, ws, command)], ctx)
+            .await;
+        match recorded {
+            Ok(results) => {
+                results.into_iter().next().unwrap_or(Ok(0))?;
+                tx.commit().await.map_err(ApiError::internal)?;
+                return Ok(true);
+            }
+            // A concurrent command took the sequence: nothing was committed; again.
+            Err(store::CommandError::Conflict | store::CommandError::Store(_)) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(store::CommandError::Conflict.into())
 }
 
 /// `GET /v1/workspaces/{ws}/members`.
