@@ -269,6 +269,20 @@ impl TestApp {
         command
     }
 
+    /// Runs `command` to its end: whether it succeeded, its standard output and error.
+    pub fn run_to_end(mut command: std::process::Command) -> (bool, String, String) {
+        let output = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("the command runs");
+        (
+            output.status.success(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    }
+
     pub fn start_relay(&mut self) {
         let h = self.herald.clone();
         self.relay = Some(Killable::spawn(move |s| async move { h.relay(s).await }));

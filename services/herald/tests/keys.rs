@@ -1,9 +1,7 @@
 //! `herald keys`: a new key file keeps the old key as previous; rotation moves every bot
 //! token under the new key; status says when the old key may go.
 
-use std::process::Stdio;
-
-use system_tests::spawn_app;
+use system_tests::{TestApp, spawn_app};
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
@@ -20,17 +18,8 @@ async fn a_key_file_is_rotated_from_the_command_line() {
         if !with_env_key {
             command.env_remove("HERALD_SECRET_KEY");
         }
-        let output = command
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        (
-            output.status.success(),
-            String::from_utf8(output.stdout).unwrap(),
-            String::from_utf8(output.stderr).unwrap(),
-        )
+        command.args(args);
+        TestApp::run_to_end(command)
     };
 
     // With the key in the environment there is no file to rotate: the answer says what to do.

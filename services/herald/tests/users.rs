@@ -1,10 +1,8 @@
 //! `herald users`: people and service accounts from the command line, usable through the API.
 
-use std::process::Stdio;
-
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use system_tests::spawn_app;
+use system_tests::{TestApp, spawn_app};
 
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
 
@@ -13,17 +11,8 @@ async fn users_made_on_the_command_line_sign_in_and_use_their_tokens() {
     let app = spawn_app().await;
     let run = |args: &[&str]| {
         let mut command = app.herald_process(HERALD, "users");
-        let output = command
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        (
-            output.status.success(),
-            String::from_utf8(output.stdout).unwrap(),
-            String::from_utf8(output.stderr).unwrap(),
-        )
+        command.args(args);
+        TestApp::run_to_end(command)
     };
 
     // A person gets an invitation, accepted through the API.

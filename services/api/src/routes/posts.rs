@@ -448,35 +448,14 @@ pub async fn comment(
     Ok((StatusCode::CREATED, Json(json!({ "post_id": id }))))
 }
 
-#[derive(Deserialize)]
-pub struct HistoryPage {
-    after: Option<i64>,
-    limit: Option<i64>,
-}
-
 /// Who did what to the post, when: its events in the audit (milliseconds behind the events).
 pub async fn history(
     State(state): State<AppState>,
     ApiPath((ws, id)): ApiPath<(String, String)>,
-    ApiQuery(page): ApiQuery<HistoryPage>,
+    ApiQuery(page): ApiQuery<super::views::Page>,
 ) -> Result<Json<Value>, ApiError> {
     let (ws, id, _) = load(&state, &ws, &id).await?;
-    let limit = page.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "limit must be between 1 and 1000",
-        ));
-    }
-    let after = page.after.unwrap_or(0);
-    let events = projections::audit::events(&state.pool, ws, Some(id), after, limit)
-        .await
-        .map_err(ApiError::internal)?;
-    let next_after = events
-        .last()
-        .and_then(|e| e["position"].as_i64())
-        .unwrap_or(after);
-    Ok(Json(json!({ "events": events, "next_after": next_after })))
+    super::views::audit_page(&state, ws, Some(id), page).await
 }
 
 #[derive(Deserialize, Default)]

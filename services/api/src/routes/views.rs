@@ -63,6 +63,16 @@ pub async fn audit(
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
     let ws = workspace(&state, &ws).await?;
+    audit_page(&state, ws, None, page).await
+}
+
+/// A page of the workspace's audit (of one aggregate's events only, with `aggregate`).
+pub async fn audit_page(
+    state: &AppState,
+    ws: domain::Id,
+    aggregate: Option<domain::Id>,
+    page: Page,
+) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -71,7 +81,7 @@ pub async fn audit(
         ));
     }
     let after = page.after.unwrap_or(0);
-    let events = projections::audit::events(&state.pool, ws, None, after, limit)
+    let events = projections::audit::events(&state.pool, ws, aggregate, after, limit)
         .await
         .map_err(ApiError::internal)?;
     let next_after = events
