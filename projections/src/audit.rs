@@ -62,13 +62,20 @@ fn details(event: Option<&Event>) -> Value {
         Some(Event::BotRegistered(e)) => {
             json!({ "name": e.name, "telegram_bot_id": e.telegram_bot_id })
         }
-        Some(Event::ChatConnected(e)) => {
-            json!({ "bot_id": e.bot_id, "telegram_chat_id": e.telegram_chat_id, "title": e.title })
+        Some(Event::ChatConnected(e)) => json!({
+            "bot_id": e.bot_id, "telegram_chat_id": e.telegram_chat_id, "title": e.title,
+            "lawful_basis": e.basis.as_ref().map(basis),
+        }),
+        Some(Event::ContactBasisRecorded(e)) => {
+            json!({ "lawful_basis": e.basis.as_ref().map(basis) })
         }
-        Some(Event::ChatOptedOut(e)) => json!({ "reason": e.reason }),
-        Some(Event::ChatChecked(e)) => {
-            json!({ "kind": e.kind, "title": e.title, "cannot_post": e.cannot_post })
-        }
+        Some(Event::ContactStarted(e)) => json!({
+            "lawful_basis": e.basis.as_ref().map(basis), "update_id": e.update_id,
+        }),
+        Some(Event::ChatOptedOut(e)) => json!({ "reason": e.reason, "update_id": e.update_id }),
+        Some(Event::ChatChecked(e)) => json!({
+            "kind": e.kind, "title": e.title, "cannot_post": e.cannot_post, "update_id": e.update_id,
+        }),
         Some(Event::PostPlanned(e)) => json!({
             "chat_ids": e.chat_ids,
             "publish_at": schemas::from_millis(e.publish_at_ms).map(|t| t.to_rfc3339()),
@@ -130,6 +137,14 @@ fn details(event: Option<&Event>) -> Value {
             json!({})
         }
     }
+}
+
+fn basis(basis: &schemas::v1::LawfulBasis) -> Value {
+    json!({
+        "basis": basis.basis,
+        "source": basis.source,
+        "given_at": schemas::from_millis(basis.given_at_ms).map(|t| t.to_rfc3339()),
+    })
 }
 
 /// Audit events of a workspace in stream order, after position `after`, at most `limit`;

@@ -137,23 +137,40 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
                 telegram_chat_id,
                 title,
                 kind,
+                basis,
                 ..
             } => Event::ChatConnected(v1::ChatConnected {
                 bot_id: bot_id.to_string(),
                 telegram_chat_id,
                 title,
                 kind: kind.unwrap_or_default(),
+                basis: basis.map(lawful_basis),
             }),
+            ChatEvent::ContactBasisRecorded { basis } => {
+                Event::ContactBasisRecorded(v1::ContactBasisRecorded {
+                    basis: Some(lawful_basis(basis)),
+                })
+            }
+            ChatEvent::ContactStarted { basis, update_id } => {
+                Event::ContactStarted(v1::ContactStarted {
+                    basis: Some(lawful_basis(basis)),
+                    update_id,
+                })
+            }
             ChatEvent::ChatChecked {
                 kind,
                 title,
                 cannot_post,
+                update_id,
             } => Event::ChatChecked(v1::ChatChecked {
                 kind,
                 title,
                 cannot_post,
+                update_id,
             }),
-            ChatEvent::ChatOptedOut { reason } => Event::ChatOptedOut(v1::ChatOptedOut { reason }),
+            ChatEvent::ChatOptedOut { reason, update_id } => {
+                Event::ChatOptedOut(v1::ChatOptedOut { reason, update_id })
+            }
             ChatEvent::ChatBlocked { reason } => Event::ChatBlocked(v1::ChatBlocked { reason }),
             ChatEvent::ChatMigrated {
                 from_telegram_chat_id,
@@ -274,6 +291,14 @@ fn delivery_event(event: DeliveryEvent) -> Event {
             resolution,
             automatic,
         } => outcome(post_id, chat_id).resolved(resolution, automatic),
+    }
+}
+
+fn lawful_basis(basis: domain::consent::Basis) -> v1::LawfulBasis {
+    v1::LawfulBasis {
+        basis: basis.basis.as_str().into(),
+        source: basis.source,
+        given_at_ms: basis.given_at.timestamp_millis(),
     }
 }
 

@@ -114,6 +114,16 @@ impl Default for AppOptions {
     }
 }
 
+/// The body of `POST .../chats`: a private chat (a person) on their consent, a group or
+/// channel as it is.
+pub fn chat_body(bot: &str, telegram_chat_id: i64, title: &str) -> Value {
+    let mut body = json!({"bot_id": bot, "telegram_chat_id": telegram_chat_id, "title": title});
+    if telegram_chat_id > 0 {
+        body["lawful_basis"] = "consent".into();
+    }
+    body
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(AppOptions::default()).await
 }
@@ -343,6 +353,30 @@ impl TestApp {
         (status, value)
     }
 
+    /// POSTs `body` as it is, with `content_type` (a CSV file, say), as the admin.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("http request");
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.request(reqwest::Method::POST, path, Some(body)).await
     }
@@ -384,7 +418,7 @@ impl TestApp {
     }
 
     pub async fn connect_chat(&self, ws: &str, bot: &str, telegram_chat_id: i64) -> String {
-        let body = json!({"bot_id": bot, "telegram_chat_id": telegram_chat_id, "title": format!("chat {telegram_chat_id}")});
+        let body = chat_body(bot, telegram_chat_id, &format!("chat {telegram_chat_id}"));
         self.post_ok(
             &format!("/v1/workspaces/{ws}/chats"),
             body,
@@ -400,7 +434,7 @@ impl TestApp {
     /// their ids in order.
     pub async fn import_chats(&self, ws: &str, bot: &str, first: i64, count: i64) -> Vec<String> {
         let rows: Vec<Value> = (first..first + count)
-            .map(|id| json!({"telegram_chat_id": id, "title": "subscriber"}))
+            .map(|id| json!({"telegram_chat_id": id, "title": "subscriber", "lawful_basis": "consent"}))
             .collect();
         let body = self
             .post_ok(

@@ -15,9 +15,11 @@ async fn connect(
     app.request(
         Method::POST,
         &format!("/v1/workspaces/{ws}/chats"),
-        Some(
-            json!({ "bot_id": bot, "telegram_chat_id": telegram_chat_id, "title": "given title" }),
-        ),
+        Some(system_tests::chat_body(
+            bot,
+            telegram_chat_id,
+            "given title",
+        )),
     )
     .await
 }

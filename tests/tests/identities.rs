@@ -40,7 +40,7 @@ async fn register(app: &TestApp, ws: &str, token: &str) -> (StatusCode, Value) {
 async fn connect(app: &TestApp, ws: &str, bot: &str, telegram_chat_id: i64) -> (StatusCode, Value) {
     app.post(
         &format!("/v1/workspaces/{ws}/chats"),
-        json!({"bot_id": bot, "telegram_chat_id": telegram_chat_id, "title": "a chat"}),
+        system_tests::chat_body(bot, telegram_chat_id, "a chat"),
     )
     .await
 }

@@ -13,10 +13,12 @@ async fn a_bulk_import_connects_every_good_row_and_says_why_the_others_failed() 
     let (ws, bot) = app.workspace_with_bot().await;
     let existing = app.connect_chat(&ws, &bot, 26_000).await;
     let mut rows: Vec<Value> = (26_001..=26_500)
-        .map(|id| json!({"telegram_chat_id": id, "title": format!("subscriber {id}")}))
+        .map(|id| json!({"telegram_chat_id": id, "title": format!("subscriber {id}"), "lawful_basis": "consent"}))
         .collect();
-    rows.push(json!({"telegram_chat_id": 26_000, "title": "already there"}));
-    rows.push(json!({"telegram_chat_id": 26_001, "title": "twice in this import"}));
+    rows.push(
+        json!({"telegram_chat_id": 26_000, "title": "already there", "lawful_basis": "consent"}),
+    );
+    rows.push(json!({"telegram_chat_id": 26_001, "title": "twice in this import", "lawful_basis": "consent"}));
     rows.push(json!({"telegram_chat_id": 0, "title": "not a chat"}));
     let started = std::time::Instant::now();
     let body = app
@@ -28,17 +30,18 @@ async fn a_bulk_import_connects_every_good_row_and_says_why_the_others_failed() 
         .await;
     eprintln!("imported 503 rows in {:?}", started.elapsed());
     assert_eq!(body["connected"], 500, "{}", body["failed"]);
-    assert_eq!(body["already_connected"], 2);
-    assert_eq!(body["failed"], 1);
+    assert_eq!(body["already_connected"], 1);
+    assert_eq!(body["failed"], 2);
     let results = body["rows"].as_array().unwrap();
     assert_eq!(results.len(), 503, "one result per row");
     assert_eq!(results[500]["row"], 501);
     assert_eq!(results[500]["status"], "already_connected");
     assert_eq!(results[500]["error"]["existing_chat_id"], existing.as_str());
-    assert_eq!(results[501]["status"], "already_connected");
+    assert_eq!(results[501]["status"], "failed");
     assert_eq!(
-        results[501]["error"]["existing_chat_id"],
-        results[0]["chat_id"]
+        results[501]["error"]["code"], "duplicate_row",
+        "{}",
+        results[501]
     );
     assert_eq!(results[502]["status"], "failed");
     assert!(
@@ -81,7 +84,7 @@ async fn a_bulk_import_connects_every_good_row_and_says_why_the_others_failed() 
     let (status, body) = app
         .post(
             &format!("/v1/workspaces/{other_ws}/chats/import"),
-            json!({"bot_id": bot, "chats": [{"telegram_chat_id": 27_001, "title": "x"}]}),
+            json!({"bot_id": bot, "chats": [{"telegram_chat_id": 27_001, "title": "x", "lawful_basis": "consent"}]}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -255,75 +255,77 @@ async fn another_workspaces_ids_are_answered_as_if_they_did_not_exist() {
     let later = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
     // Each request names B's post, chat and bot; the same request with ids that exist nowhere
     // must get the very same answer.
-    let requests =
-        |post: &str, chat: &str, bot: &str| -> Vec<(Method, String, serde_json::Value)> {
-            vec![
-                (Method::GET, format!("{w}/posts/{post}"), json!(null)),
-                (
-                    Method::GET,
-                    format!("{w}/posts/{post}/deliveries"),
-                    json!(null),
-                ),
-                (Method::POST, format!("{w}/posts/{post}/approve"), json!({})),
-                (
-                    Method::POST,
-                    format!("{w}/posts/{post}/reject"),
-                    json!({ "reason": "no" }),
-                ),
-                (Method::POST, format!("{w}/posts/{post}/cancel"), json!({})),
-                (
-                    Method::POST,
-                    format!("{w}/posts/{post}/reschedule"),
-                    json!({ "publish_at": later }),
-                ),
-                (
-                    Method::POST,
-                    format!("{w}/posts/{post}/deliveries/{chat}/resolve"),
-                    json!({ "resolution": "mark_delivered" }),
-                ),
-                (Method::POST, format!("{w}/chats/{chat}/opt-out"), json!({})),
-                (
-                    Method::PUT,
-                    format!("{w}/chats/{chat}/limits"),
-                    json!({ "hourly_cap": 5 }),
-                ),
-                (
-                    Method::GET,
-                    format!("{w}/chats/{chat}/safety-stats"),
-                    json!(null),
-                ),
-                (
-                    Method::PUT,
-                    format!("{w}/bots/{bot}/token"),
-                    json!({ "token": "555555:EEHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" }),
-                ),
-                (
-                    Method::PUT,
-                    format!("{w}/bots/{bot}/limits"),
-                    json!({ "hourly_cap": 5 }),
-                ),
-                (
-                    Method::GET,
-                    format!("{w}/bots/{bot}/safety-stats"),
-                    json!(null),
-                ),
-                (
-                    Method::POST,
-                    format!("{w}/posts"),
-                    json!({ "chat_ids": [chat], "text": "x", "publish_at": later }),
-                ),
-                (
-                    Method::POST,
-                    format!("{w}/chats"),
-                    json!({ "bot_id": bot, "telegram_chat_id": 7199, "title": "t" }),
-                ),
-                (
-                    Method::POST,
-                    format!("{w}/chats/import"),
-                    json!({ "bot_id": bot, "chats": [{ "telegram_chat_id": 7198, "title": "t" }] }),
-                ),
-            ]
-        };
+    let requests = |post: &str,
+                    chat: &str,
+                    bot: &str|
+     -> Vec<(Method, String, serde_json::Value)> {
+        vec![
+            (Method::GET, format!("{w}/posts/{post}"), json!(null)),
+            (
+                Method::GET,
+                format!("{w}/posts/{post}/deliveries"),
+                json!(null),
+            ),
+            (Method::POST, format!("{w}/posts/{post}/approve"), json!({})),
+            (
+                Method::POST,
+                format!("{w}/posts/{post}/reject"),
+                json!({ "reason": "no" }),
+            ),
+            (Method::POST, format!("{w}/posts/{post}/cancel"), json!({})),
+            (
+                Method::POST,
+                format!("{w}/posts/{post}/reschedule"),
+                json!({ "publish_at": later }),
+            ),
+            (
+                Method::POST,
+                format!("{w}/posts/{post}/deliveries/{chat}/resolve"),
+                json!({ "resolution": "mark_delivered" }),
+            ),
+            (Method::POST, format!("{w}/chats/{chat}/opt-out"), json!({})),
+            (
+                Method::PUT,
+                format!("{w}/chats/{chat}/limits"),
+                json!({ "hourly_cap": 5 }),
+            ),
+            (
+                Method::GET,
+                format!("{w}/chats/{chat}/safety-stats"),
+                json!(null),
+            ),
+            (
+                Method::PUT,
+                format!("{w}/bots/{bot}/token"),
+                json!({ "token": "555555:EEHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" }),
+            ),
+            (
+                Method::PUT,
+                format!("{w}/bots/{bot}/limits"),
+                json!({ "hourly_cap": 5 }),
+            ),
+            (
+                Method::GET,
+                format!("{w}/bots/{bot}/safety-stats"),
+                json!(null),
+            ),
+            (
+                Method::POST,
+                format!("{w}/posts"),
+                json!({ "chat_ids": [chat], "text": "x", "publish_at": later }),
+            ),
+            (
+                Method::POST,
+                format!("{w}/chats"),
+                json!({ "bot_id": bot, "telegram_chat_id": 7199, "title": "t", "lawful_basis": "consent" }),
+            ),
+            (
+                Method::POST,
+                format!("{w}/chats/import"),
+                json!({ "bot_id": bot, "chats": [{ "telegram_chat_id": 7198, "title": "t", "lawful_basis": "consent" }] }),
+            ),
+        ]
+    };
     let foreign = requests(&b.post, &b.chat, &b.bot);
     let (p, c, t) = (
         uuid::Uuid::now_v7(),

@@ -298,7 +298,7 @@ async fn every_validation_error_is_a_4xx_with_its_code_and_damages_nothing() {
     let (status, body) = app
         .post(
             &format!("/v1/workspaces/{ws}/chats"),
-            json!({"bot_id": uuid::Uuid::new_v4(), "telegram_chat_id": 5, "title": "t"}),
+            json!({"bot_id": uuid::Uuid::new_v4(), "telegram_chat_id": 5, "title": "t", "lawful_basis": "consent"}),
         )
         .await;
     assert_eq!(

@@ -1,12 +1,15 @@
 //! A chat (private chat, group, supergroup or channel) connected to one of the workspace's bots.
-//! Opting out is final for planning and delivery: nothing is sent to an opted-out chat. A chat
-//! that blocked or kicked the bot (Telegram's 403) is unreachable: planning to it is refused.
+//! Opting out is final for planning and delivery: nothing is sent to an opted-out chat, and only
+//! the person's own `/start` lifts it. A chat that blocked or kicked the bot (Telegram's 403) is
+//! unreachable: planning to it is refused. A private chat is a contact, targeted only on a
+//! lawful basis (`consent`).
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::approval::ApprovalPolicy;
+use crate::consent::{self, Basis};
 use crate::limits::{self, HourlyCap};
 use crate::{DomainError, EVENT_VERSION, Id, Services};
 
@@ -22,6 +25,17 @@ pub enum ChatCommand {
         /// The chat's type as Telegram reported it (`private`, `group`, `supergroup`,
         /// `channel`), when it was asked.
         kind: Option<String>,
+        /// A private chat's lawful basis (required for them, refused for groups and channels).
+        basis: Option<Basis>,
+    },
+    /// A caller records (or replaces) a contact's lawful basis. Refused once the person opted
+    /// out: only their own `/start` subscribes them again.
+    RecordBasis { basis: Basis },
+    /// The person sent `/start` to the bot (update `update_id`): their consent, which also
+    /// lifts an earlier opt-out or block, because it is their own action.
+    Start {
+        given_at: chrono::DateTime<chrono::Utc>,
+        update_id: i64,
     },
     /// What Telegram says now about the chat and the bot in it (a periodic re-check). Recorded
     /// only when something changed: its type or title, or whether the bot may post.
@@ -30,27 +44,23 @@ pub enum ChatCommand {
         title: Option<String>,
         /// Why the bot may not post there, if it may not.
         cannot_post: Option<String>,
+        /// The bot update that told, when one did (`my_chat_member`).
+        update_id: Option<i64>,
     },
     OptOut {
         reason: String,
+        /// The bot update that carried it (`/stop`, the person blocking the bot), if any.
+        update_id: Option<i64>,
     },
     /// Telegram answered 403 (blocked, kicked, deactivated): stop sending there.
-    MarkBlocked {
-        reason: String,
-    },
+    MarkBlocked { reason: String },
     /// Telegram says the group became a supergroup with a new id.
-    Migrate {
-        to_telegram_chat_id: i64,
-    },
+    Migrate { to_telegram_chat_id: i64 },
     /// A workspace's own cap on messages per hour to this chat (`None`: the default).
-    SetHourlyCap {
-        cap: Option<u32>,
-    },
+    SetHourlyCap { cap: Option<u32> },
     /// Who must approve posts to this chat from now on (`None`: the standard review). Posts
     /// already planned keep the stages they were planned with.
-    SetApprovalPolicy {
-        policy: Option<ApprovalPolicy>,
-    },
+    SetApprovalPolicy { policy: Option<ApprovalPolicy> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +72,17 @@ pub enum ChatEvent {
         title: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         kind: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        basis: Option<Basis>,
+    },
+    /// A caller recorded the contact's lawful basis.
+    ContactBasisRecorded {
+        basis: Basis,
+    },
+    /// The person started the bot: consent from `bot_start`; an opt-out or block is lifted.
+    ContactStarted {
+        basis: Basis,
+        update_id: i64,
     },
     /// Telegram's answer changed: `cannot_post` set flags the chat (planning refuses it, sends
     /// skip it), unset clears a flag (the bot may post there again).
@@ -69,9 +90,13 @@ pub enum ChatEvent {
         kind: String,
         title: Option<String>,
         cannot_post: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        update_id: Option<i64>,
     },
     ChatOptedOut {
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        update_id: Option<i64>,
     },
     ChatBlocked {
         reason: String,
@@ -92,6 +117,8 @@ impl DomainEvent for ChatEvent {
     fn event_type(&self) -> String {
         match self {
             Self::ChatConnected { .. } => "ChatConnected".into(),
+            Self::ContactBasisRecorded { .. } => "ContactBasisRecorded".into(),
+            Self::ContactStarted { .. } => "ContactStarted".into(),
             Self::ChatChecked { .. } => "ChatChecked".into(),
             Self::ChatOptedOut { .. } => "ChatOptedOut".into(),
             Self::ChatBlocked { .. } => "ChatBlocked".into(),
@@ -118,6 +145,8 @@ pub struct Chat {
     pub approval_policy: Option<ApprovalPolicy>,
     /// Telegram's type of the chat, when it was asked.
     pub kind: Option<String>,
+    /// A contact's lawful basis (private chats only).
+    pub basis: Option<Basis>,
 }
 
 impl Chat {
@@ -132,6 +161,30 @@ impl Chat {
             return Err(DomainError::InvalidChatTitle { max: MAX_TITLE });
         }
         Ok(title)
+    }
+
+    /// A person is connected on a lawful basis; a group or channel carries none.
+    pub fn check_basis(telegram_chat_id: i64, basis: Option<&Basis>) -> Result<(), DomainError> {
+        match (consent::is_private(telegram_chat_id), basis) {
+            (true, None) => Err(DomainError::LawfulBasisRequired),
+            (false, Some(_)) => Err(DomainError::LawfulBasisNotApplicable),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether posts may target it: groups and channels always, a person only on a basis.
+    pub fn has_lawful_basis(&self) -> bool {
+        !consent::is_private(self.telegram_chat_id) || self.basis.is_some()
+    }
+
+    fn require_contact(&self) -> Result<(), DomainError> {
+        if self.workspace_id.is_none() {
+            return Err(DomainError::NotFound);
+        }
+        if !consent::is_private(self.telegram_chat_id) {
+            return Err(DomainError::LawfulBasisNotApplicable);
+        }
+        Ok(())
     }
 
     /// The cap in force: the workspace's, else the conservative default.
@@ -160,11 +213,13 @@ impl Aggregate for Chat {
                 telegram_chat_id,
                 title,
                 kind,
+                basis,
             } => {
                 if self.workspace_id.is_some() {
                     return Err(DomainError::AlreadyExists);
                 }
                 let title = Chat::check_connection(telegram_chat_id, &title)?;
+                Chat::check_basis(telegram_chat_id, basis.as_ref())?;
                 let bot = services
                     .directory
                     .bot(bot_id)
@@ -179,13 +234,44 @@ impl Aggregate for Chat {
                     telegram_chat_id,
                     title,
                     kind,
+                    basis,
                 };
                 sink.write(event, self).await;
+            }
+            ChatCommand::RecordBasis { basis } => {
+                self.require_contact()?;
+                if self.opted_out {
+                    return Err(DomainError::OptedOutByRecipient);
+                }
+                if self.basis.as_ref() != Some(&basis) {
+                    sink.write(ChatEvent::ContactBasisRecorded { basis }, self)
+                        .await;
+                }
+            }
+            ChatCommand::Start {
+                given_at,
+                update_id,
+            } => {
+                self.require_contact()?;
+                let consents = self
+                    .basis
+                    .as_ref()
+                    .is_some_and(|b| b.basis == consent::LawfulBasis::Consent);
+                // A repeated /start changes nothing; the first consent (or its renewal after an
+                // opt-out) is what the audit keeps.
+                if !consents || self.opted_out || self.blocked.is_some() {
+                    let event = ChatEvent::ContactStarted {
+                        basis: Basis::bot_start(given_at),
+                        update_id,
+                    };
+                    sink.write(event, self).await;
+                }
             }
             ChatCommand::RecordCheck {
                 kind,
                 title,
                 cannot_post,
+                update_id,
             } => {
                 if self.workspace_id.is_none() {
                     return Err(DomainError::NotFound);
@@ -199,11 +285,12 @@ impl Aggregate for Chat {
                         kind,
                         title,
                         cannot_post,
+                        update_id,
                     };
                     sink.write(event, self).await;
                 }
             }
-            ChatCommand::OptOut { reason } => {
+            ChatCommand::OptOut { reason, update_id } => {
                 if self.workspace_id.is_none() {
                     return Err(DomainError::NotFound);
                 }
@@ -212,6 +299,7 @@ impl Aggregate for Chat {
                     sink.write(
                         ChatEvent::ChatOptedOut {
                             reason: reason.trim().to_owned(),
+                            update_id,
                         },
                         self,
                     )
@@ -277,17 +365,26 @@ impl Aggregate for Chat {
                 telegram_chat_id,
                 title,
                 kind,
+                basis,
             } => {
                 self.workspace_id = Some(workspace_id);
                 self.bot_id = Some(bot_id);
                 self.telegram_chat_id = telegram_chat_id;
                 self.title = title;
                 self.kind = kind;
+                self.basis = basis;
+            }
+            ChatEvent::ContactBasisRecorded { basis } => self.basis = Some(basis),
+            ChatEvent::ContactStarted { basis, .. } => {
+                self.basis = Some(basis);
+                self.opted_out = false;
+                self.blocked = None;
             }
             ChatEvent::ChatChecked {
                 kind,
                 title,
                 cannot_post,
+                ..
             } => {
                 self.kind = Some(kind);
                 if let Some(title) = title {
@@ -333,6 +430,7 @@ mod tests {
             telegram_chat_id: -100,
             title: "News".into(),
             kind: Some("channel".into()),
+            basis: None,
         }
     }
 
@@ -342,11 +440,13 @@ mod tests {
             kind: "channel".into(),
             title: title.map(Into::into),
             cannot_post: cannot_post.map(Into::into),
+            update_id: None,
         };
         let checked = |title: Option<&str>, cannot_post: Option<&str>| ChatEvent::ChatChecked {
             kind: "channel".into(),
             title: title.map(Into::into),
             cannot_post: cannot_post.map(Into::into),
+            update_id: None,
         };
         // Nothing changed: nothing recorded.
         framework()
@@ -394,6 +494,7 @@ mod tests {
                 telegram_chat_id: -100,
                 title: "News".into(),
                 kind: Some("channel".into()),
+                basis: None,
             })
             .await
             .then_expect_events(vec![connected()]);
@@ -407,9 +508,10 @@ mod tests {
             .when_async(ChatCommand::Connect {
                 workspace_id: other_ws,
                 bot_id: BOT,
-                telegram_chat_id: 5,
+                telegram_chat_id: -5,
                 title: "x".into(),
                 kind: Some("channel".into()),
+                basis: None,
             })
             .await
             .then_expect_error(DomainError::UnknownBot(BOT));
@@ -418,12 +520,126 @@ mod tests {
             .when_async(ChatCommand::Connect {
                 workspace_id: WS,
                 bot_id: Id::from_u128(3),
-                telegram_chat_id: 5,
+                telegram_chat_id: -5,
                 title: "x".into(),
                 kind: Some("channel".into()),
+                basis: None,
             })
             .await
             .then_expect_error(DomainError::UnknownBot(Id::from_u128(3)));
+    }
+
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        s.parse().unwrap()
+    }
+
+    fn contact(basis: Option<Basis>) -> ChatEvent {
+        ChatEvent::ChatConnected {
+            workspace_id: WS,
+            bot_id: BOT,
+            telegram_chat_id: 42,
+            title: "Alice".into(),
+            kind: None,
+            basis,
+        }
+    }
+
+    fn imported() -> Basis {
+        Basis {
+            basis: consent::LawfulBasis::Consent,
+            source: "import".into(),
+            given_at: at("2026-11-01T10:00:00Z"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_person_is_connected_on_a_lawful_basis_and_a_group_without_one() {
+        let connect = |telegram_chat_id, basis| ChatCommand::Connect {
+            workspace_id: WS,
+            bot_id: BOT,
+            telegram_chat_id,
+            title: "Alice".into(),
+            kind: None,
+            basis,
+        };
+        framework()
+            .given_no_previous_events()
+            .when_async(connect(42, Some(imported())))
+            .await
+            .then_expect_events(vec![contact(Some(imported()))]);
+        framework()
+            .given_no_previous_events()
+            .when_async(connect(42, None))
+            .await
+            .then_expect_error(DomainError::LawfulBasisRequired);
+        framework()
+            .given_no_previous_events()
+            .when_async(connect(-42, Some(imported())))
+            .await
+            .then_expect_error(DomainError::LawfulBasisNotApplicable);
+        let mut chat = Chat::default();
+        chat.apply(contact(None));
+        assert!(!chat.has_lawful_basis(), "a contact from before bases");
+        chat.apply(ChatEvent::ContactBasisRecorded { basis: imported() });
+        assert!(chat.has_lawful_basis());
+    }
+
+    #[tokio::test]
+    async fn only_the_persons_own_start_subscribes_them_again() {
+        let opted_out = ChatEvent::ChatOptedOut {
+            reason: "/stop".into(),
+            update_id: Some(7),
+        };
+        framework()
+            .given(vec![contact(Some(imported())), opted_out.clone()])
+            .when_async(ChatCommand::RecordBasis { basis: imported() })
+            .await
+            .then_expect_error(DomainError::OptedOutByRecipient);
+        let start = ChatCommand::Start {
+            given_at: at("2026-12-01T09:00:00Z"),
+            update_id: 8,
+        };
+        let started = ChatEvent::ContactStarted {
+            basis: Basis::bot_start(at("2026-12-01T09:00:00Z")),
+            update_id: 8,
+        };
+        framework()
+            .given(vec![contact(Some(imported())), opted_out.clone()])
+            .when_async(start.clone())
+            .await
+            .then_expect_events(vec![started.clone()]);
+        // Consent already in force: a second /start records nothing.
+        framework()
+            .given(vec![contact(Some(imported())), opted_out, started.clone()])
+            .when_async(start.clone())
+            .await
+            .then_expect_events(vec![]);
+        // A legitimate interest becomes consent when the person starts the bot.
+        let interest = Basis {
+            basis: consent::LawfulBasis::LegitimateInterest,
+            ..imported()
+        };
+        framework()
+            .given(vec![contact(Some(interest))])
+            .when_async(start.clone())
+            .await
+            .then_expect_events(vec![started.clone()]);
+        let mut chat = Chat::default();
+        for event in [
+            contact(Some(imported())),
+            ChatEvent::ChatBlocked {
+                reason: "Forbidden: bot was blocked by the user".into(),
+            },
+            started,
+        ] {
+            chat.apply(event);
+        }
+        assert!(!chat.opted_out && chat.blocked.is_none() && chat.has_lawful_basis());
+        framework()
+            .given(vec![connected()])
+            .when_async(start)
+            .await
+            .then_expect_error(DomainError::LawfulBasisNotApplicable);
     }
 
     #[tokio::test]
@@ -436,6 +652,7 @@ mod tests {
                 telegram_chat_id: 0,
                 title: "x".into(),
                 kind: Some("channel".into()),
+                basis: None,
             })
             .await
             .then_expect_error(DomainError::InvalidTelegramChatId);
@@ -447,20 +664,24 @@ mod tests {
             .given(vec![connected()])
             .when_async(ChatCommand::OptOut {
                 reason: "asked".into(),
+                update_id: None,
             })
             .await
             .then_expect_events(vec![ChatEvent::ChatOptedOut {
                 reason: "asked".into(),
+                update_id: None,
             }]);
         framework()
             .given(vec![
                 connected(),
                 ChatEvent::ChatOptedOut {
                     reason: "asked".into(),
+                    update_id: None,
                 },
             ])
             .when_async(ChatCommand::OptOut {
                 reason: "again".into(),
+                update_id: None,
             })
             .await
             .then_expect_events(vec![]);

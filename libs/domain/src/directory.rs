@@ -19,6 +19,8 @@ pub struct ChatInfo {
     pub opted_out: bool,
     /// Why Telegram refused this chat for good, if it did.
     pub blocked: Option<String>,
+    /// False for a contact (private chat) without a lawful basis: it may not be targeted.
+    pub has_lawful_basis: bool,
     /// Who must approve posts to it (`None`: the standard review).
     pub approval_policy: Option<crate::approval::ApprovalPolicy>,
 }

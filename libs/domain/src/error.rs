@@ -91,6 +91,20 @@ pub enum DomainError {
         "the post is approved and goes out at its publish time, which is too close to edit it; cancel it or reschedule first"
     )]
     TooLateToEdit,
+    #[error("the lawful basis is not valid: {0}")]
+    InvalidLawfulBasis(String),
+    #[error(
+        "a private chat is a person: give lawful_basis (\"consent\" or \"legitimate_interest\"), with source and given_at, to connect it"
+    )]
+    LawfulBasisRequired,
+    #[error("groups and channels are not people and carry no lawful basis; leave lawful_basis out")]
+    LawfulBasisNotApplicable,
+    #[error(
+        "chat {0} is a contact without a lawful basis; record one (PUT .../chats/{{id}}/lawful-basis) before planning posts to it"
+    )]
+    NoLawfulBasis(crate::Id),
+    #[error("this person opted out; only they can subscribe again, by sending /start to the bot")]
+    OptedOutByRecipient,
 }
 
 impl DomainError {
@@ -127,6 +141,11 @@ impl DomainError {
             Self::AlreadyApprovedByYou => "already_approved_by_you",
             Self::InvalidComment { .. } => "invalid_comment",
             Self::TooLateToEdit => "too_late_to_edit",
+            Self::InvalidLawfulBasis(_) => "invalid_lawful_basis",
+            Self::LawfulBasisRequired => "lawful_basis_required",
+            Self::LawfulBasisNotApplicable => "lawful_basis_not_applicable",
+            Self::NoLawfulBasis(_) => "no_lawful_basis",
+            Self::OptedOutByRecipient => "opted_out_by_recipient",
         }
     }
 
@@ -142,7 +161,9 @@ impl DomainError {
             | Self::DeliveryNotInDoubt(_)
             | Self::AutoResendLimit { .. }
             | Self::AlreadyApprovedByYou
-            | Self::TooLateToEdit => ErrorKind::Conflict,
+            | Self::TooLateToEdit
+            | Self::NoLawfulBasis(_)
+            | Self::OptedOutByRecipient => ErrorKind::Conflict,
             Self::DirectoryUnavailable(_) => ErrorKind::Unavailable,
             Self::OwnPost | Self::NotAnApprover { .. } => ErrorKind::Forbidden,
             _ => ErrorKind::Invalid,

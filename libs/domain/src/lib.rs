@@ -8,6 +8,7 @@
 pub mod approval;
 mod bot;
 mod chat;
+pub mod consent;
 mod delivery;
 mod directory;
 mod error;

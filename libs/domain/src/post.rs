@@ -450,6 +450,9 @@ impl Post {
                     if chat.opted_out {
                         return Err(DomainError::ChatOptedOut(*chat_id));
                     }
+                    if !chat.has_lawful_basis {
+                        return Err(DomainError::NoLawfulBasis(*chat_id));
+                    }
                     if let Some(reason) = &chat.blocked {
                         return Err(DomainError::ChatBlocked {
                             chat: *chat_id,
@@ -788,6 +791,7 @@ mod tests {
     const WS: Id = Id::from_u128(1);
     const CHAT: Id = Id::from_u128(10);
     const OPTED_OUT: Id = Id::from_u128(11);
+    const NO_BASIS: Id = Id::from_u128(13);
     const FOREIGN: Id = Id::from_u128(12);
 
     fn now() -> DateTime<Utc> {
@@ -803,10 +807,18 @@ mod tests {
             bot_id: Id::from_u128(2),
             telegram_chat_id: 5,
             opted_out,
+            has_lawful_basis: true,
             blocked: None,
             approval_policy: None,
         };
         directory.chats.insert(CHAT, info(WS, false));
+        directory.chats.insert(
+            NO_BASIS,
+            ChatInfo {
+                has_lawful_basis: false,
+                ..info(WS, false)
+            },
+        );
         directory.chats.insert(OPTED_OUT, info(WS, true));
         directory
             .chats
@@ -897,6 +909,11 @@ mod tests {
         expect_plan_error(
             plan(vec![FOREIGN], "hi", now()),
             DomainError::UnknownChat(FOREIGN),
+        )
+        .await;
+        expect_plan_error(
+            plan(vec![NO_BASIS], "hi", now()),
+            DomainError::NoLawfulBasis(NO_BASIS),
         )
         .await;
         expect_plan_error(
@@ -1245,6 +1262,7 @@ mod tests {
                     bot_id: Id::from_u128(2),
                     telegram_chat_id: 5,
                     opted_out: false,
+                    has_lawful_basis: true,
                     blocked: None,
                     approval_policy: None,
                 },

@@ -24,6 +24,7 @@ fn chat_info(chat: Chat) -> Option<ChatInfo> {
             bot_id,
             telegram_chat_id: chat.telegram_chat_id,
             opted_out: chat.opted_out,
+            has_lawful_basis: chat.has_lawful_basis(),
             blocked: chat.blocked,
             approval_policy: chat.approval_policy,
         }),

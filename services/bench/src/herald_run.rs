@@ -320,10 +320,14 @@ pub async fn import_chats(
             let chats = &workload.bots[b].chats;
             let body = json!({
                 "bot_id": bots[b],
-                "chats": chunk.iter().map(|&c| json!({
-                    "telegram_chat_id": chats[c].telegram_chat_id,
-                    "title": format!("bench chat {}", chats[c].telegram_chat_id),
-                })).collect::<Vec<_>>(),
+                "chats": chunk.iter().map(|&c| {
+                    let id = chats[c].telegram_chat_id;
+                    let mut row = json!({ "telegram_chat_id": id, "title": format!("bench chat {id}") });
+                    if id > 0 {
+                        row["lawful_basis"] = "consent".into();
+                    }
+                    row
+                }).collect::<Vec<_>>(),
             });
             let answer = api(
                 app,

@@ -109,6 +109,7 @@ pub async fn recheck_all(
                 kind,
                 title,
                 cannot_post,
+                update_id: None,
             };
             store
                 .execute::<Chat>(workspace_id, chat_id, command, &RequestContext::new(ACTOR))

@@ -226,11 +226,15 @@ impl Client {
         telegram_chat_id: i64,
         title: &str,
     ) -> Result<String, CallError> {
-        self.create(
-            &format!("/v1/workspaces/{ws}/chats"),
-            json!({ "bot_id": bot, "telegram_chat_id": telegram_chat_id, "title": title }),
-        )
-        .await
+        let mut body =
+            json!({ "bot_id": bot, "telegram_chat_id": telegram_chat_id, "title": title });
+        if telegram_chat_id > 0 {
+            // A private chat is a person, connected only on a lawful basis.
+            body["lawful_basis"] = "consent".into();
+            body["source"] = "load test".into();
+        }
+        self.create(&format!("/v1/workspaces/{ws}/chats"), body)
+            .await
     }
 
     /// Plans a post (state `planned`); returns its id.

@@ -3,9 +3,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use domain::consent::{Basis, LawfulBasis};
 use domain::{
-    Bot, BotCommand, Chat, ChatCommand, Id, InDoubtPolicy, Workspace, WorkspaceCommand,
-    parse_bot_token,
+    Bot, BotCommand, Chat, ChatCommand, DomainError, Id, InDoubtPolicy, Workspace,
+    WorkspaceCommand, parse_bot_token,
 };
 use platform::Secret;
 use serde::Deserialize;
@@ -134,6 +135,42 @@ pub struct NewChat {
     bot_id: String,
     telegram_chat_id: i64,
     title: String,
+    #[serde(flatten)]
+    basis: BasisFields,
+}
+
+/// A contact's lawful basis as callers give it: `lawful_basis` (`consent` or
+/// `legitimate_interest`), where it comes from (`source`) and when it was given (`given_at`,
+/// by default the moment Herald records it).
+#[derive(Debug, Default, Deserialize)]
+pub struct BasisFields {
+    pub lawful_basis: Option<String>,
+    pub source: Option<String>,
+    pub given_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl BasisFields {
+    /// The basis, if one was given; `default_source` names the caller's channel (`api`,
+    /// `import`) when `source` is left out.
+    pub fn basis(self, default_source: &str) -> Result<Option<Basis>, ApiError> {
+        let Some(lawful_basis) = self.lawful_basis else {
+            if self.source.is_some() || self.given_at.is_some() {
+                return Err(DomainError::InvalidLawfulBasis(
+                    "source and given_at describe a lawful_basis; give lawful_basis too".into(),
+                )
+                .into());
+            }
+            return Ok(None);
+        };
+        let now = chrono::Utc::now();
+        let basis = Basis::from_caller(
+            LawfulBasis::parse(&lawful_basis)?,
+            self.source.as_deref().unwrap_or(default_source),
+            self.given_at.unwrap_or(now),
+            now,
+        )?;
+        Ok(Some(basis))
+    }
 }
 
 pub async fn connect_chat(
@@ -143,18 +180,17 @@ pub async fn connect_chat(
     ApiJson(body): ApiJson<NewChat>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let ws = workspace(&state, &ws).await?;
-    let bot_id = parse_id(&body.bot_id, "bot_id")?;
-    let (id, kind) = connect_one(
-        &state,
-        ws,
-        &ctx,
-        bot_id,
-        body.telegram_chat_id,
-        body.title,
-        Checks::All,
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id, "type": kind }))))
+    let connection = Connection {
+        bot_id: parse_id(&body.bot_id, "bot_id")?,
+        telegram_chat_id: body.telegram_chat_id,
+        title: body.title,
+        basis: body.basis.basis("api")?,
+    };
+    let connected = connect_one(&state, ws, &ctx, connection, Checks::All, Mode::Write).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": connected.id, "type": connected.kind })),
+    ))
 }
 
 /// Which chats are checked with Telegram before they are connected.
@@ -209,18 +245,46 @@ async fn check_with_telegram(
     Ok(check)
 }
 
-/// Connects one Telegram chat of `bot_id` to workspace `ws`, once Telegram confirmed the bot
-/// may post there (as `checks` says); returns the new chat's id and its type.
+/// One chat to connect.
+#[derive(Clone)]
+pub struct Connection {
+    pub bot_id: Id,
+    pub telegram_chat_id: i64,
+    pub title: String,
+    pub basis: Option<Basis>,
+}
+
+/// Whether a connection is made or only checked (an import's dry run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Write,
+    DryRun,
+}
+
+/// A connection made (or, in a dry run, that would be made).
+pub struct Connected {
+    pub id: Option<Id>,
+    pub kind: Option<String>,
+}
+
+/// Connects one Telegram chat of a bot to workspace `ws`, once Telegram confirmed the bot may
+/// post there (as `checks` says); a dry run checks everything and writes nothing.
 pub async fn connect_one(
     state: &AppState,
     ws: Id,
     ctx: &store::RequestContext,
-    bot_id: Id,
-    telegram_chat_id: i64,
-    title: String,
+    connection: Connection,
     checks: Checks,
-) -> Result<(Id, Option<String>), ApiError> {
+    mode: Mode,
+) -> Result<Connected, ApiError> {
+    let Connection {
+        bot_id,
+        telegram_chat_id,
+        title,
+        basis,
+    } = connection;
     Chat::check_connection(telegram_chat_id, &title)?;
+    Chat::check_basis(telegram_chat_id, basis.as_ref())?;
     // One Telegram chat, one connected chat per bot (409 naming it): refused early here, and
     // race-free by the event store's identity constraint.
     state
@@ -228,15 +292,20 @@ pub async fn connect_one(
         .ensure_chat_unclaimed(ws, bot_id, telegram_chat_id)
         .await?;
     let bot: Bot = state.store.load(bot_id).await?;
+    if bot.workspace_id != Some(ws) {
+        return Err(DomainError::UnknownBot(bot_id).into());
+    }
     let checked = telegram_chat_id < 0 || checks == Checks::All;
-    // An unknown bot is the domain's refusal to make (404-like `unknown_bot`), not Telegram's.
-    let (kind, title) = if checked && bot.workspace_id == Some(ws) {
+    let (kind, title) = if checked {
         let check = check_with_telegram(state, &bot, telegram_chat_id).await?;
         let kind = (check.kind != "unchecked").then(|| check.kind.to_owned());
         (kind, check.title.unwrap_or(title))
     } else {
         (None, title)
     };
+    if mode == Mode::DryRun {
+        return Ok(Connected { id: None, kind });
+    }
     let id = Id::now_v7();
     let command = ChatCommand::Connect {
         workspace_id: ws,
@@ -244,9 +313,10 @@ pub async fn connect_one(
         telegram_chat_id,
         title,
         kind: kind.clone(),
+        basis,
     };
     state.store.execute::<Chat>(ws, id, command, ctx).await?;
-    Ok((id, kind))
+    Ok(Connected { id: Some(id), kind })
 }
 
 #[derive(Deserialize)]
@@ -274,11 +344,63 @@ pub async fn opt_out(
             id,
             ChatCommand::OptOut {
                 reason: body.reason,
+                update_id: None,
             },
             &ctx,
         )
         .await?;
     Ok(Json(json!({ "id": id, "opted_out": true })))
+}
+
+/// Records (or replaces) a contact's lawful basis: how an operator fixes a contact connected
+/// without one. Refused for a person who opted out: only their own `/start` subscribes them again.
+pub async fn set_lawful_basis(
+    State(state): State<AppState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<BasisFields>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let (id, _) = chat_of(&state, ws, &id).await?;
+    let Some(basis) = body.basis("api")? else {
+        return Err(DomainError::LawfulBasisRequired.into());
+    };
+    state
+        .store
+        .execute::<Chat>(ws, id, ChatCommand::RecordBasis { basis }, &ctx)
+        .await?;
+    let (_, chat) = chat_of(&state, ws, &id.to_string()).await?;
+    Ok(Json(chat_json(id, &chat)))
+}
+
+/// A connected chat as it stands now (read from its events, not a projection).
+pub async fn get_chat(
+    State(state): State<AppState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let (id, chat) = chat_of(&state, ws, &id).await?;
+    Ok(Json(chat_json(id, &chat)))
+}
+
+fn chat_json(id: Id, chat: &Chat) -> Value {
+    json!({
+        "id": id,
+        "bot_id": chat.bot_id,
+        "telegram_chat_id": chat.telegram_chat_id,
+        "title": chat.title,
+        "type": chat.kind,
+        "contact": domain::consent::is_private(chat.telegram_chat_id),
+        "lawful_basis": chat.basis.as_ref().map(|b| json!({
+            "basis": b.basis.as_str(),
+            "source": b.source,
+            "given_at": b.given_at,
+        })),
+        "targetable": chat.has_lawful_basis() && !chat.opted_out && chat.blocked.is_none(),
+        "opted_out": chat.opted_out,
+        "blocked": chat.blocked,
+        "hourly_cap": chat.hourly_cap,
+    })
 }
 
 /// Loads a bot of the workspace in the path (404 otherwise).

@@ -50,6 +50,11 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             "/v1/workspaces/{ws}/chats/import",
             bulk(post(import::import_chats)),
         )
+        .route("/v1/workspaces/{ws}/chats/{id}", get(directory::get_chat))
+        .route(
+            "/v1/workspaces/{ws}/chats/{id}/lawful-basis",
+            put(directory::set_lawful_basis),
+        )
         .route(
             "/v1/workspaces/{ws}/chats/{id}/opt-out",
             post(directory::opt_out),
