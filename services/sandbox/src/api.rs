@@ -25,12 +25,10 @@ use crate::objects::{self, BotStatus, ChatSetup, ChatType};
 use crate::params::Params;
 use crate::reply::{self, ApiError, ApiResult};
 use crate::state::{Admission, Outgoing};
+use crate::updates;
 
 /// Telegram's limit on the visible text of a message, in UTF-16 units.
 const MAX_TEXT_UTF16: usize = 4096;
-
-/// Telegram's cap on the long-polling timeout of `getUpdates`.
-const MAX_POLL_SECS: u64 = 50;
 
 pub(crate) fn routes() -> Router<Sandbox> {
     // A segment cannot be matched as `bot{token}` directly, so the whole
@@ -89,7 +87,7 @@ async fn bot_method(
     let result = match method.to_ascii_lowercase().as_str() {
         "sendmessage" => return send_message(&sandbox, bot_id, &params).await,
         "getme" => Ok(objects::me(bot_id)),
-        "getupdates" => get_updates(&sandbox, &params).await,
+        "getupdates" => updates::get_updates(&sandbox, bot_id, &params).await,
         "getchat" => get_chat(&sandbox, &params),
         "getchatmember" => get_chat_member(&sandbox, bot_id, &params),
         "getwebhookinfo" => Ok(json!({
@@ -104,25 +102,6 @@ async fn bot_method(
         tracing::debug!(bot_id, %method, status = err.status.as_u16(), "Bot API call failed");
     }
     reply::respond(result)
-}
-
-/// `getUpdates`: the sandbox has no users, so there never are updates. A
-/// long poll is honoured (up to Telegram's cap) so that a polling client
-/// does not spin, and ends early when the server shuts down.
-async fn get_updates(sandbox: &Sandbox, params: &Params) -> ApiResult {
-    let timeout = params
-        .integer("timeout")
-        .and_then(|secs| u64::try_from(secs).ok())
-        .unwrap_or(0)
-        .min(MAX_POLL_SECS);
-    if timeout > 0 {
-        let mut stopping = sandbox.shared.stopping.subscribe();
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(timeout)) => {}
-            _ = stopping.wait_for(|stopping| *stopping) => {}
-        }
-    }
-    Ok(json!([]))
 }
 
 fn get_chat(sandbox: &Sandbox, params: &Params) -> ApiResult {
@@ -172,7 +151,11 @@ fn refusal(setup: &ChatSetup, chat_type: ChatType) -> Option<ApiError> {
         return Some(ApiError::chat_not_found());
     }
     let kind = match chat_type {
-        ChatType::Private => return None,
+        // A person who blocked the bot (its standing `kicked`, see `POST /sandbox/updates`).
+        ChatType::Private => {
+            return (setup.bot_status == Some(BotStatus::Kicked))
+                .then(|| ApiError::forbidden("Forbidden: bot was blocked by the user"));
+        }
         ChatType::Group => "group",
         ChatType::Supergroup => "supergroup",
         ChatType::Channel => "channel",

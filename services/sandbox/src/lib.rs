@@ -14,7 +14,10 @@
 //!   per-bot window of paid broadcasts (`allow_paid_broadcast`);
 //! * faults can be injected per chat / bot so that every delivery failure
 //!   path (blocked bot, chat migrated, server error, lost answer, …) can be
-//!   tested over real HTTP.
+//!   tested over real HTTP;
+//! * what people do to a bot (`/start`, `/stop`, blocking it, removing it from a
+//!   group) is injected with `POST /sandbox/updates` and handed out by
+//!   `getUpdates` with Telegram's offsets and long polls.
 //!
 //! Herald runs it in-process whenever no real Bot API URL is configured.
 
@@ -27,6 +30,7 @@ mod objects;
 mod params;
 mod reply;
 mod state;
+mod updates;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -108,6 +112,8 @@ struct Shared {
     /// long-polling `getUpdates` calls return at once instead of holding the
     /// graceful shutdown for their whole timeout.
     stopping: watch::Sender<bool>,
+    /// What people and chats did, waiting for the bots' `getUpdates`.
+    updates: updates::Updates,
 }
 
 impl Sandbox {
@@ -118,6 +124,7 @@ impl Sandbox {
                 enforce_limits: config.enforce_limits,
                 state: Mutex::new(State::new(config.limits)),
                 stopping,
+                updates: updates::Updates::default(),
             }),
         }
     }
@@ -127,6 +134,7 @@ impl Sandbox {
     pub fn router(&self) -> axum::Router {
         api::routes()
             .merge(inspect::routes())
+            .merge(updates::routes())
             .fallback(api::not_found)
             .with_state(self.clone())
     }
@@ -149,6 +157,17 @@ impl Sandbox {
                 stopping.send_replace(true);
             })
             .await
+    }
+
+    /// Queues an update for the bot with Telegram id `bot_id` (without `update_id`, which it
+    /// gets here), as `POST /sandbox/updates` does with `{"update": ...}`; returns its id.
+    pub fn push_update(&self, bot_id: i64, update: serde_json::Value) -> i64 {
+        self.shared.updates.push(bot_id, update)
+    }
+
+    /// Updates of the bot not yet confirmed by a later `getUpdates` offset.
+    pub fn pending_updates(&self, bot_id: i64) -> usize {
+        self.shared.updates.pending(bot_id)
     }
 
     /// Accepted messages in arrival order, all chats when `chat_id` is None.

@@ -7,4 +7,5 @@ mod common;
 mod faults;
 mod inspect;
 mod limits;
+mod updates;
 mod validation;
