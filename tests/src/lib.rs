@@ -309,6 +309,16 @@ impl TestApp {
         self.delivery = Some(self.delivery_worker());
     }
 
+    /// The bots' listener (not started by default), polling briefly and reading the bots
+    /// often, so a test sees an injected update within moments. The caller keeps it running.
+    pub fn listener(&self) -> Killable {
+        let h = self.herald.clone();
+        let mut settings = h.listener_settings().unwrap();
+        settings.poll_timeout = Duration::from_secs(1);
+        settings.refresh = Duration::from_millis(200);
+        Killable::spawn(move |s| async move { h.listener(settings, s).await })
+    }
+
     /// One more delivery worker beside the app's own (scale-out in one process).
     pub fn delivery_worker(&self) -> Killable {
         let h = self.herald.clone();

@@ -95,6 +95,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "post list",
         include_str!("../migrations/0018_post_list.sql"),
     ),
+    (
+        19,
+        "bot updates",
+        include_str!("../migrations/0019_bot_updates.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

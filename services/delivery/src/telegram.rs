@@ -186,8 +186,18 @@ pub async fn check_chat(
         .get_chat_member(ChatId(chat_id), user)
         .await
         .map_err(failed)?;
+    Ok(ChatCheck {
+        kind,
+        title: info.title().map(str::to_owned),
+        cannot_post: posting_refusal(&member.kind, kind),
+    })
+}
+
+/// Why the bot may not post in a group or channel of type `kind`, given where it stands there
+/// (`None`: it may). One rule for the periodic check and for the bot's `my_chat_member` updates.
+pub fn posting_refusal(member: &teloxide::types::ChatMemberKind, kind: &str) -> Option<String> {
     use teloxide::types::ChatMemberKind;
-    let cannot_post = match (&member.kind, kind) {
+    match (member, kind) {
         (ChatMemberKind::Left | ChatMemberKind::Banned(_), _) => {
             Some(format!("the bot is not a member of this {kind}; add it"))
         }
@@ -199,10 +209,18 @@ pub async fn check_chat(
             format!("the bot may not send messages in this {kind}; lift its restriction"),
         ),
         _ => None,
-    };
-    Ok(ChatCheck {
-        kind,
-        title: info.title().map(str::to_owned),
-        cannot_post,
-    })
+    }
+}
+
+/// Telegram's type of a chat: `private`, `group`, `supergroup` or `channel`.
+pub fn chat_kind(chat: &teloxide::types::Chat) -> &'static str {
+    if chat.is_private() {
+        "private"
+    } else if chat.is_channel() {
+        "channel"
+    } else if chat.is_supergroup() {
+        "supergroup"
+    } else {
+        "group"
+    }
 }

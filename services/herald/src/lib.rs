@@ -183,6 +183,30 @@ impl Herald {
         delivery.run(shutdown).await
     }
 
+    /// Listens to every bot's updates (`/start`, `/stop`, membership changes); extra
+    /// listeners wait as standbys.
+    pub async fn listener(
+        &self,
+        settings: listener::Settings,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
+        let listener = listener::Listener {
+            pool: self.worker_pool.clone(),
+            store: EventStore::new(self.worker_pool.clone()),
+            cipher: self.cipher.clone(),
+            settings,
+        };
+        listener.run(shutdown).await
+    }
+
+    /// Listener settings for the configured Bot API (or the sandbox).
+    pub fn listener_settings(&self) -> anyhow::Result<listener::Settings> {
+        let url = url::Url::parse(&self.config.bot_api_url()).with_context(
+            || "HERALD_TELEGRAM_API_URL is not a URL such as https://api.telegram.org",
+        )?;
+        Ok(listener::Settings::new(url))
+    }
+
     /// Delivery settings for the configured Bot API (or the sandbox).
     pub fn delivery_settings(&self) -> anyhow::Result<delivery::Settings> {
         let url = url::Url::parse(&self.config.bot_api_url()).with_context(

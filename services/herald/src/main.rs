@@ -52,7 +52,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every service in one process: API, relay, projector, delivery, and the sandbox
+    /// Run every service in one process: API, relay, projector, delivery, the bots' listener, and the sandbox
     /// Telegram emulator unless a real Bot API URL is configured
     Up,
     /// Run only the HTTP API
@@ -63,6 +63,10 @@ enum Command {
     Projector,
     /// Run only the delivery service (sends due posts through the Bot API)
     Delivery,
+    /// Run only the bots' listener: receives each bot's updates (long polling) and records
+    /// /start as consent, /stop and blocking the bot as opt-outs, and the bot's removal from a
+    /// group or channel as a flagged chat; extra listeners wait as standbys
+    Bot,
     /// Run only the sandbox Telegram Bot API emulator
     Sandbox,
     /// Maintain projections
@@ -443,6 +447,15 @@ async fn serve(command: Command, config: Config, shutdown: Shutdown) -> anyhow::
         services.push((
             "delivery",
             Box::pin(async move { h.delivery(settings, s).await }),
+        ));
+    }
+
+    if up || matches!(command, Command::Bot) {
+        let settings = herald.listener_settings()?;
+        let (h, s) = (herald.clone(), shutdown.clone());
+        services.push((
+            "bot listener",
+            Box::pin(async move { h.listener(settings, s).await }),
         ));
     }
 

@@ -1,0 +1,302 @@
+//! The bot listens: updates injected into the sandbox (people sending /start and /stop,
+//! blocking the bot, the bot removed from a channel) become the chats' events through the
+//! listener, each exactly once, also across a listener's crash and restart.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use system_tests::{TestApp, spawn_app};
+
+/// The Telegram id of the harness's bot (the numeric part of its token).
+const BOT: i64 = 123_456;
+
+async fn inject(app: &TestApp, update: Value) -> i64 {
+    let mut body = update;
+    body["bot_id"] = BOT.into();
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/sandbox/updates", app.sandbox_addr))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json::<Value>().await.unwrap()["update_id"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn say(app: &TestApp, telegram_chat_id: i64, text: &str) -> i64 {
+    inject(
+        app,
+        json!({"message": {"chat_id": telegram_chat_id, "text": text, "first_name": "Alice"}}),
+    )
+    .await
+}
+
+/// Waits until the listener recorded update `update_id`.
+async fn handled(app: &TestApp, update_id: i64) {
+    app.eventually(
+        &format!("update {update_id} handled"),
+        Duration::from_secs(15),
+        || async {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT update_id FROM bot_updates WHERE update_id = $1")
+                    .bind(update_id)
+                    .fetch_optional(&app.herald.pool)
+                    .await
+                    .unwrap();
+            found.map(|_| ())
+        },
+    )
+    .await;
+}
+
+async fn chat_of(app: &TestApp, telegram_chat_id: i64) -> Option<String> {
+    sqlx::query_scalar::<_, uuid::Uuid>(
+        "SELECT chat_id FROM telegram_chat_identities WHERE telegram_chat_id = $1",
+    )
+    .bind(telegram_chat_id)
+    .fetch_optional(&app.herald.pool)
+    .await
+    .unwrap()
+    .map(|id| id.to_string())
+}
+
+async fn chat(app: &TestApp, ws: &str, id: &str) -> Value {
+    let (status, body) = app.get(&format!("/v1/workspaces/{ws}/chats/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn events_of(app: &TestApp, aggregate_id: &str) -> Vec<(String, Value)> {
+    sqlx::query_as::<_, (String, Value)>(
+        "SELECT event_type, payload FROM events WHERE aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(aggregate_id)
+    .fetch_all(&app.herald.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_subscribes_stop_opts_out_and_only_start_subscribes_again() {
+    let app = spawn_app().await;
+    let (ws, _) = app.workspace_with_bot().await;
+    let listener = app.listener();
+
+    // A person new to Herald starts the bot: a contact on their consent, from bot_start.
+    let started = say(&app, 4001, "/start spring").await;
+    handled(&app, started).await;
+    let alice = chat_of(&app, 4001).await.expect("a contact for the person");
+    let shown = chat(&app, &ws, &alice).await;
+    assert_eq!(shown["lawful_basis"]["basis"], "consent", "{shown}");
+    assert_eq!(shown["lawful_basis"]["source"], "bot_start");
+    assert_eq!(shown["title"], "Alice");
+    let post = app.plan(&ws, &[&alice], "welcome", Duration::ZERO).await;
+    app.approve(&ws, &post).await;
+    let settled = app.settled(&ws, &post, Duration::from_secs(15)).await;
+    assert_eq!(settled["state"], "delivered", "{settled}");
+
+    // Other messages change nothing; /stop is the person's opt-out, with its update id.
+    let chatter = say(&app, 4001, "hello there").await;
+    let stop = say(&app, 4001, "/stop").await;
+    handled(&app, stop).await;
+    handled(&app, chatter).await;
+    let shown = chat(&app, &ws, &alice).await;
+    assert_eq!(shown["opted_out"], true, "{shown}");
+    let events = events_of(&app, &alice).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["ChatConnected", "ChatOptedOut"]);
+    assert_eq!(events[1].1["ChatOptedOut"]["update_id"], stop);
+    let publish_at = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
+    let (status, body) = app
+        .post(
+            &format!("/v1/workspaces/{ws}/posts"),
+            json!({"chat_ids": [alice], "text": "hi", "publish_at": publish_at}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("chat_opted_out")),
+        "{body}"
+    );
+
+    // Only the person's own /start subscribes them again.
+    let again = say(&app, 4001, "/start").await;
+    handled(&app, again).await;
+    let shown = chat(&app, &ws, &alice).await;
+    assert_eq!(
+        (shown["opted_out"].clone(), shown["targetable"].clone()),
+        (json!(false), json!(true)),
+        "{shown}"
+    );
+    // Blocking the bot is an opt-out too; unblocking is no consent.
+    let blocked = inject(
+        &app,
+        json!({"my_chat_member": {"chat_id": 4001, "status": "kicked"}}),
+    )
+    .await;
+    let unblocked = inject(
+        &app,
+        json!({"my_chat_member": {"chat_id": 4001, "status": "member"}}),
+    )
+    .await;
+    handled(&app, unblocked).await;
+    handled(&app, blocked).await;
+    let events = events_of(&app, &alice).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ChatConnected",
+            "ChatOptedOut",
+            "ContactStarted",
+            "ChatOptedOut"
+        ]
+    );
+    assert_eq!(
+        events[3].1["ChatOptedOut"]["reason"],
+        "the person blocked the bot"
+    );
+    assert_eq!(chat(&app, &ws, &alice).await["opted_out"], true);
+
+    // A /stop from someone Herald does not know changes nothing, and is still confirmed.
+    let stranger = say(&app, 4999, "/stop").await;
+    handled(&app, stranger).await;
+    assert_eq!(chat_of(&app, 4999).await, None);
+    app.eventually("updates confirmed", Duration::from_secs(10), || async {
+        (app.sandbox.pending_updates(BOT) == 0).then_some(())
+    })
+    .await;
+    listener.stop().await;
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_removed_from_a_channel_flags_it_and_restored_rights_clear_the_flag() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let listener = app.listener();
+    let news_id = -1_004_242_424_242_i64;
+    sandbox_channel(&app, news_id).await;
+    let news = app.connect_chat(&ws, &bot, news_id).await;
+
+    let removed = inject(
+        &app,
+        json!({"my_chat_member": {"chat_id": news_id, "status": "left"}}),
+    )
+    .await;
+    handled(&app, removed).await;
+    let shown = chat(&app, &ws, &news).await;
+    assert!(shown["blocked"].is_string(), "{shown}");
+    let publish_at = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
+    let plan = json!({"chat_ids": [news], "text": "hi", "publish_at": publish_at});
+    let (status, body) = app
+        .post(&format!("/v1/workspaces/{ws}/posts"), plan.clone())
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("chat_blocked")),
+        "{body}"
+    );
+
+    let restored = inject(
+        &app,
+        json!({"my_chat_member": {"chat_id": news_id, "status": "administrator", "can_post_messages": true}}),
+    )
+    .await;
+    handled(&app, restored).await;
+    let shown = chat(&app, &ws, &news).await;
+    assert_eq!(shown["blocked"], Value::Null, "{shown}");
+    let (status, body) = app.post(&format!("/v1/workspaces/{ws}/posts"), plan).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let checks: Vec<Value> = events_of(&app, &news)
+        .await
+        .into_iter()
+        .filter(|(name, _)| name == "ChatChecked")
+        .map(|(_, payload)| payload["ChatChecked"]["update_id"].clone())
+        .collect();
+    assert_eq!(checks, [json!(removed), json!(restored)]);
+    listener.stop().await;
+    app.cleanup().await;
+}
+
+/// Makes `id` a channel in the sandbox (an id of the -100... form is a supergroup otherwise).
+async fn sandbox_channel(app: &TestApp, id: i64) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/sandbox/chats", app.sandbox_addr))
+        .json(&json!({"chat_id": id, "type": "channel", "title": "News"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_update_is_handled_once_across_a_crash_and_a_restart() {
+    let app = spawn_app().await;
+    let (ws, _) = app.workspace_with_bot().await;
+    let listener = app.listener();
+    let first = say(&app, 4101, "/start").await;
+    handled(&app, first).await;
+
+    // The listener dies; people go on writing meanwhile.
+    listener.kill().await;
+    let stop = say(&app, 4101, "/stop").await;
+    let other = say(&app, 4102, "/start").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.sandbox.pending_updates(BOT), 2, "nobody polled them");
+
+    // A new listener takes them up from where the database says, each once.
+    let listener = app.listener();
+    handled(&app, stop).await;
+    handled(&app, other).await;
+    let contact = chat_of(&app, 4101).await.unwrap();
+    let names: Vec<String> = events_of(&app, &contact)
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["ChatConnected", "ChatOptedOut"]);
+    assert!(chat_of(&app, 4102).await.is_some());
+
+    // The same update handed over again (Telegram redelivers when a confirmation is lost):
+    // recorded already, nothing changes.
+    let redelivered: teloxide::types::Update = serde_json::from_str(
+        &json!({
+            "update_id": stop,
+            "message": {
+                "message_id": 99, "date": chrono::Utc::now().timestamp(),
+                "chat": {"id": 4101, "type": "private", "first_name": "Alice"},
+                "from": {"id": 4101, "is_bot": false, "first_name": "Alice"},
+                "text": "/start",
+            }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let bot_ref = listener::BotRef {
+        bot_id: sqlx::query_scalar("SELECT bot_id FROM telegram_bot_identities")
+            .fetch_one(&app.herald.pool)
+            .await
+            .unwrap(),
+        workspace_id: ws.parse().unwrap(),
+    };
+    let handler = listener::Listener {
+        pool: app.herald.worker_pool.clone(),
+        store: store::EventStore::new(app.herald.worker_pool.clone()),
+        cipher: app.herald.cipher.clone(),
+        settings: app.herald.listener_settings().unwrap(),
+    };
+    let before = app.stored_events().await;
+    assert!(!handler.handle(bot_ref, &redelivered).await.unwrap());
+    assert_eq!(app.stored_events().await, before);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bot_updates")
+        .fetch_one(&app.herald.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 3, "one row per update");
+    listener.stop().await;
+    app.cleanup().await;
+}
