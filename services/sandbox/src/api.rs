@@ -15,20 +15,17 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use markup::{MAX_TEXT_UTF16, ParseError, ParseMode, Parsed};
 use serde_json::{Value, json};
 
 use crate::Sandbox;
 use crate::faults::Fault;
 use crate::limits::retry_after_secs;
-use crate::markup::{self, ParseMode};
 use crate::objects::{self, BotStatus, ChatSetup, ChatType};
 use crate::params::Params;
 use crate::reply::{self, ApiError, ApiResult};
 use crate::state::{Admission, Outgoing};
 use crate::updates;
-
-/// Telegram's limit on the visible text of a message, in UTF-16 units.
-const MAX_TEXT_UTF16: usize = 4096;
 
 pub(crate) fn routes() -> Router<Sandbox> {
     // A segment cannot be matched as `bot{token}` directly, so the whole
@@ -179,8 +176,8 @@ struct SendMessage {
     /// `allow_paid_broadcast`: up to 1000 messages per second for the bot
     /// instead of 30 (the per-chat and per-group limits still apply).
     paid_broadcast: bool,
-    /// The text as the recipient sees it (markup stripped).
-    visible: String,
+    /// The text as the recipient sees it, with its entities.
+    parsed: Parsed,
 }
 
 impl SendMessage {
@@ -193,16 +190,13 @@ impl SendMessage {
             .map(|mode| mode.into_owned())
             .filter(|mode| !mode.is_empty());
         let mode = ParseMode::from_param(parse_mode.as_deref().unwrap_or(""))
-            .map_err(|()| ApiError::bad_request("unsupported parse_mode"))?;
-        let visible = markup::visible_text(&text, mode)
-            .map_err(|detail| ApiError::bad_request(format!("can't parse entities: {detail}")))?;
-        // Telegram trims the visible text before checking it.
-        let visible = visible.trim().to_owned();
-        if visible.is_empty() {
-            return Err(ApiError::bad_request("message text is empty"));
-        }
+            .map_err(|err| ApiError::bad_request(err.to_string()))?;
+        // Parsed, cleaned and trimmed as Telegram does; an empty result is refused.
+        let parsed = markup::parse(&text, mode).map_err(|err| match err {
+            ParseError::Entities(_) | ParseError::Empty => ApiError::bad_request(err.to_string()),
+        })?;
         let chat_id = params.chat_id()?;
-        if markup::utf16_len(&visible) > MAX_TEXT_UTF16 {
+        if parsed.utf16_len() > MAX_TEXT_UTF16 {
             return Err(ApiError::bad_request("message is too long"));
         }
         // teloxide sends a JSON boolean, forms send `true`; a value that is
@@ -213,7 +207,7 @@ impl SendMessage {
             text,
             parse_mode,
             paid_broadcast,
-            visible,
+            parsed,
         })
     }
 }
@@ -289,6 +283,7 @@ async fn send_message(sandbox: &Sandbox, bot_id: i64, params: &Params) -> Respon
         text: &request.text,
         parse_mode: request.parse_mode.as_deref(),
         paid_broadcast: request.paid_broadcast,
+        parsed: &request.parsed,
     };
     let (accepted, chat_type) = {
         let mut state = sandbox.state();
@@ -319,7 +314,7 @@ async fn send_message(sandbox: &Sandbox, bot_id: i64, params: &Params) -> Respon
         chat_type,
         received.message_id,
         received.received_at,
-        &request.visible,
+        &request.parsed,
     );
     reply::respond(Ok(message))
 }
@@ -400,6 +395,6 @@ mod tests {
         // Markup does not count towards the length.
         let text = format!("<b>{}</b>", "a".repeat(4096));
         let ok = validate(json!({"chat_id": 1, "text": text, "parse_mode": "html"}));
-        assert_eq!(ok.map(|m| m.visible.len()).ok(), Some(4096));
+        assert_eq!(ok.map(|m| m.parsed.utf16_len()).ok(), Some(4096));
     }
 }

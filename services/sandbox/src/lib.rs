@@ -7,8 +7,9 @@
 //! `getUpdates`, `getChat`, `deleteWebhook`, `close`, `logOut`) plus a small
 //! JSON inspection API under `/sandbox/*`:
 //!
-//! * sent messages are validated like Telegram does (empty text, 4096 UTF-16
-//!   units, HTML / MarkdownV2 entity parsing) and recorded;
+//! * sent messages are parsed and validated as Telegram does it (the
+//!   `markup` crate: HTML, MarkdownV2 and Markdown entities, empty text,
+//!   4096 UTF-16 units) and recorded with their entities;
 //! * Telegram's rate limits are enforced with sliding windows and answered
 //!   with real `429 Too Many Requests: retry after N`, with the larger
 //!   per-bot window of paid broadcasts (`allow_paid_broadcast`);
@@ -25,7 +26,6 @@ mod api;
 mod faults;
 mod inspect;
 mod limits;
-mod markup;
 mod objects;
 mod params;
 mod reply;
@@ -69,7 +69,9 @@ impl Default for SandboxConfig {
 /// A message the sandbox accepted, as the bot sent it.
 ///
 /// `text` is the raw text of the request (markup included) so tests can
-/// check exactly what Herald rendered; `parse_mode` is the one requested.
+/// check exactly what Herald rendered; `parse_mode` is the one requested;
+/// `parsed` is what Telegram makes of them: the visible text and its
+/// entities, as the Bot API reports them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReceivedMessage {
     pub bot_id: i64,
@@ -81,6 +83,8 @@ pub struct ReceivedMessage {
     #[serde(default)]
     pub paid_broadcast: bool,
     pub received_at: DateTime<Utc>,
+    #[serde(default)]
+    pub parsed: markup::Parsed,
 }
 
 /// Counters since the sandbox was created.

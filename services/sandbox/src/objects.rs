@@ -2,6 +2,7 @@
 //! shaped so that teloxide deserializes them like real Telegram answers.
 
 use chrono::{DateTime, Utc};
+use markup::{Entity, Parsed};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -182,25 +183,29 @@ pub(crate) fn chat_full_info(chat_id: i64, chat_type: ChatType, title: Option<&s
     info
 }
 
-/// The `Message` answered by `sendMessage`. `text` is the visible text
-/// (markup stripped), as Telegram returns it. In channels the sender is the
-/// channel itself (`sender_chat`, no `from`); elsewhere it is the bot.
+/// The `Message` answered by `sendMessage`: the text and entities as parsed
+/// (`entities` only when there are some), as Telegram returns them. In
+/// channels the sender is the channel itself (`sender_chat`, no `from`);
+/// elsewhere it is the bot.
 pub(crate) fn text_message(
     bot_id: i64,
     chat_id: i64,
     chat_type: ChatType,
     message_id: i32,
     date: DateTime<Utc>,
-    text: &str,
+    parsed: &Parsed,
 ) -> Value {
     let chat = chat(chat_id, chat_type, None);
     let mut message = json!({
         "message_id": message_id,
         "date": date.timestamp(),
         "chat": chat.clone(),
-        "text": text,
+        "text": parsed.text,
     });
     if let Value::Object(fields) = &mut message {
+        if !parsed.entities.is_empty() {
+            fields.insert("entities".to_owned(), message_entities(&parsed.entities));
+        }
         if chat_type == ChatType::Channel {
             fields.insert("sender_chat".to_owned(), chat);
         } else {
@@ -208,6 +213,19 @@ pub(crate) fn text_message(
         }
     }
     message
+}
+
+/// `MessageEntity`s: a text mention carries a whole `User`, of which only the
+/// id is known, so the rest is the sandbox's stand-in person.
+fn message_entities(entities: &[Entity]) -> Value {
+    let mut value = json!(entities);
+    for entity in value.as_array_mut().into_iter().flatten() {
+        if let Some(user) = entity.get_mut("user") {
+            let id = user["id"].clone();
+            *user = json!({ "id": id, "is_bot": false, "first_name": "Sandbox user" });
+        }
+    }
+    value
 }
 
 #[cfg(test)]
@@ -226,10 +244,45 @@ mod tests {
     #[test]
     fn channel_messages_are_sent_by_the_channel() {
         let date = DateTime::<Utc>::UNIX_EPOCH;
-        let message = text_message(1, -1_001, ChatType::Channel, 1, date, "x");
+        let x = Parsed {
+            text: "x".into(),
+            entities: vec![],
+        };
+        let message = text_message(1, -1_001, ChatType::Channel, 1, date, &x);
         assert!(message.get("from").is_none());
+        assert!(message.get("entities").is_none());
         assert_eq!(message["sender_chat"]["type"], "channel");
-        let message = text_message(1, 5, ChatType::Private, 1, date, "x");
+        let message = text_message(1, 5, ChatType::Private, 1, date, &x);
         assert_eq!(message["from"]["id"], 1);
+    }
+
+    #[test]
+    fn messages_carry_their_entities() {
+        let parsed = markup::parse(
+            "<b>hi</b> <a href=\"tg://user?id=7\">you</a>",
+            Some(markup::ParseMode::Html),
+        )
+        .unwrap();
+        let message = text_message(
+            1,
+            5,
+            ChatType::Private,
+            1,
+            DateTime::<Utc>::UNIX_EPOCH,
+            &parsed,
+        );
+        assert_eq!(message["text"], "hi you");
+        assert_eq!(
+            message["entities"],
+            json!([
+                {"type": "bold", "offset": 0, "length": 2},
+                {
+                    "type": "text_mention",
+                    "user": {"id": 7, "is_bot": false, "first_name": "Sandbox user"},
+                    "offset": 3,
+                    "length": 3,
+                },
+            ])
+        );
     }
 }

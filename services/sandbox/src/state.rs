@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use markup::Parsed;
 
 use crate::faults::FaultBook;
 use crate::limits::{Limits, RateLimiter};
@@ -42,6 +43,7 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) parse_mode: Option<&'a str>,
     /// `allow_paid_broadcast`: the bot's larger per-second window applies.
     pub(crate) paid_broadcast: bool,
+    pub(crate) parsed: &'a Parsed,
 }
 
 impl State {
@@ -111,6 +113,7 @@ impl State {
             parse_mode: message.parse_mode.map(str::to_owned),
             paid_broadcast: message.paid_broadcast,
             received_at: Utc::now(),
+            parsed: message.parsed.clone(),
         };
         self.messages.push(received.clone());
         self.stats.accepted += 1;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use teloxide::prelude::*;
-use teloxide::types::{ChatId, ParseMode, Recipient};
+use teloxide::types::{ChatId, MessageEntity, MessageEntityKind, ParseMode, Recipient};
 use teloxide::{ApiError, RequestError};
 
 use crate::common::{Harness, TOKEN, unlimited};
@@ -110,6 +110,49 @@ async fn bad_html() {
         .await
         .expect("valid html");
     assert_eq!(ok.text(), Some("1 < 2 link"));
+}
+
+#[tokio::test]
+async fn formatted_text_comes_back_with_its_entities() {
+    let h = Harness::start(unlimited()).await;
+    let sent = h
+        .bot
+        .send_message(
+            ChatId(1),
+            "<b>Herald</b> 😀 <a href=\"https://Example.org\">site</a> <i>x</i>",
+        )
+        .parse_mode(ParseMode::Html)
+        .await
+        .expect("valid html");
+    // Offsets and lengths in UTF-16 units: the emoji counts two.
+    assert_eq!(sent.text(), Some("Herald 😀 site x"));
+    let entities = sent.entities().expect("entities");
+    assert_eq!(entities[0], MessageEntity::bold(0, 6));
+    assert!(
+        matches!(&entities[1].kind, MessageEntityKind::TextLink { url } if url.as_str() == "https://example.org/"),
+        "{entities:?}"
+    );
+    assert_eq!((entities[1].offset, entities[1].length), (10, 4));
+    assert_eq!(entities[2], MessageEntity::italic(15, 1));
+    // The inspection API shows them too, with the raw text as sent.
+    let (_, body) = h.get("/sandbox/messages").await;
+    let message = &body["messages"][0];
+    assert!(
+        message["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("<b>Herald</b>"))
+    );
+    assert_eq!(
+        message["parsed"],
+        json!({
+            "text": "Herald 😀 site x",
+            "entities": [
+                {"type": "bold", "offset": 0, "length": 6},
+                {"type": "text_link", "url": "https://example.org/", "offset": 10, "length": 4},
+                {"type": "italic", "offset": 15, "length": 1},
+            ],
+        })
+    );
 }
 
 #[tokio::test]
