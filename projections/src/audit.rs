@@ -126,6 +126,10 @@ fn details(event: Option<&Event>) -> Value {
         Some(Event::BotHourlyCapSet(e)) => json!({ "hourly_cap": e.cap }),
         Some(Event::BotPaidBroadcastSet(e)) => json!({ "allowed": e.allowed }),
         Some(Event::InDoubtPolicySet(e)) => json!({ "policy": e.policy }),
+        Some(Event::WorkspaceAudienceRulesSet(e)) => {
+            json!({ "rules": e.rules.as_ref().map(rules) })
+        }
+        Some(Event::ChatAudienceRulesSet(e)) => json!({ "rules": e.rules.as_ref().map(rules) }),
         Some(
             Event::PostApproved(_)
             | Event::PostCancelled(_)
@@ -137,6 +141,16 @@ fn details(event: Option<&Event>) -> Value {
             json!({})
         }
     }
+}
+
+fn rules(rules: &schemas::v1::AudienceRules) -> Value {
+    json!({
+        "time_zone": rules.time_zone,
+        "quiet_hours": rules.quiet_start.as_ref().map(|start| json!({"start": start, "end": rules.quiet_end})),
+        "max_per_day": rules.max_per_day,
+        "max_per_week": rules.max_per_week,
+        "on_violation": rules.on_violation,
+    })
 }
 
 fn basis(basis: &schemas::v1::LawfulBasis) -> Value {

@@ -162,6 +162,7 @@ fn failure_class(class: i32) -> &'static str {
         Ok(schemas::v1::FailureClass::Permanent) => "permanent",
         Ok(schemas::v1::FailureClass::Transient) => "transient",
         Ok(schemas::v1::FailureClass::OptedOut) => "opted_out",
+        Ok(schemas::v1::FailureClass::Skipped) => "skipped",
         _ => "unspecified",
     }
 }

@@ -106,6 +106,11 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
             WorkspaceEvent::MemberRoleGranted { user_id, role } => {
                 Event::MemberRoleGranted(v1::MemberRoleGranted { user_id, role })
             }
+            WorkspaceEvent::WorkspaceAudienceRulesSet { rules } => {
+                Event::WorkspaceAudienceRulesSet(v1::WorkspaceAudienceRulesSet {
+                    rules: rules.map(audience_rules),
+                })
+            }
             WorkspaceEvent::MemberRoleRevoked { user_id } => {
                 Event::MemberRoleRevoked(v1::MemberRoleRevoked { user_id })
             }
@@ -181,6 +186,11 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
             }),
             ChatEvent::ChatHourlyCapSet { cap } => {
                 Event::ChatHourlyCapSet(v1::ChatHourlyCapSet { cap })
+            }
+            ChatEvent::ChatAudienceRulesSet { rules } => {
+                Event::ChatAudienceRulesSet(v1::ChatAudienceRulesSet {
+                    rules: rules.map(audience_rules),
+                })
             }
             ChatEvent::ChatApprovalPolicySet { policy } => {
                 Event::ChatApprovalPolicySet(v1::ChatApprovalPolicySet {
@@ -294,6 +304,22 @@ fn delivery_event(event: DeliveryEvent) -> Event {
     }
 }
 
+fn audience_rules(rules: domain::audience::AudienceRules) -> v1::AudienceRules {
+    let time = |t: chrono::NaiveTime| t.format("%H:%M").to_string();
+    v1::AudienceRules {
+        time_zone: rules.time_zone,
+        quiet_start: rules.quiet_hours.map(|q| time(q.start)),
+        quiet_end: rules.quiet_hours.map(|q| time(q.end)),
+        max_per_day: rules.max_per_day,
+        max_per_week: rules.max_per_week,
+        on_violation: match rules.on_violation {
+            domain::audience::OnViolation::Defer => "defer",
+            domain::audience::OnViolation::Skip => "skip",
+        }
+        .into(),
+    }
+}
+
 fn lawful_basis(basis: domain::consent::Basis) -> v1::LawfulBasis {
     v1::LawfulBasis {
         basis: basis.basis.as_str().into(),
@@ -381,6 +407,7 @@ fn failure_class_to_proto(class: FailureClass) -> v1::FailureClass {
         FailureClass::Permanent => v1::FailureClass::Permanent,
         FailureClass::Transient => v1::FailureClass::Transient,
         FailureClass::OptedOut => v1::FailureClass::OptedOut,
+        FailureClass::Skipped => v1::FailureClass::Skipped,
     }
 }
 

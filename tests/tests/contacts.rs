@@ -316,6 +316,32 @@ async fn a_csv_import_names_each_rejected_line_and_a_dry_run_writes_nothing() {
         rows[6]
     );
 
+    // The list finds them, each with its basis; pages follow connection order.
+    let (status, found) = app
+        .get(&format!("/v1/workspaces/{ws}/chats?telegram_chat_id=3201"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["chats"].as_array().unwrap().len(), 1);
+    assert_eq!(found["chats"][0]["lawful_basis"]["source"], "spring fair");
+    let (_, first) = app.get(&format!("/v1/workspaces/{ws}/chats?limit=2")).await;
+    let after = first["next_after"].as_str().unwrap().to_owned();
+    let (_, rest) = app
+        .get(&format!("/v1/workspaces/{ws}/chats?limit=2&after={after}"))
+        .await;
+    let ids: Vec<&str> = first["chats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["chats"].as_array().unwrap())
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        3,
+        "two contacts and a group, two pages: {first} {rest}"
+    );
+    assert_eq!(rest["next_after"], Value::Null);
+
     // The same file again: nothing new, every good row already there.
     let (_, again) = app.post_raw(&import, "text/csv", CSV).await;
     assert_eq!(

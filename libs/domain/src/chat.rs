@@ -9,6 +9,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::approval::ApprovalPolicy;
+use crate::audience::AudienceRules;
 use crate::consent::{self, Basis};
 use crate::limits::{self, HourlyCap};
 use crate::{DomainError, EVENT_VERSION, Id, Services};
@@ -61,6 +62,8 @@ pub enum ChatCommand {
     /// Who must approve posts to this chat from now on (`None`: the standard review). Posts
     /// already planned keep the stages they were planned with.
     SetApprovalPolicy { policy: Option<ApprovalPolicy> },
+    /// This chat's own quiet hours and caps (`None`: its workspace's).
+    SetAudienceRules { rules: Option<AudienceRules> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +114,9 @@ pub enum ChatEvent {
     ChatApprovalPolicySet {
         policy: Option<ApprovalPolicy>,
     },
+    ChatAudienceRulesSet {
+        rules: Option<AudienceRules>,
+    },
 }
 
 impl DomainEvent for ChatEvent {
@@ -125,6 +131,7 @@ impl DomainEvent for ChatEvent {
             Self::ChatMigrated { .. } => "ChatMigrated".into(),
             Self::ChatHourlyCapSet { .. } => "ChatHourlyCapSet".into(),
             Self::ChatApprovalPolicySet { .. } => "ChatApprovalPolicySet".into(),
+            Self::ChatAudienceRulesSet { .. } => "ChatAudienceRulesSet".into(),
         }
     }
     fn event_version(&self) -> String {
@@ -147,6 +154,8 @@ pub struct Chat {
     pub kind: Option<String>,
     /// A contact's lawful basis (private chats only).
     pub basis: Option<Basis>,
+    /// Its own quiet hours and caps (`None`: the workspace's).
+    pub audience_rules: Option<AudienceRules>,
 }
 
 impl Chat {
@@ -353,6 +362,18 @@ impl Aggregate for Chat {
                         .await;
                 }
             }
+            ChatCommand::SetAudienceRules { rules } => {
+                if self.workspace_id.is_none() {
+                    return Err(DomainError::NotFound);
+                }
+                if let Some(rules) = &rules {
+                    rules.validate()?;
+                }
+                if rules != self.audience_rules {
+                    sink.write(ChatEvent::ChatAudienceRulesSet { rules }, self)
+                        .await;
+                }
+            }
         }
         Ok(())
     }
@@ -402,6 +423,7 @@ impl Aggregate for Chat {
             }
             ChatEvent::ChatHourlyCapSet { cap } => self.hourly_cap = cap,
             ChatEvent::ChatApprovalPolicySet { policy } => self.approval_policy = policy,
+            ChatEvent::ChatAudienceRulesSet { rules } => self.audience_rules = rules,
         }
     }
 }

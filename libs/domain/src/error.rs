@@ -26,6 +26,10 @@ pub enum DomainError {
         "post text is {length} characters as Telegram counts them (UTF-16 units); the limit is {max}"
     )]
     TextTooLong { length: usize, max: usize },
+    #[error(
+        "post text is not markup Telegram can parse ({detail}); escape characters meant as text (HTML: `<` as `&lt;`, `>` as `&gt;`, `&` as `&amp;`; MarkdownV2: a `\\` before each of _*[]()~`>#+-=|{{}}.!) or leave out parse_mode"
+    )]
+    TextUnparseable { detail: String },
     #[error("post needs at least one target chat in chat_ids")]
     NoChats,
     #[error("chat {0} is listed twice in chat_ids")]
@@ -105,6 +109,8 @@ pub enum DomainError {
     NoLawfulBasis(crate::Id),
     #[error("this person opted out; only they can subscribe again, by sending /start to the bot")]
     OptedOutByRecipient,
+    #[error("the audience rules are not valid: {0}")]
+    InvalidAudienceRules(String),
 }
 
 impl DomainError {
@@ -119,6 +125,7 @@ impl DomainError {
             Self::InvalidTelegramChatId => "invalid_telegram_chat_id",
             Self::TextEmpty => "text_empty",
             Self::TextTooLong { .. } => "text_too_long",
+            Self::TextUnparseable { .. } => "text_unparseable",
             Self::NoChats => "no_chats",
             Self::DuplicateChat(_) => "duplicate_chat",
             Self::UnknownChat(_) => "unknown_chat",
@@ -146,6 +153,7 @@ impl DomainError {
             Self::LawfulBasisNotApplicable => "lawful_basis_not_applicable",
             Self::NoLawfulBasis(_) => "no_lawful_basis",
             Self::OptedOutByRecipient => "opted_out_by_recipient",
+            Self::InvalidAudienceRules(_) => "invalid_audience_rules",
         }
     }
 

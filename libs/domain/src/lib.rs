@@ -6,6 +6,7 @@
 //! time comes in the command. That keeps every rule testable with given/when/then.
 
 pub mod approval;
+pub mod audience;
 mod bot;
 mod chat;
 pub mod consent;
@@ -27,7 +28,7 @@ pub use post::{
     MAX_CHATS_PER_POST, ParseMode, Post, PostCommand, PostEvent, PostState, Resolution,
     TARGETS_EVENT, TARGETS_PER_EVENT,
 };
-pub use text::{MAX_TEXT_UTF16, telegram_length};
+pub use text::MAX_TEXT_UTF16;
 pub use workspace::{InDoubtPolicy, Workspace, WorkspaceCommand, WorkspaceEvent};
 
 /// Identifiers are UUIDs; aggregates are stored under their id's hyphenated string form.

@@ -15,9 +15,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::approval::{ApprovalPolicy, Approver, MAX_STAGES, Stage};
-use crate::{
-    DomainError, EVENT_VERSION, Id, MAX_TEXT_UTF16, PUBLISH_AT_GRACE, Services, telegram_length,
-};
+use crate::{DomainError, EVENT_VERSION, Id, PUBLISH_AT_GRACE, Services};
 
 /// How many chat ids one event lists (about 38 KB of JSON, 18 KB of protobuf).
 pub const TARGETS_PER_EVENT: usize = 1000;
@@ -60,6 +58,8 @@ pub enum FailureClass {
     Transient,
     /// The chat opted out before the message went out; nothing was sent.
     OptedOut,
+    /// The audience rules (quiet hours, a cap) said skip; nothing was sent.
+    Skipped,
 }
 
 impl FailureClass {
@@ -68,6 +68,7 @@ impl FailureClass {
             Self::Permanent => "permanent",
             Self::Transient => "transient",
             Self::OptedOut => "opted_out",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -741,19 +742,9 @@ struct Plan<'a> {
     publish_at: DateTime<Utc>,
 }
 
-/// The text of a post, as Telegram will count it.
+/// The text of a post, as Telegram will parse and count it.
 fn check_text(text: &str, parse_mode: Option<ParseMode>) -> Result<(), DomainError> {
-    if text.trim().is_empty() {
-        return Err(DomainError::TextEmpty);
-    }
-    let length = telegram_length(text, parse_mode);
-    if length > MAX_TEXT_UTF16 {
-        return Err(DomainError::TextTooLong {
-            length,
-            max: MAX_TEXT_UTF16,
-        });
-    }
-    Ok(())
+    crate::text::check(text, parse_mode)
 }
 
 /// A publish time may be at most [`PUBLISH_AT_GRACE`] in the past ("as soon as possible").
@@ -926,6 +917,55 @@ mod tests {
             DomainError::DuplicateChat(CHAT),
         )
         .await;
+    }
+
+    #[tokio::test]
+    async fn markup_telegram_cannot_parse_is_refused_at_planning_and_at_edit() {
+        let unparseable = DomainError::TextUnparseable {
+            detail: "Unsupported start tag \"\" at byte offset 2".into(),
+        };
+        let html = |text: &str| PostCommand::Plan {
+            workspace_id: WS,
+            chat_ids: vec![CHAT],
+            text: text.into(),
+            parse_mode: Some(ParseMode::Html),
+            publish_at: now(),
+            now: now(),
+            author: AUTHOR.into(),
+        };
+        expect_plan_error(html("1 < 2"), unparseable.clone()).await;
+        framework()
+            .given_no_previous_events()
+            .when_async(html("1 &lt; 2"))
+            .await
+            .inspect_result()
+            .unwrap();
+        framework()
+            .given(vec![planned()])
+            .when_async(PostCommand::Edit {
+                by: AUTHOR.into(),
+                text: "1 < 2".into(),
+                parse_mode: Some(ParseMode::Html),
+                publish_at: now() + TimeDelta::hours(1),
+                now: now(),
+            })
+            .await
+            .then_expect_error(unparseable);
+        // A text that parsed as plain text may not parse once its mode changes.
+        framework()
+            .given(vec![planned()])
+            .when_async(PostCommand::Edit {
+                by: AUTHOR.into(),
+                text: "Version 1.0".into(),
+                parse_mode: Some(ParseMode::MarkdownV2),
+                publish_at: now() + TimeDelta::hours(1),
+                now: now(),
+            })
+            .await
+            .then_expect_error(DomainError::TextUnparseable {
+                detail: "Character '.' is reserved and must be escaped with the preceding '\\'"
+                    .into(),
+            });
     }
 
     #[tokio::test]

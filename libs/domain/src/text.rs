@@ -1,94 +1,106 @@
-//! Telegram counts message length in UTF-16 code units of the text *after* entity parsing,
-//! so markup does not count but every astral-plane emoji counts twice.
+//! A post's text as Telegram will see it. The `markup` crate decides, the parser the sandbox
+//! uses too: markup Telegram cannot parse is refused when a post is planned or edited, since it
+//! would fail permanently in every chat, and the length limit counts the text left after
+//! parsing (UTF-16 code units: markup does not count, an astral-plane emoji counts twice).
 
-use crate::ParseMode;
+use crate::{DomainError, ParseMode};
 
-/// Telegram's limit for a text message.
-pub const MAX_TEXT_UTF16: usize = 4096;
+/// Telegram's limit for a text message, after parsing.
+pub const MAX_TEXT_UTF16: usize = markup::MAX_TEXT_UTF16;
 
-/// Length of `text` as Telegram counts it for the given parse mode.
-pub fn telegram_length(text: &str, parse_mode: Option<ParseMode>) -> usize {
-    match parse_mode {
-        None => text.encode_utf16().count(),
-        Some(ParseMode::Html) => html_visible(text).encode_utf16().count(),
-        Some(ParseMode::MarkdownV2) => markdown_visible(text).encode_utf16().count(),
+impl From<ParseMode> for markup::ParseMode {
+    fn from(mode: ParseMode) -> Self {
+        match mode {
+            ParseMode::Html => Self::Html,
+            ParseMode::MarkdownV2 => Self::MarkdownV2,
+        }
     }
 }
 
-/// Visible text of an HTML-formatted message: tags removed, the four entities decoded.
-fn html_visible(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_tag = false;
-    for c in text.chars() {
-        match (in_tag, c) {
-            (false, '<') => in_tag = true,
-            (true, '>') => in_tag = false,
-            (false, c) => out.push(c),
-            (true, _) => {}
-        }
+/// Refuses a text Telegram would refuse: markup it cannot parse, nothing visible once parsed
+/// and trimmed, or more than [`MAX_TEXT_UTF16`] units.
+pub(crate) fn check(text: &str, parse_mode: Option<ParseMode>) -> Result<(), DomainError> {
+    let parsed = markup::parse(text, parse_mode.map(Into::into)).map_err(|err| match err {
+        markup::ParseError::Entities(detail) => DomainError::TextUnparseable { detail },
+        markup::ParseError::Empty => DomainError::TextEmpty,
+    })?;
+    let length = parsed.utf16_len();
+    if length > MAX_TEXT_UTF16 {
+        return Err(DomainError::TextTooLong {
+            length,
+            max: MAX_TEXT_UTF16,
+        });
     }
-    out.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&amp;", "&")
-}
-
-/// Visible text of a MarkdownV2 message: escapes resolved, formatting markers dropped.
-/// Link targets `](...)` are not visible either.
-fn markdown_visible(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    let mut in_link_target = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(escaped) = chars.next()
-                    && !in_link_target
-                {
-                    out.push(escaped);
-                }
-            }
-            ']' if chars.peek() == Some(&'(') => {
-                chars.next();
-                in_link_target = true;
-            }
-            ')' if in_link_target => in_link_target = false,
-            _ if in_link_target => {}
-            '*' | '_' | '~' | '|' | '`' | '[' => {}
-            c => out.push(c),
-        }
-    }
-    out
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn too_long(length: usize) -> Result<(), DomainError> {
+        Err(DomainError::TextTooLong {
+            length,
+            max: MAX_TEXT_UTF16,
+        })
+    }
+
     #[test]
     fn plain_text_counts_utf16_units() {
-        assert_eq!(telegram_length("hello", None), 5);
-        // U+1F600 is outside the BMP: two UTF-16 units.
-        assert_eq!(telegram_length("😀", None), 2);
-        assert_eq!(telegram_length("é", None), 1);
+        assert_eq!(check(&"😀".repeat(2048), None), Ok(()));
+        // U+1F600 is outside the BMP: two UTF-16 units each.
+        assert_eq!(check(&"😀".repeat(2049), None), too_long(4098));
+        assert_eq!(check(&"é".repeat(4096), None), Ok(()));
+        // Leading and trailing whitespace is trimmed before counting.
+        assert_eq!(check(&format!("  {}\n", "a".repeat(4096)), None), Ok(()));
     }
 
     #[test]
-    fn html_markup_does_not_count() {
+    fn markup_does_not_count() {
+        let html = Some(ParseMode::Html);
+        assert_eq!(check(&format!("<b>{}</b>", "a".repeat(4096)), html), Ok(()));
+        assert_eq!(check(&"&amp;".repeat(4097), html), too_long(4097));
+        let markdown = Some(ParseMode::MarkdownV2);
         assert_eq!(
-            telegram_length("<b>bold</b> &amp; x", Some(ParseMode::Html)),
-            8
+            check(&format!("*{}*", "\\.".repeat(4096)), markdown),
+            Ok(())
         );
+        assert_eq!(check("[link](https://example.org) \\.", markdown), Ok(()));
     }
 
     #[test]
-    fn markdown_markup_does_not_count() {
+    fn markup_telegram_cannot_parse_is_refused_with_its_reason() {
+        let refused = |text, mode| match check(text, Some(mode)) {
+            Err(DomainError::TextUnparseable { detail }) => detail,
+            other => panic!("{text}: {other:?}"),
+        };
         assert_eq!(
-            telegram_length(
-                "*bold* \\. [link](https://example.org)",
-                Some(ParseMode::MarkdownV2)
-            ),
-            11
+            refused("1 < 2", ParseMode::Html),
+            "Unsupported start tag \"\" at byte offset 2"
+        );
+        assert_eq!(check("1 &lt; 2", Some(ParseMode::Html)), Ok(()));
+        assert_eq!(
+            refused("<b>bold", ParseMode::Html),
+            "Can't find end tag corresponding to start tag \"b\""
+        );
+        assert_eq!(
+            refused("Version 1.0", ParseMode::MarkdownV2),
+            "Character '.' is reserved and must be escaped with the preceding '\\'"
+        );
+        // The same text is fine without a parse mode.
+        assert_eq!(check("1 < 2", None), Ok(()));
+    }
+
+    #[test]
+    fn nothing_visible_is_empty() {
+        assert_eq!(check(" \n", None), Err(DomainError::TextEmpty));
+        assert_eq!(
+            check("", Some(ParseMode::Html)),
+            Err(DomainError::TextEmpty)
+        );
+        assert_eq!(
+            check("<b> </b>", Some(ParseMode::Html)),
+            Err(DomainError::TextEmpty)
         );
     }
 }

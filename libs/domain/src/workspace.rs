@@ -4,6 +4,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::audience::AudienceRules;
 use crate::{DomainError, EVENT_VERSION, Services};
 
 const MAX_NAME: usize = 200;
@@ -15,6 +16,10 @@ pub enum WorkspaceCommand {
     },
     SetInDoubtPolicy {
         policy: InDoubtPolicy,
+    },
+    /// The quiet hours and caps of every chat that has none of its own (`None`: no rules).
+    SetAudienceRules {
+        rules: Option<AudienceRules>,
     },
     /// Records, for the audit, that `user_id` now has `role` here (the identity tables decide
     /// access and are written in the same transaction).
@@ -43,6 +48,7 @@ pub enum InDoubtPolicy {
 pub enum WorkspaceEvent {
     WorkspaceCreated { name: String },
     InDoubtPolicySet { policy: InDoubtPolicy },
+    WorkspaceAudienceRulesSet { rules: Option<AudienceRules> },
     MemberRoleGranted { user_id: String, role: String },
     MemberRoleRevoked { user_id: String },
 }
@@ -52,6 +58,7 @@ impl DomainEvent for WorkspaceEvent {
         match self {
             Self::WorkspaceCreated { .. } => "WorkspaceCreated".into(),
             Self::InDoubtPolicySet { .. } => "InDoubtPolicySet".into(),
+            Self::WorkspaceAudienceRulesSet { .. } => "WorkspaceAudienceRulesSet".into(),
             Self::MemberRoleGranted { .. } => "MemberRoleGranted".into(),
             Self::MemberRoleRevoked { .. } => "MemberRoleRevoked".into(),
         }
@@ -65,6 +72,8 @@ impl DomainEvent for WorkspaceEvent {
 pub struct Workspace {
     pub name: Option<String>,
     pub in_doubt_policy: InDoubtPolicy,
+    /// The default quiet hours and caps of its chats.
+    pub audience_rules: Option<AudienceRules>,
 }
 
 impl Workspace {
@@ -105,6 +114,16 @@ impl Aggregate for Workspace {
                 sink.write(WorkspaceEvent::InDoubtPolicySet { policy }, self)
                     .await;
             }
+            WorkspaceCommand::SetAudienceRules { rules } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                if let Some(rules) = &rules {
+                    rules.validate()?;
+                }
+                sink.write(WorkspaceEvent::WorkspaceAudienceRulesSet { rules }, self)
+                    .await;
+            }
             WorkspaceCommand::RecordRoleGranted { user_id, role } => {
                 if !self.exists() {
                     return Err(DomainError::NotFound);
@@ -127,6 +146,7 @@ impl Aggregate for Workspace {
         match event {
             WorkspaceEvent::WorkspaceCreated { name } => self.name = Some(name),
             WorkspaceEvent::InDoubtPolicySet { policy } => self.in_doubt_policy = policy,
+            WorkspaceEvent::WorkspaceAudienceRulesSet { rules } => self.audience_rules = rules,
             WorkspaceEvent::MemberRoleGranted { .. } | WorkspaceEvent::MemberRoleRevoked { .. } => {
             }
         }

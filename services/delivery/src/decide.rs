@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use domain::audience::{AudienceRules, OnViolation, Sent};
 use domain::{DeliveryOutcome, FailureClass, PostState};
 
 use crate::telegram::SendResult;
@@ -35,6 +36,9 @@ pub struct Fresh {
     pub chat_sent_last_hour: u32,
     pub chat_hourly_cap: u32,
     pub chat_oldest_in_hour: Option<DateTime<Utc>>,
+    /// The recipient's quiet hours and caps (the chat's own, else its workspace's), with what
+    /// it was sent in its current local day and week.
+    pub audience: Option<(AudienceRules, Sent)>,
 }
 
 /// The delivery's own history that matters to the rules.
@@ -109,6 +113,23 @@ pub fn before_send(fresh: &Fresh, now: DateTime<Utc>) -> Next {
             });
         }
     }
+    if let Some((rules, sent)) = &fresh.audience
+        && let Err(violation) = rules.check(now, *sent)
+    {
+        return match rules.on_violation {
+            OnViolation::Defer => Next::Wait {
+                until: Some(violation.until),
+                reason: violation.rule,
+            },
+            OnViolation::Skip => Next::Record(DeliveryOutcome::Failed {
+                class: FailureClass::Skipped,
+                detail: format!(
+                    "skipped by the audience rules ({}); nothing was sent",
+                    violation.reason
+                ),
+            }),
+        };
+    }
     if fresh.chat_sent_last_hour >= fresh.chat_hourly_cap {
         return Next::Wait {
             until: Some(
@@ -180,7 +201,93 @@ mod tests {
             chat_sent_last_hour: 0,
             chat_hourly_cap: 60,
             chat_oldest_in_hour: None,
+            audience: None,
         }
+    }
+
+    #[test]
+    fn quiet_hours_and_caps_defer_or_skip_as_the_rules_say() {
+        use domain::audience::QuietHours;
+        // 12:00 UTC is 14:00 in Berlin (summer time): quiet from 13:00 to 15:00.
+        let mut rules = AudienceRules {
+            time_zone: "Europe/Berlin".into(),
+            quiet_hours: Some(QuietHours {
+                start: "13:00".parse().unwrap(),
+                end: "15:00".parse().unwrap(),
+            }),
+            max_per_day: None,
+            max_per_week: None,
+            on_violation: OnViolation::Defer,
+        };
+        let with = |rules: &AudienceRules, sent: Sent| Fresh {
+            audience: Some((rules.clone(), sent)),
+            ..fresh()
+        };
+        assert_eq!(
+            before_send(&with(&rules, Sent::default()), now()),
+            Next::Wait {
+                until: Some("2026-06-01T13:00:00Z".parse().unwrap()),
+                reason: "quiet_hours"
+            }
+        );
+        rules.on_violation = OnViolation::Skip;
+        assert!(matches!(
+            before_send(&with(&rules, Sent::default()), now()),
+            Next::Record(DeliveryOutcome::Failed {
+                class: FailureClass::Skipped,
+                ..
+            })
+        ));
+        rules.quiet_hours = None;
+        rules.max_per_day = Some(3);
+        rules.on_violation = OnViolation::Defer;
+        assert_eq!(
+            before_send(
+                &with(
+                    &rules,
+                    Sent {
+                        today: 2,
+                        this_week: 2
+                    }
+                ),
+                now()
+            ),
+            Next::Send
+        );
+        assert_eq!(
+            before_send(
+                &with(
+                    &rules,
+                    Sent {
+                        today: 3,
+                        this_week: 3
+                    }
+                ),
+                now()
+            ),
+            Next::Wait {
+                until: Some("2026-06-01T22:00:00Z".parse().unwrap()),
+                reason: "daily_cap"
+            }
+        );
+        // An opt-out still wins over a deferral.
+        let opted_out = Fresh {
+            opted_out: true,
+            ..with(
+                &rules,
+                Sent {
+                    today: 3,
+                    this_week: 3,
+                },
+            )
+        };
+        assert!(matches!(
+            before_send(&opted_out, now()),
+            Next::Record(DeliveryOutcome::Failed {
+                class: FailureClass::OptedOut,
+                ..
+            })
+        ));
     }
 
     fn facts(attempts: i32) -> Facts {
@@ -259,6 +366,7 @@ mod tests {
         let capped = Fresh {
             chat_sent_last_hour: 60,
             chat_oldest_in_hour: Some(oldest),
+            audience: None,
             ..fresh()
         };
         assert_eq!(

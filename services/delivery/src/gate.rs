@@ -19,7 +19,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{Bot, Chat, Id};
+use domain::audience::{AudienceRules, Sent};
+use domain::{Bot, Chat, Id, Workspace};
 use futures::future::join_all;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
@@ -183,6 +184,52 @@ async fn lock(conn: &mut PgConnection, group: &[Entry]) -> sqlx::Result<()> {
 /// The posts, chats, bots, leases and hourly counts of the group, read on the gate's
 /// connection (a send at the gate needs no other, so it never waits for a pool that commands
 /// queued behind its locks are holding).
+/// Each chat's quiet hours and caps (its own, else its workspace's) and what it was sent in its
+/// local day and week, for the chats that have rules.
+async fn audience_rules(
+    conn: &mut PgConnection,
+    group: &[Entry],
+    chats: &HashMap<Id, Chat>,
+) -> anyhow::Result<HashMap<Id, (AudienceRules, Sent)>> {
+    let mut workspaces: HashMap<Id, Workspace> = group
+        .iter()
+        .filter(|e| {
+            chats
+                .get(&e.due.chat_id)
+                .is_some_and(|c| c.audience_rules.is_none())
+        })
+        .map(|e| (e.due.workspace_id, Workspace::default()))
+        .collect();
+    store::apply_many_on(conn, &mut workspaces, 1..=i64::MAX, &[]).await?;
+    let now = chrono::Utc::now();
+    let mut rules = HashMap::new();
+    let mut periods = Vec::new();
+    for entry in group {
+        let chat_id = entry.due.chat_id;
+        let own = chats.get(&chat_id).and_then(|c| c.audience_rules.clone());
+        let Some(found) = own.or_else(|| {
+            workspaces
+                .get(&entry.due.workspace_id)
+                .and_then(|w| w.audience_rules.clone())
+        }) else {
+            continue;
+        };
+        if found.max_per_day.is_some() || found.max_per_week.is_some() {
+            let (day, week) = found.periods(now);
+            periods.push((chat_id, day, week));
+        }
+        rules.insert(chat_id, found);
+    }
+    let sent = budget::chats_sent_since(conn, &periods).await?;
+    Ok(rules
+        .into_iter()
+        .map(|(chat_id, rules)| {
+            let (today, this_week) = sent.get(&chat_id).copied().unwrap_or((0, 0));
+            (chat_id, (rules, Sent { today, this_week }))
+        })
+        .collect())
+}
+
 async fn read(
     conn: &mut PgConnection,
     group: &[Entry],
@@ -210,6 +257,7 @@ async fn read(
     let leased = crate::leases::owned_now(conn, &partitions, &shared.worker_id).await?;
     let chat_ids: Vec<Id> = chats.keys().copied().collect();
     let sent = budget::chats_sent_last_hour(conn, &chat_ids).await?;
+    let audience = audience_rules(conn, group, &chats).await?;
 
     let mut passes = Vec::with_capacity(group.len());
     for entry in group {
@@ -231,6 +279,7 @@ async fn read(
             chat_sent_last_hour: sent_last_hour,
             chat_hourly_cap: chat.effective_hourly_cap(),
             chat_oldest_in_hour: oldest,
+            audience: audience.get(&due.chat_id).cloned(),
         };
         let content = client.map(|client| Content {
             bot: client,

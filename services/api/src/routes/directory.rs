@@ -60,7 +60,11 @@ pub async fn get_workspace(
     let name = workspace
         .name
         .ok_or_else(|| ApiError::not_found("workspace"))?;
-    Ok(Json(json!({ "id": ws, "name": name })))
+    Ok(Json(json!({
+        "id": ws,
+        "name": name,
+        "audience_rules": super::audience::rules_json(workspace.audience_rules.as_ref()),
+    })))
 }
 
 /// Resolves the workspace in the path, which must exist.
@@ -373,6 +377,74 @@ pub async fn set_lawful_basis(
     Ok(Json(chat_json(id, &chat)))
 }
 
+/// Filters and cursor of a chat list.
+#[derive(Debug, Deserialize)]
+pub struct ChatQuery {
+    bot_id: Option<String>,
+    telegram_chat_id: Option<i64>,
+    /// The last chat id of the previous page.
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+const MAX_CHATS_PAGE: i64 = 500;
+
+/// `GET .../chats`: the workspace's connected chats (contacts, groups, channels) in the order
+/// they were connected, each as it stands now (read from its events).
+pub async fn list_chats(
+    State(state): State<AppState>,
+    ApiPath(ws): ApiPath<String>,
+    crate::extract::ApiQuery(query): crate::extract::ApiQuery<ChatQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let bot_id = query
+        .bot_id
+        .as_deref()
+        .map(|b| parse_id(b, "bot_id"))
+        .transpose()?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|a| parse_id(a, "after"))
+        .transpose()?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_CHATS_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1 to {MAX_CHATS_PAGE}"),
+        ));
+    }
+    // The identities are written with the chats' events, in the same transaction: this list
+    // is as fresh as the chats themselves. Chat ids are UUIDv7: their order is connection order.
+    let ids: Vec<Id> = sqlx::query_scalar(
+        "SELECT chat_id FROM telegram_chat_identities
+          WHERE workspace_id = $1
+            AND ($2::uuid IS NULL OR bot_id = $2)
+            AND ($3::bigint IS NULL OR telegram_chat_id = $3)
+            AND ($4::uuid IS NULL OR chat_id > $4)
+          GROUP BY chat_id ORDER BY chat_id LIMIT $5",
+    )
+    .bind(ws)
+    .bind(bot_id)
+    .bind(query.telegram_chat_id)
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(ApiError::internal)?;
+    let more = ids.len() as i64 > limit;
+    let page = &ids[..ids.len().min(limit as usize)];
+    let chats = store::load_many::<Chat>(&state.pool, page).await?;
+    let items: Vec<Value> = page
+        .iter()
+        .filter_map(|id| chats.get(id).map(|chat| chat_json(*id, chat)))
+        .collect();
+    Ok(Json(json!({
+        "chats": items,
+        "next_after": if more { page.last().map(|id| json!(id)) } else { None },
+    })))
+}
+
 /// A connected chat as it stands now (read from its events, not a projection).
 pub async fn get_chat(
     State(state): State<AppState>,
@@ -380,7 +452,16 @@ pub async fn get_chat(
 ) -> Result<Json<Value>, ApiError> {
     let ws = workspace(&state, &ws).await?;
     let (id, chat) = chat_of(&state, ws, &id).await?;
-    Ok(Json(chat_json(id, &chat)))
+    let mut body = chat_json(id, &chat);
+    let hold = delivery::queue::stats::hold_of(&state.pool, id)
+        .await
+        .map_err(ApiError::internal)?;
+    // Deliveries to it wait: quiet hours, a cap, or Telegram's flood control.
+    body["waiting"] = hold.map_or(
+        Value::Null,
+        |(until, reason)| json!({ "until": until, "reason": reason }),
+    );
+    Ok(Json(body))
 }
 
 fn chat_json(id: Id, chat: &Chat) -> Value {
@@ -400,6 +481,7 @@ fn chat_json(id: Id, chat: &Chat) -> Value {
         "opted_out": chat.opted_out,
         "blocked": chat.blocked,
         "hourly_cap": chat.hourly_cap,
+        "audience_rules": super::audience::rules_json(chat.audience_rules.as_ref()),
     })
 }
 

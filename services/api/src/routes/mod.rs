@@ -1,3 +1,4 @@
+mod audience;
 mod directory;
 mod import;
 mod people;
@@ -45,12 +46,23 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             "/v1/workspaces/{ws}/bots/{id}/safety-stats",
             get(safety::bot),
         )
-        .route("/v1/workspaces/{ws}/chats", post(directory::connect_chat))
+        .route(
+            "/v1/workspaces/{ws}/chats",
+            post(directory::connect_chat).get(directory::list_chats),
+        )
         .route(
             "/v1/workspaces/{ws}/chats/import",
             bulk(post(import::import_chats)),
         )
         .route("/v1/workspaces/{ws}/chats/{id}", get(directory::get_chat))
+        .route(
+            "/v1/workspaces/{ws}/chats/{id}/audience-rules",
+            put(audience::set_chat_rules),
+        )
+        .route(
+            "/v1/workspaces/{ws}/audience-rules",
+            put(audience::set_workspace_rules),
+        )
         .route(
             "/v1/workspaces/{ws}/chats/{id}/lawful-basis",
             put(directory::set_lawful_basis),

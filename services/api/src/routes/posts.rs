@@ -174,9 +174,22 @@ async fn deliveries_json(
     id: Id,
     statuses: &[(Id, DeliveryStatus)],
 ) -> Result<Vec<Value>, ApiError> {
+    let pending: Vec<Id> = statuses
+        .iter()
+        .filter(|(_, s)| s.status == DeliveryState::Pending)
+        .map(|(chat_id, _)| *chat_id)
+        .collect();
+    // Why pending deliveries wait (quiet hours, a cap, flood control), one read for the page.
+    let holds = delivery::queue::stats::holds_of(&state.pool, &pending)
+        .await
+        .map_err(ApiError::internal)?;
     let mut items = Vec::with_capacity(statuses.len());
     for (chat_id, status) in statuses {
-        items.push(delivery_json(state, id, *chat_id, status).await?);
+        let mut item = delivery_json(state, id, *chat_id, status).await?;
+        if let Some((until, reason)) = holds.get(chat_id) {
+            item["waiting"] = json!({ "until": until, "reason": reason });
+        }
+        items.push(item);
     }
     Ok(items)
 }

@@ -394,6 +394,35 @@ pub async fn chats_sent_last_hour(
         .collect())
 }
 
+/// Posts sent to each chat since the start of its local day and of its local week (`periods`:
+/// chat, day start, week start): what its caps count.
+pub async fn chats_sent_since(
+    conn: &mut PgConnection,
+    periods: &[(Uuid, DateTime<Utc>, DateTime<Utc>)],
+) -> sqlx::Result<HashMap<Uuid, (u32, u32)>> {
+    if periods.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let chats: Vec<Uuid> = periods.iter().map(|p| p.0).collect();
+    let days: Vec<DateTime<Utc>> = periods.iter().map(|p| p.1).collect();
+    let weeks: Vec<DateTime<Utc>> = periods.iter().map(|p| p.2).collect();
+    let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+        "SELECT p.chat_id, count(*) FILTER (WHERE a.at >= p.day), count(*)
+           FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS p(chat_id, day, week)
+           JOIN delivery_attempts a ON a.chat_id = p.chat_id AND a.outcome = 'sent' AND a.at >= p.week
+          GROUP BY p.chat_id",
+    )
+    .bind(&chats)
+    .bind(&days)
+    .bind(&weeks)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(chat, today, week)| (chat, (today as u32, week as u32)))
+        .collect())
+}
+
 /// Sends in the last hour to chats of `partitions`: what a worker taking them over must count.
 pub async fn recent_sends(
     pool: &PgPool,
@@ -423,7 +452,8 @@ pub async fn recent_sends(
 /// Forgets what no window needs any more.
 pub async fn clean_up(pool: &PgPool) -> sqlx::Result<()> {
     for sql in [
-        "DELETE FROM delivery_attempts WHERE at < now() - interval '2 days'",
+        // Eight days: weekly caps count a recipient's sends since its local Monday.
+        "DELETE FROM delivery_attempts WHERE at < now() - interval '8 days'",
         "DELETE FROM delivery_bot_slots WHERE coalesce(done_at, reserved_at) < now() - interval '5 minutes'",
         "DELETE FROM delivery_bot_hours WHERE minute < now() - interval '2 hours'",
         "DELETE FROM delivery_chat_holds WHERE held_until < now() - interval '1 minute'",

@@ -90,6 +90,37 @@ pub async fn attempts_of(
         .collect()
 }
 
+/// Until when, and why, deliveries to a chat wait (quiet hours, a cap, a 429), if they do.
+pub async fn hold_of(
+    pool: &PgPool,
+    chat_id: Uuid,
+) -> sqlx::Result<Option<(DateTime<Utc>, String)>> {
+    sqlx::query_as(
+        "SELECT held_until, reason FROM delivery_chat_holds WHERE chat_id = $1 AND held_until > now()",
+    )
+    .bind(chat_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// [`hold_of`] for many chats at once.
+pub async fn holds_of(
+    pool: &PgPool,
+    chat_ids: &[Uuid],
+) -> sqlx::Result<std::collections::HashMap<Uuid, (DateTime<Utc>, String)>> {
+    if chat_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(Uuid, DateTime<Utc>, String)> = sqlx::query_as(
+        "SELECT chat_id, held_until, reason FROM delivery_chat_holds
+          WHERE chat_id = ANY($1) AND held_until > now()",
+    )
+    .bind(chat_ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(c, u, r)| (c, (u, r))).collect())
+}
+
 /// Deliveries by the dispatcher's state: (sending, done) now.
 pub async fn progress_counts(pool: &PgPool) -> sqlx::Result<(i64, i64)> {
     let row = sqlx::query(
