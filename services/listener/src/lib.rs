@@ -54,7 +54,7 @@ impl Settings {
         Self {
             api_url,
             poll_timeout: Duration::from_secs(25),
-            refresh: Duration::from_secs(10),
+            refresh: Duration::from_secs(5),
         }
     }
 }
