@@ -23,6 +23,10 @@ impl Projection for Audit {
         let metadata = e.metadata.clone().unwrap_or_default();
         let occurred_at: DateTime<Utc> =
             schemas::from_millis(e.occurred_at_ms).unwrap_or_else(Utc::now);
+        // Past the journal's retention (a rebuild replays all history): not kept.
+        if store::retention::audit_expired(occurred_at, Utc::now()) {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO audit_log (position, event_id, workspace_id, aggregate_type, aggregate_id, sequence,
                                     event_type, event_version, actor, correlation_id, causation_id, occurred_at, details)
@@ -126,6 +130,7 @@ fn details(event: Option<&Event>) -> Value {
         Some(Event::BotHourlyCapSet(e)) => json!({ "hourly_cap": e.cap }),
         Some(Event::BotPaidBroadcastSet(e)) => json!({ "allowed": e.allowed }),
         Some(Event::InDoubtPolicySet(e)) => json!({ "policy": e.policy }),
+        Some(Event::RetentionSet(e)) => json!({ "audit_days": e.audit_days }),
         Some(Event::WorkspaceAudienceRulesSet(e)) => {
             json!({ "rules": e.rules.as_ref().map(rules) })
         }

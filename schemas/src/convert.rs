@@ -106,6 +106,9 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
             WorkspaceEvent::MemberRoleGranted { user_id, role } => {
                 Event::MemberRoleGranted(v1::MemberRoleGranted { user_id, role })
             }
+            WorkspaceEvent::RetentionSet { audit_days } => {
+                Event::RetentionSet(v1::RetentionSet { audit_days })
+            }
             WorkspaceEvent::WorkspaceAudienceRulesSet { rules } => {
                 Event::WorkspaceAudienceRulesSet(v1::WorkspaceAudienceRulesSet {
                     rules: rules.map(audience_rules),

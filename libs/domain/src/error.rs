@@ -111,6 +111,10 @@ pub enum DomainError {
     OptedOutByRecipient,
     #[error("the audience rules are not valid: {0}")]
     InvalidAudienceRules(String),
+    #[error(
+        "audit_days must be 1 to {max} (the audit is kept 12 months at most), or null for 12 months"
+    )]
+    InvalidRetention { max: u32 },
 }
 
 impl DomainError {
@@ -154,6 +158,7 @@ impl DomainError {
             Self::NoLawfulBasis(_) => "no_lawful_basis",
             Self::OptedOutByRecipient => "opted_out_by_recipient",
             Self::InvalidAudienceRules(_) => "invalid_audience_rules",
+            Self::InvalidRetention { .. } => "invalid_retention",
         }
     }
 

@@ -29,7 +29,7 @@ pub use post::{
     TARGETS_EVENT, TARGETS_PER_EVENT,
 };
 pub use text::MAX_TEXT_UTF16;
-pub use workspace::{InDoubtPolicy, Workspace, WorkspaceCommand, WorkspaceEvent};
+pub use workspace::{InDoubtPolicy, MAX_AUDIT_DAYS, Workspace, WorkspaceCommand, WorkspaceEvent};
 
 /// Identifiers are UUIDs; aggregates are stored under their id's hyphenated string form.
 pub type Id = uuid::Uuid;

@@ -8,6 +8,8 @@ use crate::audience::AudienceRules;
 use crate::{DomainError, EVENT_VERSION, Services};
 
 const MAX_NAME: usize = 200;
+/// The audit journal's retention (PRODUCT.md): 12 months; a workspace may only shorten it.
+pub const MAX_AUDIT_DAYS: u32 = 365;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub enum WorkspaceCommand {
@@ -16,6 +18,11 @@ pub enum WorkspaceCommand {
     },
     SetInDoubtPolicy {
         policy: InDoubtPolicy,
+    },
+    /// How long the audit journal keeps this workspace's entries, in days (`None`: the
+    /// product's 12 months; shorter by the organisation's policy).
+    SetRetention {
+        audit_days: Option<u32>,
     },
     /// The quiet hours and caps of every chat that has none of its own (`None`: no rules).
     SetAudienceRules {
@@ -49,6 +56,7 @@ pub enum WorkspaceEvent {
     WorkspaceCreated { name: String },
     InDoubtPolicySet { policy: InDoubtPolicy },
     WorkspaceAudienceRulesSet { rules: Option<AudienceRules> },
+    RetentionSet { audit_days: Option<u32> },
     MemberRoleGranted { user_id: String, role: String },
     MemberRoleRevoked { user_id: String },
 }
@@ -59,6 +67,7 @@ impl DomainEvent for WorkspaceEvent {
             Self::WorkspaceCreated { .. } => "WorkspaceCreated".into(),
             Self::InDoubtPolicySet { .. } => "InDoubtPolicySet".into(),
             Self::WorkspaceAudienceRulesSet { .. } => "WorkspaceAudienceRulesSet".into(),
+            Self::RetentionSet { .. } => "RetentionSet".into(),
             Self::MemberRoleGranted { .. } => "MemberRoleGranted".into(),
             Self::MemberRoleRevoked { .. } => "MemberRoleRevoked".into(),
         }
@@ -74,6 +83,8 @@ pub struct Workspace {
     pub in_doubt_policy: InDoubtPolicy,
     /// The default quiet hours and caps of its chats.
     pub audience_rules: Option<AudienceRules>,
+    /// Days its audit entries are kept, when shorter than the product's 12 months.
+    pub audit_days: Option<u32>,
 }
 
 impl Workspace {
@@ -114,6 +125,18 @@ impl Aggregate for Workspace {
                 sink.write(WorkspaceEvent::InDoubtPolicySet { policy }, self)
                     .await;
             }
+            WorkspaceCommand::SetRetention { audit_days } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                if audit_days.is_some_and(|d| d == 0 || d > MAX_AUDIT_DAYS) {
+                    return Err(DomainError::InvalidRetention {
+                        max: MAX_AUDIT_DAYS,
+                    });
+                }
+                sink.write(WorkspaceEvent::RetentionSet { audit_days }, self)
+                    .await;
+            }
             WorkspaceCommand::SetAudienceRules { rules } => {
                 if !self.exists() {
                     return Err(DomainError::NotFound);
@@ -147,6 +170,7 @@ impl Aggregate for Workspace {
             WorkspaceEvent::WorkspaceCreated { name } => self.name = Some(name),
             WorkspaceEvent::InDoubtPolicySet { policy } => self.in_doubt_policy = policy,
             WorkspaceEvent::WorkspaceAudienceRulesSet { rules } => self.audience_rules = rules,
+            WorkspaceEvent::RetentionSet { audit_days } => self.audit_days = audit_days,
             WorkspaceEvent::MemberRoleGranted { .. } | WorkspaceEvent::MemberRoleRevoked { .. } => {
             }
         }

@@ -10,6 +10,7 @@ mod directory;
 mod event_store;
 pub mod journal;
 mod migrations;
+pub mod retention;
 pub mod scope;
 pub mod upkeep;
 

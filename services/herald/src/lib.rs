@@ -141,9 +141,11 @@ impl Herald {
             !autovacuum,
             shutdown.clone().cancelled_owned(),
         );
-        let (relayed, ()) = tokio::join!(
+        let retention = retention(self.pool.clone(), shutdown.clone());
+        let (relayed, (), ()) = tokio::join!(
             relay::run(self.worker_pool.clone(), self.bus.clone(), shutdown),
-            upkeep
+            upkeep,
+            retention
         );
         relayed
     }
@@ -242,6 +244,33 @@ impl Herald {
         }
     }
 }
+
+/// Enforces retention (`store::retention`) every hour, one process at a time.
+async fn retention(pool: PgPool, shutdown: Shutdown) {
+    loop {
+        match platform::postgres::try_lock(&pool, "herald-retention").await {
+            Ok(Some(_lock)) => match store::retention::enforce(&pool, chrono::Utc::now()).await {
+                Ok(removed) => tracing::info!(?removed, "retention enforced"),
+                Err(error) => tracing::warn!(
+                    error = format!("{error:#}"),
+                    "retention failed; the next round retries"
+                ),
+            },
+            Ok(None) => {}
+            Err(error) => tracing::warn!(
+                error = format!("{error:#}"),
+                "retention: cannot take its lock"
+            ),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RETENTION_EVERY) => {}
+        }
+    }
+}
+
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// A pool of at most `connections` that connects on first use (`Herald::connect` has already
 /// waited for PostgreSQL through the owner's pool).

@@ -64,6 +64,7 @@ pub async fn get_workspace(
         "id": ws,
         "name": name,
         "audience_rules": super::audience::rules_json(workspace.audience_rules.as_ref()),
+        "retention": { "audit_days": workspace.audit_days.unwrap_or(domain::MAX_AUDIT_DAYS) },
     })))
 }
 
@@ -667,6 +668,33 @@ pub async fn set_policy(
         .execute::<Workspace>(ws, ws, WorkspaceCommand::SetInDoubtPolicy { policy }, &ctx)
         .await?;
     Ok(Json(json!({ "id": ws, "in_doubt": body.in_doubt })))
+}
+
+#[derive(Deserialize)]
+pub struct Retention {
+    audit_days: Option<u32>,
+}
+
+/// `PUT .../retention`: keep the workspace's audit journal for fewer days than the product's
+/// 12 months (`null`: 12 months). Entries older than that are removed within the hour.
+pub async fn set_retention(
+    State(state): State<AppState>,
+    ApiPath(ws): ApiPath<String>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<Retention>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let command = WorkspaceCommand::SetRetention {
+        audit_days: body.audit_days,
+    };
+    state
+        .store
+        .execute::<Workspace>(ws, ws, command, &ctx)
+        .await?;
+    Ok(Json(json!({
+        "id": ws,
+        "audit_days": body.audit_days.unwrap_or(domain::MAX_AUDIT_DAYS),
+    })))
 }
 
 /// Distinguishes an absent field from an explicit `null`.

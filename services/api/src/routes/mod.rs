@@ -33,6 +33,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/v1/workspaces", post(directory::create_workspace))
         .route("/v1/workspaces/{ws}", get(directory::get_workspace))
         .route("/v1/workspaces/{ws}/policy", put(directory::set_policy))
+        .route(
+            "/v1/workspaces/{ws}/retention",
+            put(directory::set_retention),
+        )
         .route("/v1/workspaces/{ws}/bots", post(directory::register_bot))
         .route(
             "/v1/workspaces/{ws}/bots/{id}/token",
