@@ -70,6 +70,13 @@ fn details(event: Option<&Event>) -> Value {
             "bot_id": e.bot_id, "telegram_chat_id": e.telegram_chat_id, "title": e.title,
             "lawful_basis": e.basis.as_ref().map(basis),
         }),
+        Some(Event::ChatTagsSet(e)) => json!({ "tags": e.tags }),
+        Some(Event::SegmentDefined(e)) => {
+            json!({ "name": e.name, "rule": e.rule.as_ref().map(segment_rule) })
+        }
+        Some(Event::SegmentChanged(e)) => {
+            json!({ "name": e.name, "rule": e.rule.as_ref().map(segment_rule) })
+        }
         Some(Event::ContactBasisRecorded(e)) => {
             json!({ "lawful_basis": e.basis.as_ref().map(basis) })
         }
@@ -82,6 +89,8 @@ fn details(event: Option<&Event>) -> Value {
         }),
         Some(Event::PostPlanned(e)) => json!({
             "chat_ids": e.chat_ids,
+            "segment_ids": e.segment_ids,
+            "excluded": e.excluded,
             "publish_at": schemas::from_millis(e.publish_at_ms).map(|t| t.to_rfc3339()),
             "text_length": e.text.chars().count(),
         }),
@@ -138,6 +147,7 @@ fn details(event: Option<&Event>) -> Value {
         Some(
             Event::PostApproved(_)
             | Event::PostCancelled(_)
+            | Event::SegmentDeleted(_)
             | Event::PostExpired(_)
             | Event::BotTokenReplaced(_)
             | Event::BotTokenReencrypted(_),
@@ -146,6 +156,10 @@ fn details(event: Option<&Event>) -> Value {
             json!({})
         }
     }
+}
+
+fn segment_rule(rule: &schemas::v1::SegmentRule) -> Value {
+    json!({ "tags_all": rule.tags_all, "tags_any": rule.tags_any, "chat_ids": rule.chat_ids })
 }
 
 fn rules(rules: &schemas::v1::AudienceRules) -> Value {

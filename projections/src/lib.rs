@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod calendar;
+pub mod chats;
 pub mod posts;
 pub mod runner;
 
@@ -14,6 +15,7 @@ use std::future::Future;
 
 pub use audit::Audit;
 pub use calendar::Calendar;
+pub use chats::ChatList;
 pub use posts::PostList;
 use schemas::v1::EventEnvelope;
 use sqlx::PgConnection;

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use domain::{
     BotEvent, ChatEvent, DeliveryEvent, FailureClass, Id, InDoubtPolicy, ParseMode, PostEvent,
-    Resolution, WorkspaceEvent,
+    Resolution, SegmentEvent, WorkspaceEvent,
 };
 
 use crate::metadata;
@@ -146,6 +146,7 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
                 title,
                 kind,
                 basis,
+                tags,
                 ..
             } => Event::ChatConnected(v1::ChatConnected {
                 bot_id: bot_id.to_string(),
@@ -153,7 +154,9 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
                 title,
                 kind: kind.unwrap_or_default(),
                 basis: basis.map(lawful_basis),
+                tags,
             }),
+            ChatEvent::ChatTagsSet { tags } => Event::ChatTagsSet(v1::ChatTagsSet { tags }),
             ChatEvent::ContactBasisRecorded { basis } => {
                 Event::ContactBasisRecorded(v1::ContactBasisRecorded {
                     basis: Some(lawful_basis(basis)),
@@ -202,6 +205,21 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
             }
         },
         "Post" => post_event(&stored.aggregate_id, decode(stored)?),
+        "Segment" => match decode(stored)? {
+            SegmentEvent::SegmentDefined { name, rule, .. } => {
+                Event::SegmentDefined(v1::SegmentDefined {
+                    name,
+                    rule: Some(segment_rule(rule)),
+                })
+            }
+            SegmentEvent::SegmentChanged { name, rule } => {
+                Event::SegmentChanged(v1::SegmentChanged {
+                    name,
+                    rule: Some(segment_rule(rule)),
+                })
+            }
+            SegmentEvent::SegmentDeleted => Event::SegmentDeleted(v1::SegmentDeleted {}),
+        },
         "Delivery" => delivery_event(decode(stored)?),
         other => return Err(ConvertError::UnknownAggregate(other.to_owned())),
     })
@@ -222,6 +240,8 @@ fn post_event(post_id: &str, event: PostEvent) -> Event {
             parse_mode,
             publish_at,
             stages: required,
+            segments,
+            excluded,
             ..
         } => Event::PostPlanned(v1::PostPlanned {
             chat_ids: ids(&chat_ids),
@@ -229,6 +249,8 @@ fn post_event(post_id: &str, event: PostEvent) -> Event {
             parse_mode: parse_mode_to_proto(parse_mode) as i32,
             publish_at_ms: publish_at.timestamp_millis(),
             stages: stages(required),
+            segment_ids: ids(&segments),
+            excluded,
         }),
         PostEvent::PostApprovalGiven { stage, by } => {
             Event::PostApprovalGiven(v1::PostApprovalGiven {
@@ -320,6 +342,14 @@ fn audience_rules(rules: domain::audience::AudienceRules) -> v1::AudienceRules {
             domain::audience::OnViolation::Skip => "skip",
         }
         .into(),
+    }
+}
+
+fn segment_rule(rule: domain::SegmentRule) -> v1::SegmentRule {
+    v1::SegmentRule {
+        tags_all: rule.tags_all,
+        tags_any: rule.tags_any,
+        chat_ids: ids(&rule.chat_ids),
     }
 }
 

@@ -284,6 +284,27 @@ async fn another_workspaces_ids_are_answered_as_if_they_did_not_exist() {
                 json!({ "resolution": "mark_delivered" }),
             ),
             (Method::POST, format!("{w}/chats/{chat}/opt-out"), json!({})),
+            (Method::GET, format!("{w}/chats/{chat}"), json!(null)),
+            (
+                Method::PUT,
+                format!("{w}/chats/{chat}/lawful-basis"),
+                json!({ "lawful_basis": "consent" }),
+            ),
+            (
+                Method::PUT,
+                format!("{w}/chats/{chat}/tags"),
+                json!({ "tags": ["x"] }),
+            ),
+            (
+                Method::PUT,
+                format!("{w}/chats/{chat}/audience-rules"),
+                json!({ "time_zone": "UTC", "max_per_day": 1 }),
+            ),
+            (
+                Method::POST,
+                format!("{w}/segments"),
+                json!({ "name": "s", "chat_ids": [chat] }),
+            ),
             (
                 Method::PUT,
                 format!("{w}/chats/{chat}/limits"),

@@ -15,6 +15,8 @@ use crate::limits::{self, HourlyCap};
 use crate::{DomainError, EVENT_VERSION, Id, Services};
 
 const MAX_TITLE: usize = 255;
+pub const MAX_TAG: usize = 64;
+pub const MAX_TAGS: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub enum ChatCommand {
@@ -28,7 +30,11 @@ pub enum ChatCommand {
         kind: Option<String>,
         /// A private chat's lawful basis (required for them, refused for groups and channels).
         basis: Option<Basis>,
+        /// Labels segments select by (`vip`, `berlin`); normalised by [`Chat::check_tags`].
+        tags: Vec<String>,
     },
+    /// Replaces the chat's tags.
+    SetTags { tags: Vec<String> },
     /// A caller records (or replaces) a contact's lawful basis. Refused once the person opted
     /// out: only their own `/start` subscribes them again.
     RecordBasis { basis: Basis },
@@ -77,6 +83,11 @@ pub enum ChatEvent {
         kind: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         basis: Option<Basis>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tags: Vec<String>,
+    },
+    ChatTagsSet {
+        tags: Vec<String>,
     },
     /// A caller recorded the contact's lawful basis.
     ContactBasisRecorded {
@@ -124,6 +135,7 @@ impl DomainEvent for ChatEvent {
         match self {
             Self::ChatConnected { .. } => "ChatConnected".into(),
             Self::ContactBasisRecorded { .. } => "ContactBasisRecorded".into(),
+            Self::ChatTagsSet { .. } => "ChatTagsSet".into(),
             Self::ContactStarted { .. } => "ContactStarted".into(),
             Self::ChatChecked { .. } => "ChatChecked".into(),
             Self::ChatOptedOut { .. } => "ChatOptedOut".into(),
@@ -156,6 +168,7 @@ pub struct Chat {
     pub basis: Option<Basis>,
     /// Its own quiet hours and caps (`None`: the workspace's).
     pub audience_rules: Option<AudienceRules>,
+    pub tags: Vec<String>,
 }
 
 impl Chat {
@@ -170,6 +183,34 @@ impl Chat {
             return Err(DomainError::InvalidChatTitle { max: MAX_TITLE });
         }
         Ok(title)
+    }
+
+    /// Tags as stored: trimmed, lower-case, each once, in order; at most [`MAX_TAGS`] of at most
+    /// [`MAX_TAG`] characters, without commas, semicolons or control characters.
+    pub fn check_tags(tags: &[String]) -> Result<Vec<String>, DomainError> {
+        let mut clean: Vec<String> = Vec::with_capacity(tags.len());
+        for tag in tags {
+            let tag = tag.trim().to_lowercase();
+            if tag.is_empty()
+                || tag.chars().count() > MAX_TAG
+                || tag.chars().any(|c| c.is_control() || c == ',' || c == ';')
+            {
+                return Err(DomainError::InvalidTags(format!(
+                    "{tag:?}: a tag is 1 to {MAX_TAG} characters, without commas, semicolons or control characters"
+                )));
+            }
+            if !clean.contains(&tag) {
+                clean.push(tag);
+            }
+        }
+        if clean.len() > MAX_TAGS {
+            return Err(DomainError::InvalidTags(format!(
+                "a chat has at most {MAX_TAGS} tags, not {}",
+                clean.len()
+            )));
+        }
+        clean.sort();
+        Ok(clean)
     }
 
     /// A person is connected on a lawful basis; a group or channel carries none.
@@ -223,12 +264,14 @@ impl Aggregate for Chat {
                 title,
                 kind,
                 basis,
+                tags,
             } => {
                 if self.workspace_id.is_some() {
                     return Err(DomainError::AlreadyExists);
                 }
                 let title = Chat::check_connection(telegram_chat_id, &title)?;
                 Chat::check_basis(telegram_chat_id, basis.as_ref())?;
+                let tags = Chat::check_tags(&tags)?;
                 let bot = services
                     .directory
                     .bot(bot_id)
@@ -244,8 +287,18 @@ impl Aggregate for Chat {
                     title,
                     kind,
                     basis,
+                    tags,
                 };
                 sink.write(event, self).await;
+            }
+            ChatCommand::SetTags { tags } => {
+                if self.workspace_id.is_none() {
+                    return Err(DomainError::NotFound);
+                }
+                let tags = Chat::check_tags(&tags)?;
+                if tags != self.tags {
+                    sink.write(ChatEvent::ChatTagsSet { tags }, self).await;
+                }
             }
             ChatCommand::RecordBasis { basis } => {
                 self.require_contact()?;
@@ -387,8 +440,10 @@ impl Aggregate for Chat {
                 title,
                 kind,
                 basis,
+                tags,
             } => {
                 self.workspace_id = Some(workspace_id);
+                self.tags = tags;
                 self.bot_id = Some(bot_id);
                 self.telegram_chat_id = telegram_chat_id;
                 self.title = title;
@@ -396,6 +451,7 @@ impl Aggregate for Chat {
                 self.basis = basis;
             }
             ChatEvent::ContactBasisRecorded { basis } => self.basis = Some(basis),
+            ChatEvent::ChatTagsSet { tags } => self.tags = tags,
             ChatEvent::ContactStarted { basis, .. } => {
                 self.basis = Some(basis);
                 self.opted_out = false;
@@ -453,6 +509,7 @@ mod tests {
             title: "News".into(),
             kind: Some("channel".into()),
             basis: None,
+            tags: vec![],
         }
     }
 
@@ -517,6 +574,7 @@ mod tests {
                 title: "News".into(),
                 kind: Some("channel".into()),
                 basis: None,
+                tags: vec![],
             })
             .await
             .then_expect_events(vec![connected()]);
@@ -534,6 +592,7 @@ mod tests {
                 title: "x".into(),
                 kind: Some("channel".into()),
                 basis: None,
+                tags: vec![],
             })
             .await
             .then_expect_error(DomainError::UnknownBot(BOT));
@@ -546,6 +605,7 @@ mod tests {
                 title: "x".into(),
                 kind: Some("channel".into()),
                 basis: None,
+                tags: vec![],
             })
             .await
             .then_expect_error(DomainError::UnknownBot(Id::from_u128(3)));
@@ -563,6 +623,7 @@ mod tests {
             title: "Alice".into(),
             kind: None,
             basis,
+            tags: vec![],
         }
     }
 
@@ -583,6 +644,7 @@ mod tests {
             title: "Alice".into(),
             kind: None,
             basis,
+            tags: vec![],
         };
         framework()
             .given_no_previous_events()
@@ -664,6 +726,20 @@ mod tests {
             .then_expect_error(DomainError::LawfulBasisNotApplicable);
     }
 
+    #[test]
+    fn tags_are_normalised_and_bounded() {
+        let tags = |t: &[&str]| t.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            Chat::check_tags(&tags(&[" VIP ", "berlin", "vip"])),
+            Ok(tags(&["berlin", "vip"]))
+        );
+        for bad in [tags(&[""]), tags(&["a,b"]), tags(&[&"x".repeat(65)])] {
+            assert!(Chat::check_tags(&bad).is_err(), "{bad:?}");
+        }
+        let many: Vec<String> = (0..33).map(|i| format!("t{i}")).collect();
+        assert!(Chat::check_tags(&many).is_err());
+    }
+
     #[tokio::test]
     async fn refuses_zero_chat_id() {
         framework()
@@ -675,6 +751,7 @@ mod tests {
                 title: "x".into(),
                 kind: Some("channel".into()),
                 basis: None,
+                tags: vec![],
             })
             .await
             .then_expect_error(DomainError::InvalidTelegramChatId);

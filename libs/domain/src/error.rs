@@ -109,6 +109,14 @@ pub enum DomainError {
     NoLawfulBasis(crate::Id),
     #[error("this person opted out; only they can subscribe again, by sending /start to the bot")]
     OptedOutByRecipient,
+    #[error(
+        "none of the chats can be sent to: the segments' {excluded} member(s) opted out, are blocked or have no lawful basis"
+    )]
+    NoReachableTargets { excluded: usize },
+    #[error("the tags are not valid: {0}")]
+    InvalidTags(String),
+    #[error("the segment is not valid: {0}")]
+    InvalidSegment(String),
     #[error("the audience rules are not valid: {0}")]
     InvalidAudienceRules(String),
     #[error(
@@ -158,6 +166,9 @@ impl DomainError {
             Self::NoLawfulBasis(_) => "no_lawful_basis",
             Self::OptedOutByRecipient => "opted_out_by_recipient",
             Self::InvalidAudienceRules(_) => "invalid_audience_rules",
+            Self::InvalidTags(_) => "invalid_tags",
+            Self::InvalidSegment(_) => "invalid_segment",
+            Self::NoReachableTargets { .. } => "no_reachable_targets",
             Self::InvalidRetention { .. } => "invalid_retention",
         }
     }

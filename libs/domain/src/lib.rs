@@ -15,6 +15,7 @@ mod directory;
 mod error;
 pub mod limits;
 mod post;
+pub mod segment;
 mod text;
 mod workspace;
 
@@ -28,6 +29,7 @@ pub use post::{
     MAX_CHATS_PER_POST, ParseMode, Post, PostCommand, PostEvent, PostState, Resolution,
     TARGETS_EVENT, TARGETS_PER_EVENT,
 };
+pub use segment::{Segment, SegmentCommand, SegmentEvent, SegmentRule};
 pub use text::MAX_TEXT_UTF16;
 pub use workspace::{InDoubtPolicy, MAX_AUDIT_DAYS, Workspace, WorkspaceCommand, WorkspaceEvent};
 

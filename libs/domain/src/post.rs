@@ -94,6 +94,11 @@ pub enum PostCommand {
     Plan {
         workspace_id: Id,
         chat_ids: Vec<Id>,
+        /// Chats of segments (`segments`), resolved by the caller: each is included if it may
+        /// be sent to now and left out otherwise (opted out, blocked, without a lawful basis),
+        /// where a chat named in `chat_ids` must be targetable or the plan is refused.
+        audience: Vec<Id>,
+        segments: Vec<Id>,
         text: String,
         parse_mode: Option<ParseMode>,
         publish_at: DateTime<Utc>,
@@ -162,6 +167,12 @@ pub enum PostEvent {
         /// planned before staged approvals (they need the standard review).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         stages: Vec<Stage>,
+        /// The segments its audience was resolved from (at planning), and how many of their
+        /// members were left out because they could not be sent to.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        segments: Vec<Id>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        excluded: u32,
     },
     /// One approval at stage `stage` (an index into the post's stages). The post is approved
     /// (`PostApproved`, in the same commit) when its last stage is complete.
@@ -320,6 +331,9 @@ pub struct Post {
     /// Outcomes recorded on the post itself before deliveries were aggregates of their own
     /// (decision 0008); empty for every post planned since.
     pub recorded_outcomes: BTreeMap<Id, DeliveryStatus>,
+    /// The segments its audience came from, and their members left out at planning.
+    pub segments: Vec<Id>,
+    pub excluded: u32,
 }
 
 /// How many of a post's deliveries are in each status.
@@ -414,10 +428,11 @@ impl Post {
         services: &Services,
         plan: Plan<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Stage>, DomainError> {
+    ) -> Result<Planned, DomainError> {
         let Plan {
             workspace_id,
             chat_ids,
+            audience,
             text,
             parse_mode,
             publish_at,
@@ -427,22 +442,30 @@ impl Post {
         }
         check_text(text, parse_mode)?;
         check_publish_at(publish_at, now)?;
-        if chat_ids.is_empty() {
+        if chat_ids.is_empty() && audience.is_empty() {
             return Err(DomainError::NoChats);
         }
-        if chat_ids.len() > MAX_CHATS_PER_POST {
+        let requested = chat_ids.len() + audience.len();
+        if requested > MAX_CHATS_PER_POST {
             return Err(DomainError::TooManyChats {
-                count: chat_ids.len(),
+                count: requested,
                 max: MAX_CHATS_PER_POST,
             });
         }
-        let mut seen = HashSet::with_capacity(chat_ids.len());
+        let mut seen = HashSet::with_capacity(requested);
         if let Some(duplicate) = chat_ids.iter().find(|id| !seen.insert(**id)) {
             return Err(DomainError::DuplicateChat(*duplicate));
         }
+        // Members also named in chat_ids, or in two segments, count once.
+        let members: Vec<Id> = audience
+            .iter()
+            .copied()
+            .filter(|id| seen.insert(*id))
+            .collect();
+        let asked: Vec<Id> = chat_ids.iter().chain(&members).copied().collect();
         let chats = services
             .directory
-            .chats(chat_ids)
+            .chats(&asked)
             .await
             .map_err(DomainError::DirectoryUnavailable)?;
         for chat_id in chat_ids {
@@ -464,8 +487,26 @@ impl Post {
                 _ => return Err(DomainError::UnknownChat(*chat_id)),
             }
         }
+        // A segment's member is sent to only if it may be now: the recipient's choice wins.
+        let reachable: Vec<Id> = members
+            .iter()
+            .copied()
+            .filter(|id| {
+                chats.get(id).is_some_and(|c| {
+                    c.workspace_id == workspace_id
+                        && !c.opted_out
+                        && c.has_lawful_basis
+                        && c.blocked.is_none()
+                })
+            })
+            .collect();
+        let excluded = members.len() - reachable.len();
+        let targets: Vec<Id> = chat_ids.iter().copied().chain(reachable).collect();
+        if targets.is_empty() {
+            return Err(DomainError::NoReachableTargets { excluded });
+        }
         let stages = ApprovalPolicy::combined(
-            chat_ids
+            targets
                 .iter()
                 .map(|id| chats.get(id).and_then(|c| c.approval_policy.as_ref())),
         );
@@ -476,10 +517,15 @@ impl Post {
             )));
         }
         // The standard review is what an empty list means (and what old posts recorded).
-        Ok(if stages == ApprovalPolicy::standard().stages {
+        let stages = if stages == ApprovalPolicy::standard().stages {
             Vec::new()
         } else {
             stages
+        };
+        Ok(Planned {
+            stages,
+            targets,
+            excluded: u32::try_from(excluded).unwrap_or(u32::MAX),
         })
     }
 }
@@ -501,6 +547,8 @@ impl Aggregate for Post {
             PostCommand::Plan {
                 workspace_id,
                 chat_ids,
+                audience,
+                segments,
                 text,
                 parse_mode,
                 publish_at,
@@ -510,12 +558,17 @@ impl Aggregate for Post {
                 let plan = Plan {
                     workspace_id,
                     chat_ids: &chat_ids,
+                    audience: &audience,
                     text: &text,
                     parse_mode,
                     publish_at,
                 };
-                let stages = self.check_plan(services, plan, now).await?;
-                let mut chunks = chat_ids.chunks(TARGETS_PER_EVENT);
+                let Planned {
+                    stages,
+                    targets,
+                    excluded,
+                } = self.check_plan(services, plan, now).await?;
+                let mut chunks = targets.chunks(TARGETS_PER_EVENT);
                 let first = chunks.next().unwrap_or_default().to_vec();
                 let rest: Vec<Vec<Id>> = chunks.map(<[Id]>::to_vec).collect();
                 let planned = PostEvent::PostPlanned {
@@ -526,6 +579,8 @@ impl Aggregate for Post {
                     publish_at,
                     author: Some(author),
                     stages,
+                    segments,
+                    excluded,
                 };
                 sink.write(planned, self).await;
                 for chat_ids in rest {
@@ -650,7 +705,11 @@ impl Aggregate for Post {
                 publish_at,
                 author,
                 stages,
+                segments,
+                excluded,
             } => {
+                self.segments = segments;
+                self.excluded = excluded;
                 self.state = PostState::Planned;
                 self.author = author;
                 self.stages = stages;
@@ -734,9 +793,21 @@ impl Aggregate for Post {
 }
 
 /// What a `Plan` command asks for, checked before it becomes a `PostPlanned` event.
+/// What planning settled: the stages, the chats, and the segment members left out.
+struct Planned {
+    stages: Vec<Stage>,
+    targets: Vec<Id>,
+    excluded: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 struct Plan<'a> {
     workspace_id: Id,
     chat_ids: &'a [Id],
+    audience: &'a [Id],
     text: &'a str,
     parse_mode: Option<ParseMode>,
     publish_at: DateTime<Utc>,
@@ -821,6 +892,8 @@ mod tests {
         PostCommand::Plan {
             workspace_id: WS,
             chat_ids,
+            audience: vec![],
+            segments: vec![],
             text: text.into(),
             parse_mode: None,
             publish_at,
@@ -847,6 +920,8 @@ mod tests {
             publish_at: now(),
             author: Some(AUTHOR.into()),
             stages: vec![],
+            segments: vec![],
+            excluded: 0,
         }
     }
 
@@ -920,6 +995,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_segments_members_who_cannot_be_sent_to_are_left_out_and_counted() {
+        let segment = Id::from_u128(77);
+        let command = |chat_ids: Vec<Id>, audience: Vec<Id>| PostCommand::Plan {
+            workspace_id: WS,
+            chat_ids,
+            audience,
+            segments: vec![segment],
+            text: "hi".into(),
+            parse_mode: None,
+            publish_at: now(),
+            now: now(),
+            author: AUTHOR.into(),
+        };
+        let events = framework()
+            .given_no_previous_events()
+            .when_async(command(
+                vec![],
+                vec![OPTED_OUT, CHAT, NO_BASIS, FOREIGN, CHAT],
+            ))
+            .await
+            .inspect_result()
+            .unwrap();
+        let PostEvent::PostPlanned {
+            chat_ids,
+            segments,
+            excluded,
+            ..
+        } = &events[0]
+        else {
+            panic!("{events:?}");
+        };
+        assert_eq!(
+            (chat_ids.as_slice(), segments.as_slice(), *excluded),
+            ([CHAT].as_slice(), [segment].as_slice(), 3)
+        );
+        // Named in chat_ids too: once, and strictly checked there.
+        expect_plan_error(
+            command(vec![OPTED_OUT], vec![CHAT]),
+            DomainError::ChatOptedOut(OPTED_OUT),
+        )
+        .await;
+        expect_plan_error(
+            command(vec![], vec![OPTED_OUT, NO_BASIS]),
+            DomainError::NoReachableTargets { excluded: 2 },
+        )
+        .await;
+    }
+
+    #[tokio::test]
     async fn markup_telegram_cannot_parse_is_refused_at_planning_and_at_edit() {
         let unparseable = DomainError::TextUnparseable {
             detail: "Unsupported start tag \"\" at byte offset 2".into(),
@@ -927,6 +1051,8 @@ mod tests {
         let html = |text: &str| PostCommand::Plan {
             workspace_id: WS,
             chat_ids: vec![CHAT],
+            audience: vec![],
+            segments: vec![],
             text: text.into(),
             parse_mode: Some(ParseMode::Html),
             publish_at: now(),
@@ -1059,6 +1185,8 @@ mod tests {
                 stage("editor", &["approver"], &[], Rule::Any),
                 stage("legal", &[], &["lea", "leo"], Rule::All),
             ],
+            segments: vec![],
+            excluded: 0,
         }
     }
 

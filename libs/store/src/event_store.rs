@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, EventStore as _};
-use domain::{Bot, Chat, Delivery, DomainError, Id, Post, Services, Workspace};
+use domain::{Bot, Chat, Delivery, DomainError, Id, Post, Segment, Services, Workspace};
 use postgres_es::{PostgresCqrs, PostgresEventRepository, postgres_cqrs};
 use sqlx::PgPool;
 use sqlx::postgres::PgDatabaseError;
@@ -103,6 +103,7 @@ pub struct EventStore {
     chats: Arc<PostgresCqrs<Chat>>,
     posts: Arc<PostgresCqrs<Post>>,
     deliveries: Arc<PostgresCqrs<Delivery>>,
+    segments: Arc<PostgresCqrs<Segment>>,
     services: Services,
 }
 
@@ -125,6 +126,7 @@ handles!(Bot, bots);
 handles!(Chat, chats);
 handles!(Post, posts);
 handles!(Delivery, deliveries);
+handles!(Segment, segments);
 
 impl EventStore {
     pub fn new(pool: PgPool) -> Self {
@@ -135,6 +137,7 @@ impl EventStore {
             chats: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
             posts: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
             deliveries: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
+            segments: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
             services,
             pool,
         }

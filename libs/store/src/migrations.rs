@@ -100,6 +100,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "bot updates",
         include_str!("../migrations/0019_bot_updates.sql"),
     ),
+    (
+        20,
+        "chat list",
+        include_str!("../migrations/0020_chat_list.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

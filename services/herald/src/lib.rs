@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use platform::nats::Bus;
 use platform::{Config, Secret, Shutdown, TokenCipher};
-use projections::{Audit, Calendar, PostList};
+use projections::{Audit, Calendar, ChatList, PostList};
 use sqlx::PgPool;
 use store::EventStore;
 use tokio::net::TcpListener;
@@ -15,7 +15,13 @@ use tokio::net::TcpListener;
 pub mod keys;
 
 /// Every projection `herald projections rebuild` can rebuild.
-pub const PROJECTIONS: &[&str] = &["calendar", "post_list", "audit", "delivery_schedule"];
+pub const PROJECTIONS: &[&str] = &[
+    "calendar",
+    "post_list",
+    "chat_list",
+    "audit",
+    "delivery_schedule",
+];
 
 /// How long a service waits for PostgreSQL and NATS to come up at start.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -164,10 +170,16 @@ impl Herald {
             PostList,
             shutdown.clone(),
         );
+        let chats = projections::runner::run(
+            self.worker_pool.clone(),
+            self.bus.clone(),
+            ChatList,
+            shutdown.clone(),
+        );
         let audit =
             projections::runner::run(self.worker_pool.clone(), self.bus.clone(), Audit, shutdown);
-        let (calendar, posts, audit) = tokio::join!(calendar, posts, audit);
-        calendar.and(posts).and(audit)
+        let (calendar, posts, chats, audit) = tokio::join!(calendar, posts, chats, audit);
+        calendar.and(posts).and(chats).and(audit)
     }
 
     pub async fn delivery(
@@ -232,6 +244,9 @@ impl Herald {
             "audit" => projections::runner::rebuild(&self.pool, &self.bus, &Audit, progress).await,
             "post_list" => {
                 projections::runner::rebuild(&self.pool, &self.bus, &PostList, progress).await
+            }
+            "chat_list" => {
+                projections::runner::rebuild(&self.pool, &self.bus, &ChatList, progress).await
             }
             "delivery_schedule" => {
                 let schedule = delivery::schedule::DeliverySchedule;

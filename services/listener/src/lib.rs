@@ -356,6 +356,7 @@ async fn command(
                 title: first_name,
                 kind: Some("private".into()),
                 basis: Some(Basis::bot_start(at)),
+                tags: Vec::new(),
             },
         )),
         (Intent::Start { at, .. }, Some(chat_id)) => Some((

@@ -140,6 +140,8 @@ pub struct NewChat {
     bot_id: String,
     telegram_chat_id: i64,
     title: String,
+    #[serde(default)]
+    tags: Vec<String>,
     #[serde(flatten)]
     basis: BasisFields,
 }
@@ -190,6 +192,7 @@ pub async fn connect_chat(
         telegram_chat_id: body.telegram_chat_id,
         title: body.title,
         basis: body.basis.basis("api")?,
+        tags: body.tags,
     };
     let connected = connect_one(&state, ws, &ctx, connection, Checks::All, Mode::Write).await?;
     Ok((
@@ -257,6 +260,7 @@ pub struct Connection {
     pub telegram_chat_id: i64,
     pub title: String,
     pub basis: Option<Basis>,
+    pub tags: Vec<String>,
 }
 
 /// Whether a connection is made or only checked (an import's dry run).
@@ -287,9 +291,11 @@ pub async fn connect_one(
         telegram_chat_id,
         title,
         basis,
+        tags,
     } = connection;
     Chat::check_connection(telegram_chat_id, &title)?;
     Chat::check_basis(telegram_chat_id, basis.as_ref())?;
+    Chat::check_tags(&tags)?;
     // One Telegram chat, one connected chat per bot (409 naming it): refused early here, and
     // race-free by the event store's identity constraint.
     state
@@ -319,6 +325,7 @@ pub async fn connect_one(
         title,
         kind: kind.clone(),
         basis,
+        tags,
     };
     state.store.execute::<Chat>(ws, id, command, ctx).await?;
     Ok(Connected { id: Some(id), kind })
@@ -446,6 +453,28 @@ pub async fn list_chats(
     })))
 }
 
+#[derive(Deserialize)]
+pub struct Tags {
+    tags: Vec<String>,
+}
+
+/// `PUT .../chats/{id}/tags`: replaces the chat's tags (what segments select by).
+pub async fn set_tags(
+    State(state): State<AppState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<Tags>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let (id, _) = chat_of(&state, ws, &id).await?;
+    let tags = Chat::check_tags(&body.tags)?;
+    state
+        .store
+        .execute::<Chat>(ws, id, ChatCommand::SetTags { tags: tags.clone() }, &ctx)
+        .await?;
+    Ok(Json(json!({ "id": id, "tags": tags })))
+}
+
 /// A connected chat as it stands now (read from its events, not a projection).
 pub async fn get_chat(
     State(state): State<AppState>,
@@ -482,6 +511,7 @@ fn chat_json(id: Id, chat: &Chat) -> Value {
         "opted_out": chat.opted_out,
         "blocked": chat.blocked,
         "hourly_cap": chat.hourly_cap,
+        "tags": chat.tags,
         "audience_rules": super::audience::rules_json(chat.audience_rules.as_ref()),
     })
 }

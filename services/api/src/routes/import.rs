@@ -26,12 +26,14 @@ pub const MAX_ROWS: usize = 10_000;
 /// Rows connected at once.
 const CONCURRENCY: usize = 8;
 /// The columns a CSV import may have; the first two are required.
-const CSV_COLUMNS: [&str; 5] = [
+const CSV_COLUMNS: [&str; 6] = [
     "telegram_chat_id",
     "title",
     "lawful_basis",
     "source",
     "given_at",
+    // Separated by semicolons: `vip;berlin`.
+    "tags",
 ];
 /// The source recorded for a row that names none.
 const IMPORT_SOURCE: &str = "import";
@@ -56,6 +58,8 @@ struct JsonImport {
 struct JsonRow {
     telegram_chat_id: i64,
     title: String,
+    #[serde(default)]
+    tags: Vec<String>,
     #[serde(flatten)]
     basis: BasisFields,
 }
@@ -257,6 +261,7 @@ fn json_rows(body: &[u8]) -> Result<Vec<Row>, ApiError> {
                         telegram_chat_id: row.telegram_chat_id,
                         title: row.title,
                         basis: row.basis.basis(IMPORT_SOURCE)?,
+                        tags: row.tags,
                     })
                 })
                 .map_err(|error| error.to_json());
@@ -377,6 +382,9 @@ fn csv_connection<'a>(
         telegram_chat_id,
         title: field("title").unwrap_or_default().to_owned(),
         basis: basis.basis(IMPORT_SOURCE)?,
+        tags: field("tags")
+            .map(|t| t.split(';').map(str::to_owned).collect())
+            .unwrap_or_default(),
     })
 }
 

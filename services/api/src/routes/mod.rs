@@ -4,6 +4,7 @@ mod import;
 mod people;
 mod posts;
 mod safety;
+mod segments;
 mod views;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
@@ -59,6 +60,20 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             bulk(post(import::import_chats)),
         )
         .route("/v1/workspaces/{ws}/chats/{id}", get(directory::get_chat))
+        .route(
+            "/v1/workspaces/{ws}/chats/{id}/tags",
+            put(directory::set_tags),
+        )
+        .route(
+            "/v1/workspaces/{ws}/segments",
+            post(segments::define).get(segments::list),
+        )
+        .route(
+            "/v1/workspaces/{ws}/segments/{id}",
+            get(segments::get)
+                .put(segments::change)
+                .delete(segments::delete),
+        )
         .route(
             "/v1/workspaces/{ws}/chats/{id}/audience-rules",
             put(audience::set_chat_rules),

@@ -20,7 +20,11 @@ use axum::Extension;
 
 #[derive(Deserialize)]
 pub struct NewPost {
+    #[serde(default)]
     chat_ids: Vec<String>,
+    /// Segments whose members are added (resolved now; see decision 0011).
+    #[serde(default)]
+    segment_ids: Vec<String>,
     text: String,
     #[serde(default)]
     parse_mode: Option<String>,
@@ -51,10 +55,18 @@ pub async fn plan(
             )
         })?
         .to_utc();
+    let segment_ids = body
+        .segment_ids
+        .iter()
+        .map(|id| parse_id(id, "segment_ids entry"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let audience = super::segments::audience(&state, ws, &segment_ids).await?;
     let id = Id::now_v7();
     let command = PostCommand::Plan {
         workspace_id: ws,
         chat_ids,
+        audience,
+        segments: segment_ids.clone(),
         text: body.text,
         parse_mode,
         publish_at,
@@ -62,10 +74,14 @@ pub async fn plan(
         author: ctx.actor.clone(),
     };
     state.store.execute::<Post>(ws, id, command, &ctx).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": id, "state": PostState::Planned.as_str() })),
-    ))
+    let mut answer = json!({ "id": id, "state": PostState::Planned.as_str() });
+    if !segment_ids.is_empty() {
+        // What the segments resolved to: the chats planned and the members left out.
+        let post: Post = state.store.load(id).await?;
+        answer["targets"] = post.chat_ids.len().into();
+        answer["excluded"] = post.excluded.into();
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
 }
 
 fn parse_mode(value: Option<&str>) -> Result<Option<ParseMode>, ApiError> {
@@ -236,6 +252,8 @@ async fn post_json(state: &AppState, ws: Id, id: Id, post: &Post) -> Result<Valu
         "parse_mode": post.parse_mode.map(ParseMode::as_str),
         "publish_at": post.publish_at,
         "targets": post.chat_ids.len(),
+        "segment_ids": post.segments,
+        "excluded": post.excluded,
         "author_id": post.author,
         "last_editor_id": post.last_editor,
         "approval": approval_json(post),
