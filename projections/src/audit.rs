@@ -148,6 +148,7 @@ fn details(event: Option<&Event>) -> Value {
             Event::PostApproved(_)
             | Event::PostCancelled(_)
             | Event::SegmentDeleted(_)
+            | Event::ContactErased(_)
             | Event::PostExpired(_)
             | Event::BotTokenReplaced(_)
             | Event::BotTokenReencrypted(_),

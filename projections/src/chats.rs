@@ -63,6 +63,11 @@ impl Projection for ChatList {
                     .execute(&mut *conn)
                     .await?;
             }
+            Event::ContactErased(_) => {
+                set("UPDATE chat_list SET opted_out = true, tags = '{}' WHERE chat_id = $1")
+                    .execute(&mut *conn)
+                    .await?;
+            }
             Event::ChatOptedOut(_) => {
                 set("UPDATE chat_list SET opted_out = true WHERE chat_id = $1")
                     .execute(&mut *conn)

@@ -157,6 +157,7 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
                 tags,
             }),
             ChatEvent::ChatTagsSet { tags } => Event::ChatTagsSet(v1::ChatTagsSet { tags }),
+            ChatEvent::ContactErased => Event::ContactErased(v1::ContactErased {}),
             ChatEvent::ContactBasisRecorded { basis } => {
                 Event::ContactBasisRecorded(v1::ContactBasisRecorded {
                     basis: Some(lawful_basis(basis)),

@@ -355,7 +355,7 @@ async fn a_csv_import_names_each_rejected_line_and_a_dry_run_writes_nothing() {
 
     // A file Herald cannot read as a whole is refused as a whole.
     for (body, why) in [
-        ("telegram_chat_id,title,tags\n1,a,x\n", "unknown column"),
+        ("telegram_chat_id,title,nickname\n1,a,x\n", "unknown column"),
         ("title\na\n", "no telegram_chat_id column"),
     ] {
         let (status, answer) = app.post_raw(&import, "text/csv", body).await;

@@ -31,9 +31,10 @@ async fn a_rotation_moves_every_token_to_the_new_key_and_delivery_needs_only_tha
     rotating.cipher = cipher(&new_key, std::slice::from_ref(&old_key));
     let new_id = rotating.cipher.current_key_id().to_owned();
     let counts = herald::keys::status(&rotating).await.unwrap();
+    // One bot token, and one contact's key (its name is sealed under it).
     assert_eq!(
         counts.into_iter().collect::<Vec<_>>(),
-        [(old_id.clone(), 1)]
+        [(old_id.clone(), (1, 1))]
     );
 
     // A key that reads nothing finds the token unreadable and changes nothing.
@@ -45,9 +46,20 @@ async fn a_rotation_moves_every_token_to_the_new_key_and_delivery_needs_only_tha
 
     let rotation = herald::keys::rotate(&rotating, &|_, _| {}).await.unwrap();
     assert_eq!((rotation.bots, rotation.reencrypted), (1, 1));
-    assert!(rotation.unreadable.is_empty());
+    assert_eq!(rotation.subject_keys, 1);
+    assert!(rotation.unreadable.is_empty() && rotation.unreadable_subjects.is_empty());
     let counts = herald::keys::status(&rotating).await.unwrap();
-    assert_eq!(counts.into_iter().collect::<Vec<_>>(), [(new_id, 1)]);
+    assert_eq!(counts.into_iter().collect::<Vec<_>>(), [(new_id, (1, 1))]);
+    // The contact's sealed name opens under the new key alone.
+    let contact: domain::Chat = app.herald.store.load(chat.parse().unwrap()).await.unwrap();
+    let opener = store::subjects::Opener::for_values(
+        &app.herald.pool,
+        &cipher(&new_key, &[]),
+        [contact.title.as_str()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(opener.open(&contact.title), "chat 9501");
     // Resumable: nothing left to do.
     let again = herald::keys::rotate(&rotating, &|_, _| {}).await.unwrap();
     assert_eq!(again.reencrypted, 0);

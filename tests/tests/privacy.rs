@@ -2,7 +2,7 @@
 //! and a person's names, a group's title, a post's text, a comment, an opt-out reason and a bot
 //! token go through the whole pipeline (API, relay, projections, delivery, the bot's listener)
 //! with every log at debug level captured, and none of them appears in a log line, a NATS
-//! subject or a NATS header.
+//! subject or a NATS header (and a person's name in no NATS payload: it travels sealed).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -158,6 +158,15 @@ async fn canaries_never_reach_logs_or_nats_headers() {
             assert!(
                 !message.subject.contains(canary) && !headers.contains(canary),
                 "{canary} in NATS subject {} or headers {headers}",
+                message.subject
+            );
+        }
+        // People's names travel sealed under their own keys, payloads included.
+        let payload = String::from_utf8_lossy(&message.payload);
+        for name in ["CanaryContactName", "CanaryFirstName"] {
+            assert!(
+                !payload.contains(name),
+                "{name} in a NATS payload on {}",
                 message.subject
             );
         }

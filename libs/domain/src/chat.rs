@@ -35,6 +35,9 @@ pub enum ChatCommand {
     },
     /// Replaces the chat's tags.
     SetTags { tags: Vec<String> },
+    /// The person asked to be erased: their sealed data's key is destroyed (by the caller, in
+    /// `subject_keys`), and nothing is sent to them again unless they start the bot anew.
+    Erase,
     /// A caller records (or replaces) a contact's lawful basis. Refused once the person opted
     /// out: only their own `/start` subscribes them again.
     RecordBasis { basis: Basis },
@@ -89,6 +92,8 @@ pub enum ChatEvent {
     ChatTagsSet {
         tags: Vec<String>,
     },
+    /// The contact's personal data was erased (its key destroyed); it is opted out.
+    ContactErased,
     /// A caller recorded the contact's lawful basis.
     ContactBasisRecorded {
         basis: Basis,
@@ -136,6 +141,7 @@ impl DomainEvent for ChatEvent {
             Self::ChatConnected { .. } => "ChatConnected".into(),
             Self::ContactBasisRecorded { .. } => "ContactBasisRecorded".into(),
             Self::ChatTagsSet { .. } => "ChatTagsSet".into(),
+            Self::ContactErased => "ContactErased".into(),
             Self::ContactStarted { .. } => "ContactStarted".into(),
             Self::ChatChecked { .. } => "ChatChecked".into(),
             Self::ChatOptedOut { .. } => "ChatOptedOut".into(),
@@ -169,6 +175,8 @@ pub struct Chat {
     /// Its own quiet hours and caps (`None`: the workspace's).
     pub audience_rules: Option<AudienceRules>,
     pub tags: Vec<String>,
+    /// Its personal data was erased.
+    pub erased: bool,
 }
 
 impl Chat {
@@ -179,7 +187,9 @@ impl Chat {
             return Err(DomainError::InvalidTelegramChatId);
         }
         let title = title.trim().to_owned();
-        if title.is_empty() || title.chars().count() > MAX_TITLE {
+        // A sealed title was checked before it was sealed; its ciphertext is longer.
+        let sealed = title.starts_with(consent::SEALED_PREFIX);
+        if title.is_empty() || (!sealed && title.chars().count() > MAX_TITLE) {
             return Err(DomainError::InvalidChatTitle { max: MAX_TITLE });
         }
         Ok(title)
@@ -290,6 +300,12 @@ impl Aggregate for Chat {
                     tags,
                 };
                 sink.write(event, self).await;
+            }
+            ChatCommand::Erase => {
+                self.require_contact()?;
+                if !self.erased {
+                    sink.write(ChatEvent::ContactErased, self).await;
+                }
             }
             ChatCommand::SetTags { tags } => {
                 if self.workspace_id.is_none() {
@@ -452,6 +468,11 @@ impl Aggregate for Chat {
             }
             ChatEvent::ContactBasisRecorded { basis } => self.basis = Some(basis),
             ChatEvent::ChatTagsSet { tags } => self.tags = tags,
+            ChatEvent::ContactErased => {
+                self.erased = true;
+                self.opted_out = true;
+                self.tags.clear();
+            }
             ChatEvent::ContactStarted { basis, .. } => {
                 self.basis = Some(basis);
                 self.opted_out = false;

@@ -98,6 +98,10 @@ impl Basis {
     }
 }
 
+/// How a sealed value begins: personal data sealed under its subject's own key (see
+/// `store::subjects`), erasable without rewriting the events that carry it.
+pub const SEALED_PREFIX: &str = "sealed:";
+
 /// Telegram's private chats have positive ids (the user's id); groups and channels negative.
 pub fn is_private(telegram_chat_id: i64) -> bool {
     telegram_chat_id > 0

@@ -12,6 +12,7 @@ pub mod journal;
 mod migrations;
 pub mod retention;
 pub mod scope;
+pub mod subjects;
 pub mod upkeep;
 
 pub use context::RequestContext;

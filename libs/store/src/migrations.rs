@@ -105,6 +105,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "chat list",
         include_str!("../migrations/0020_chat_list.sql"),
     ),
+    (
+        21,
+        "subject keys",
+        include_str!("../migrations/0021_subject_keys.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

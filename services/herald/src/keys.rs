@@ -31,6 +31,9 @@ pub struct Rotation {
     /// Bots whose token no configured key can read (their ids): add the key they were
     /// encrypted under as a previous key, then rotate again.
     pub unreadable: Vec<Id>,
+    /// Per-subject keys (of contacts' personal data) re-encrypted, and those no key can read.
+    pub subject_keys: u64,
+    pub unreadable_subjects: Vec<Id>,
 }
 
 async fn bots(herald: &Herald) -> anyhow::Result<Vec<Id>> {
@@ -47,14 +50,17 @@ async fn bots(herald: &Herald) -> anyhow::Result<Vec<Id>> {
         .collect()
 }
 
-/// How many bots' tokens are under each key (by key fingerprint; `unnamed` for values of the
-/// first form, which name no key).
-pub async fn status(herald: &Herald) -> anyhow::Result<BTreeMap<String, u64>> {
-    let mut counts = BTreeMap::new();
+/// How many bots' tokens, and how many per-subject keys, are under each key (by key
+/// fingerprint; `unnamed` for values of the first form, which name no key).
+pub async fn status(herald: &Herald) -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
+    let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for id in bots(herald).await? {
         let bot: Bot = herald.store.load(id).await?;
         let key = TokenCipher::key_id_of(&bot.encrypted_token).unwrap_or("unnamed");
-        *counts.entry(key.to_owned()).or_default() += 1;
+        counts.entry(key.to_owned()).or_default().0 += 1;
+    }
+    for (key, subjects) in store::subjects::key_counts(&herald.pool).await? {
+        counts.entry(key).or_default().1 += subjects;
     }
     Ok(counts)
 }
@@ -94,6 +100,9 @@ pub async fn rotate(
         rotation.reencrypted += 1;
     }
     progress(rotation.bots, rotation.bots);
+    let (rekeyed, unreadable) = store::subjects::rekey(&herald.pool, &herald.cipher).await?;
+    rotation.subject_keys = rekeyed;
+    rotation.unreadable_subjects = unreadable;
     Ok(rotation)
 }
 

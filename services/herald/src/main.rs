@@ -356,9 +356,11 @@ async fn keys(config: &Config, action: KeysAction) -> anyhow::Result<()> {
         KeysAction::Status | KeysAction::New => {
             let counts = herald::keys::status(&herald).await?;
             println!("current key: {current}");
-            for (key, bots) in &counts {
+            for (key, (bots, subjects)) in &counts {
                 let mark = if *key == current { " (current)" } else { "" };
-                println!("{bots:>8} bot token(s) under key {key}{mark}");
+                println!(
+                    "{bots:>8} bot token(s) and {subjects} contact key(s) under key {key}{mark}"
+                );
             }
             if counts.keys().all(|k| *k == current) {
                 println!("every token is under the current key: previous keys may be removed");
@@ -369,9 +371,15 @@ async fn keys(config: &Config, action: KeysAction) -> anyhow::Result<()> {
             let rotation = herald::keys::rotate(&herald, &progress).await?;
             eprintln!();
             println!(
-                "{} of {} bot token(s) re-encrypted under key {current}",
-                rotation.reencrypted, rotation.bots
+                "{} of {} bot token(s) and {} contact key(s) re-encrypted under key {current}",
+                rotation.reencrypted, rotation.bots, rotation.subject_keys
             );
+            if !rotation.unreadable_subjects.is_empty() {
+                anyhow::bail!(
+                    "no configured key can read {} contact key(s): add the key they were encrypted under to HERALD_PREVIOUS_SECRET_KEYS (or secret.key.previous) and rotate again",
+                    rotation.unreadable_subjects.len()
+                );
+            }
             if !rotation.unreadable.is_empty() {
                 let ids: Vec<String> = rotation
                     .unreadable

@@ -46,11 +46,17 @@ async fn a_key_file_is_rotated_from_the_command_line() {
 
     let (ok, out, err) = run(&["status"], false);
     assert!(ok, "{err}");
-    assert!(out.contains("1 bot token(s) under key"), "{out}");
+    assert!(
+        out.contains("1 bot token(s) and 0 contact key(s) under key"),
+        "{out}"
+    );
     assert!(!out.contains("(current)"), "{out}");
     let (ok, out, err) = run(&["rotate"], false);
     assert!(ok, "{err}");
-    assert!(out.contains("1 of 1 bot token(s) re-encrypted"), "{out}");
+    assert!(
+        out.contains("1 of 1 bot token(s) and 0 contact key(s) re-encrypted"),
+        "{out}"
+    );
     let (ok, out, err) = run(&["status"], false);
     assert!(ok, "{err}");
     assert!(

@@ -296,7 +296,8 @@ impl Listener {
             return Ok(false);
         }
         if let Some(intent) = intent::of(update)
-            && let Some((chat_id, command)) = command(&mut tx, bot, intent, update_id).await?
+            && let Some((chat_id, command)) =
+                command(&mut tx, &self.cipher, bot, intent, update_id).await?
         {
             let context = RequestContext::new(ACTOR);
             let results = self
@@ -322,6 +323,7 @@ impl Listener {
 /// connected to the bot.
 async fn command(
     conn: &mut sqlx::PgConnection,
+    cipher: &TokenCipher,
     bot: BotRef,
     intent: Intent,
     update_id: i64,
@@ -347,18 +349,24 @@ async fn command(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(match (intent, chat_id) {
-        (Intent::Start { first_name, at, .. }, None) => Some((
-            Id::now_v7(),
-            ChatCommand::Connect {
-                workspace_id: bot.workspace_id,
-                bot_id: bot.bot_id,
-                telegram_chat_id,
-                title: first_name,
-                kind: Some("private".into()),
-                basis: Some(Basis::bot_start(at)),
-                tags: Vec::new(),
-            },
-        )),
+        (Intent::Start { first_name, at, .. }, None) => {
+            let chat_id = Id::now_v7();
+            // The person's name, sealed under their own key in this transaction.
+            let title =
+                store::subjects::seal(conn, cipher, bot.workspace_id, chat_id, &first_name).await?;
+            Some((
+                chat_id,
+                ChatCommand::Connect {
+                    workspace_id: bot.workspace_id,
+                    bot_id: bot.bot_id,
+                    telegram_chat_id,
+                    title,
+                    kind: Some("private".into()),
+                    basis: Some(Basis::bot_start(at)),
+                    tags: Vec::new(),
+                },
+            ))
+        }
         (Intent::Start { at, .. }, Some(chat_id)) => Some((
             chat_id,
             ChatCommand::Start {

@@ -318,6 +318,15 @@ pub async fn connect_one(
         return Ok(Connected { id: None, kind });
     }
     let id = Id::now_v7();
+    // A person's name is sealed under a key of their own, so erasing them needs no rewrite.
+    let title = if domain::consent::is_private(telegram_chat_id) {
+        let mut conn = state.pool.acquire().await.map_err(ApiError::internal)?;
+        store::subjects::seal(&mut conn, &state.cipher, ws, id, &title)
+            .await
+            .map_err(ApiError::internal)?
+    } else {
+        title
+    };
     let command = ChatCommand::Connect {
         workspace_id: ws,
         bot_id,
@@ -382,7 +391,7 @@ pub async fn set_lawful_basis(
         .execute::<Chat>(ws, id, ChatCommand::RecordBasis { basis }, &ctx)
         .await?;
     let (_, chat) = chat_of(&state, ws, &id.to_string()).await?;
-    Ok(Json(chat_json(id, &chat)))
+    Ok(Json(chat_json(id, &chat, &opener(&state, [&chat]).await?)))
 }
 
 /// Filters and cursor of a chat list.
@@ -443,9 +452,10 @@ pub async fn list_chats(
     let more = ids.len() as i64 > limit;
     let page = &ids[..ids.len().min(limit as usize)];
     let chats = store::load_many::<Chat>(&state.pool, page).await?;
+    let opener = opener(&state, chats.values()).await?;
     let items: Vec<Value> = page
         .iter()
-        .filter_map(|id| chats.get(id).map(|chat| chat_json(*id, chat)))
+        .filter_map(|id| chats.get(id).map(|chat| chat_json(*id, chat, &opener)))
         .collect();
     Ok(Json(json!({
         "chats": items,
@@ -482,7 +492,7 @@ pub async fn get_chat(
 ) -> Result<Json<Value>, ApiError> {
     let ws = workspace(&state, &ws).await?;
     let (id, chat) = chat_of(&state, ws, &id).await?;
-    let mut body = chat_json(id, &chat);
+    let mut body = chat_json(id, &chat, &opener(&state, [&chat]).await?);
     let hold = delivery::queue::stats::hold_of(&state.pool, id)
         .await
         .map_err(ApiError::internal)?;
@@ -494,12 +504,27 @@ pub async fn get_chat(
     Ok(Json(body))
 }
 
-fn chat_json(id: Id, chat: &Chat) -> Value {
+/// Opens the chats' sealed titles (a contact's name is sealed under its own key).
+async fn opener<'a>(
+    state: &AppState,
+    chats: impl IntoIterator<Item = &'a Chat>,
+) -> Result<store::subjects::Opener, ApiError> {
+    store::subjects::Opener::for_values(
+        &state.pool,
+        &state.cipher,
+        chats.into_iter().map(|c| c.title.as_str()),
+    )
+    .await
+    .map_err(ApiError::internal)
+}
+
+fn chat_json(id: Id, chat: &Chat, opener: &store::subjects::Opener) -> Value {
     json!({
         "id": id,
         "bot_id": chat.bot_id,
         "telegram_chat_id": chat.telegram_chat_id,
-        "title": chat.title,
+        "title": opener.open(&chat.title),
+        "erased": chat.erased,
         "type": chat.kind,
         "contact": domain::consent::is_private(chat.telegram_chat_id),
         "lawful_basis": chat.basis.as_ref().map(|b| json!({
@@ -514,6 +539,25 @@ fn chat_json(id: Id, chat: &Chat) -> Value {
         "tags": chat.tags,
         "audience_rules": super::audience::rules_json(chat.audience_rules.as_ref()),
     })
+}
+
+/// `POST .../chats/{id}/erase`: the person's data goes (their sealed name's key is destroyed;
+/// events stay as they were and show it erased), and they are opted out. Safe to repeat.
+pub async fn erase(
+    State(state): State<AppState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    Context(ctx): Context,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let (id, _) = chat_of(&state, ws, &id).await?;
+    state
+        .store
+        .execute::<Chat>(ws, id, ChatCommand::Erase, &ctx)
+        .await?;
+    store::subjects::erase(&state.pool, id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "id": id, "erased": true, "opted_out": true })))
 }
 
 /// Loads a bot of the workspace in the path (404 otherwise).

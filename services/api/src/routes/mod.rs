@@ -65,6 +65,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             put(directory::set_tags),
         )
         .route(
+            "/v1/workspaces/{ws}/chats/{id}/erase",
+            post(directory::erase),
+        )
+        .route(
             "/v1/workspaces/{ws}/segments",
             post(segments::define).get(segments::list),
         )

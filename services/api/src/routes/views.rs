@@ -81,9 +81,22 @@ pub async fn audit_page(
         ));
     }
     let after = page.after.unwrap_or(0);
-    let events = projections::audit::events(&state.pool, ws, aggregate, after, limit)
+    let mut events = projections::audit::events(&state.pool, ws, aggregate, after, limit)
         .await
         .map_err(ApiError::internal)?;
+    // Personal data is sealed in the events (and so in the audit); shown opened, or erased.
+    let mut sealed = Vec::new();
+    events
+        .iter()
+        .for_each(|e| store::subjects::sealed_strings(e, &mut sealed));
+    let opener = store::subjects::Opener::for_values(
+        &state.pool,
+        &state.cipher,
+        sealed.iter().map(String::as_str),
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    events.iter_mut().for_each(|e| opener.open_json(e));
     let next_after = events
         .last()
         .and_then(|e| e["position"].as_i64())
