@@ -63,7 +63,22 @@ pub struct Sent {
     pub this_week: u32,
 }
 
+/// The rules in force for a chat: its own, else its workspace's default (`None`: no rules).
+/// Delivery's gate and the dry-run both ask this.
+pub fn in_force<'a>(
+    own: Option<&'a AudienceRules>,
+    workspace: Option<&'a AudienceRules>,
+) -> Option<&'a AudienceRules> {
+    own.or(workspace)
+}
+
 impl AudienceRules {
+    /// What a send at `at` meets: `None` when the rules allow it, else the violation and what
+    /// delivery does about it.
+    pub fn verdict(&self, at: DateTime<Utc>, sent: Sent) -> Option<(Violation, OnViolation)> {
+        self.check(at, sent).err().map(|v| (v, self.on_violation))
+    }
+
     /// The rules' own consistency: a known zone, a window of some length, caps of at least 1.
     pub fn validate(&self) -> Result<Tz, DomainError> {
         let zone: Tz = self.time_zone.parse().map_err(|_| {

@@ -119,6 +119,8 @@ pub enum DomainError {
     InvalidSegment(String),
     #[error("the audience rules are not valid: {0}")]
     InvalidAudienceRules(String),
+    #[error("the rule set is not valid: {0}")]
+    InvalidRules(String),
     #[error(
         "audit_days must be 1 to {max} (the audit is kept 12 months at most), or null for 12 months"
     )]
@@ -166,6 +168,7 @@ impl DomainError {
             Self::NoLawfulBasis(_) => "no_lawful_basis",
             Self::OptedOutByRecipient => "opted_out_by_recipient",
             Self::InvalidAudienceRules(_) => "invalid_audience_rules",
+            Self::InvalidRules(_) => "invalid_rules",
             Self::InvalidTags(_) => "invalid_tags",
             Self::InvalidSegment(_) => "invalid_segment",
             Self::NoReachableTargets { .. } => "no_reachable_targets",

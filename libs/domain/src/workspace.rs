@@ -5,6 +5,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::audience::AudienceRules;
+use crate::rules::RuleSet;
 use crate::{DomainError, EVENT_VERSION, Services};
 
 const MAX_NAME: usize = 200;
@@ -27,6 +28,11 @@ pub enum WorkspaceCommand {
     /// The quiet hours and caps of every chat that has none of its own (`None`: no rules).
     SetAudienceRules {
         rules: Option<AudienceRules>,
+    },
+    /// The rules its posts' dry-runs check (an empty set: none); a finding that blocks
+    /// prevents approval.
+    SetRules {
+        rules: RuleSet,
     },
     /// Records, for the audit, that `user_id` now has `role` here (the identity tables decide
     /// access and are written in the same transaction).
@@ -57,6 +63,7 @@ pub enum WorkspaceEvent {
     InDoubtPolicySet { policy: InDoubtPolicy },
     WorkspaceAudienceRulesSet { rules: Option<AudienceRules> },
     RetentionSet { audit_days: Option<u32> },
+    WorkspaceRulesSet { rules: RuleSet },
     MemberRoleGranted { user_id: String, role: String },
     MemberRoleRevoked { user_id: String },
 }
@@ -68,6 +75,7 @@ impl DomainEvent for WorkspaceEvent {
             Self::InDoubtPolicySet { .. } => "InDoubtPolicySet".into(),
             Self::WorkspaceAudienceRulesSet { .. } => "WorkspaceAudienceRulesSet".into(),
             Self::RetentionSet { .. } => "RetentionSet".into(),
+            Self::WorkspaceRulesSet { .. } => "WorkspaceRulesSet".into(),
             Self::MemberRoleGranted { .. } => "MemberRoleGranted".into(),
             Self::MemberRoleRevoked { .. } => "MemberRoleRevoked".into(),
         }
@@ -85,6 +93,9 @@ pub struct Workspace {
     pub audience_rules: Option<AudienceRules>,
     /// Days its audit entries are kept, when shorter than the product's 12 months.
     pub audit_days: Option<u32>,
+    /// The rules its posts' dry-runs check.
+    #[serde(default)]
+    pub rules: RuleSet,
 }
 
 impl Workspace {
@@ -147,6 +158,14 @@ impl Aggregate for Workspace {
                 sink.write(WorkspaceEvent::WorkspaceAudienceRulesSet { rules }, self)
                     .await;
             }
+            WorkspaceCommand::SetRules { rules } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                let rules = rules.normalized()?;
+                sink.write(WorkspaceEvent::WorkspaceRulesSet { rules }, self)
+                    .await;
+            }
             WorkspaceCommand::RecordRoleGranted { user_id, role } => {
                 if !self.exists() {
                     return Err(DomainError::NotFound);
@@ -171,6 +190,7 @@ impl Aggregate for Workspace {
             WorkspaceEvent::InDoubtPolicySet { policy } => self.in_doubt_policy = policy,
             WorkspaceEvent::WorkspaceAudienceRulesSet { rules } => self.audience_rules = rules,
             WorkspaceEvent::RetentionSet { audit_days } => self.audit_days = audit_days,
+            WorkspaceEvent::WorkspaceRulesSet { rules } => self.rules = rules,
             WorkspaceEvent::MemberRoleGranted { .. } | WorkspaceEvent::MemberRoleRevoked { .. } => {
             }
         }
@@ -199,6 +219,30 @@ mod tests {
             .then_expect_events(vec![WorkspaceEvent::WorkspaceCreated {
                 name: "Acme".into(),
             }]);
+    }
+
+    #[tokio::test]
+    async fn sets_rules_normalized_and_refuses_malformed_ones() {
+        let created = || vec![WorkspaceEvent::WorkspaceCreated { name: "a".into() }];
+        let rules: RuleSet =
+            serde_json::from_str(r#"{"link_domains":{"deny":[" Evil.Example "]}}"#).unwrap();
+        let mut expected = RuleSet::default();
+        expected.link_domains.deny = vec!["evil.example".into()];
+        given()
+            .given(created())
+            .when_async(WorkspaceCommand::SetRules { rules })
+            .await
+            .then_expect_events(vec![WorkspaceEvent::WorkspaceRulesSet { rules: expected }]);
+        let mut bad = RuleSet::default();
+        bad.link_domains.allow = vec!["not a domain".into()];
+        given()
+            .given(created())
+            .when_async(WorkspaceCommand::SetRules { rules: bad })
+            .await
+            .then_expect_error(DomainError::InvalidRules(
+                "link_domains.allow entry \"not a domain\" is not a domain such as example.org"
+                    .into(),
+            ));
     }
 
     #[tokio::test]
