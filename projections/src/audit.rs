@@ -140,6 +140,13 @@ fn details(event: Option<&Event>) -> Value {
         Some(Event::BotPaidBroadcastSet(e)) => json!({ "allowed": e.allowed }),
         Some(Event::InDoubtPolicySet(e)) => json!({ "policy": e.policy }),
         Some(Event::RetentionSet(e)) => json!({ "audit_days": e.audit_days }),
+        Some(Event::WorkspaceRulesSet(e)) => json!({
+            "link_domains": { "allow": e.allow_link_domains, "deny": e.deny_link_domains },
+            "forbidden_words": e.forbidden_words.iter()
+                .map(|w| json!({ "word": w.word, "severity": w.severity }))
+                .collect::<Vec<_>>(),
+            "max_length": e.max_length,
+        }),
         Some(Event::WorkspaceAudienceRulesSet(e)) => {
             json!({ "rules": e.rules.as_ref().map(rules) })
         }

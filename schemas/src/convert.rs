@@ -117,6 +117,28 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
             WorkspaceEvent::MemberRoleRevoked { user_id } => {
                 Event::MemberRoleRevoked(v1::MemberRoleRevoked { user_id })
             }
+            WorkspaceEvent::WorkspaceRulesSet { rules } => {
+                Event::WorkspaceRulesSet(v1::WorkspaceRulesSet {
+                    allow_link_domains: rules.link_domains.allow,
+                    deny_link_domains: rules.link_domains.deny,
+                    forbidden_words: rules
+                        .forbidden_words
+                        .into_iter()
+                        .map(|w| v1::ForbiddenWord {
+                            word: w.word,
+                            severity: match w.severity {
+                                domain::rules::Severity::Block => "block",
+                                domain::rules::Severity::Warn => "warn",
+                                domain::rules::Severity::Info => "info",
+                            }
+                            .into(),
+                        })
+                        .collect(),
+                    max_length: rules
+                        .max_length
+                        .map(|m| u32::try_from(m).unwrap_or(u32::MAX)),
+                })
+            }
         },
         "Bot" => match decode(stored)? {
             BotEvent::BotRegistered {

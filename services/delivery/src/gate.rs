@@ -206,12 +206,13 @@ async fn audience_rules(
     let mut periods = Vec::new();
     for entry in group {
         let chat_id = entry.due.chat_id;
-        let own = chats.get(&chat_id).and_then(|c| c.audience_rules.clone());
-        let Some(found) = own.or_else(|| {
+        let Some(found) = domain::audience::in_force(
+            chats.get(&chat_id).and_then(|c| c.audience_rules.as_ref()),
             workspaces
                 .get(&entry.due.workspace_id)
-                .and_then(|w| w.audience_rules.clone())
-        }) else {
+                .and_then(|w| w.audience_rules.as_ref()),
+        )
+        .cloned() else {
             continue;
         };
         if found.max_per_day.is_some() || found.max_per_week.is_some() {
