@@ -11,7 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::audience::{OnViolation, Violation};
 use crate::forecast::Forecast;
-use crate::{DomainError, Id, MAX_TEXT_UTF16};
+use crate::{DomainError, Id, MAX_TEXT_UTF16, ParseMode};
+
+pub use markup::{Entity, ParseError, Parsed};
+
+/// The text as Telegram will show it (the `markup` crate's parse), or why Telegram refuses it.
+pub fn render(text: &str, parse_mode: Option<ParseMode>) -> Result<Parsed, ParseError> {
+    markup::parse(text, parse_mode.map(Into::into))
+}
 
 /// At most this many domains in each list and forbidden words.
 pub const MAX_ENTRIES: usize = 500;

@@ -44,6 +44,8 @@ fn action(method: &Method, route: &str) -> Option<Action> {
         p if p.ends_with("/opt-out") => Action::OptOut,
         "workspaces/{ws}/posts" | "workspaces/{ws}/posts/{id}" => Action::Plan,
         p if p.ends_with("/cancel") || p.ends_with("/reschedule") => Action::Plan,
+        // A dry-run writes nothing; its test send goes to the sandbox only.
+        p if p.ends_with("/dry-run") => Action::Plan,
         _ => Action::Configure,
     })
 }

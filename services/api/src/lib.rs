@@ -36,6 +36,9 @@ pub struct AppState {
     /// The Bot API (or the sandbox) that chats are checked against when they are connected;
     /// `None`: chats are connected unchecked (tests of the HTTP layer alone).
     pub telegram_api: Option<url::Url>,
+    /// `telegram_api` is Herald's own sandbox, not a real Bot API: a dry-run may send a test
+    /// message through it.
+    pub sandbox: bool,
 }
 
 impl AppState {

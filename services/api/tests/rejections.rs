@@ -26,6 +26,7 @@ fn state(database: &str, acquire_timeout: Duration) -> api::AppState {
         bus: None,
         cipher: TokenCipher::from_base64_key(&TokenCipher::generate_key()).unwrap(),
         telegram_api: None,
+        sandbox: false,
         admin_token: Arc::new(Secret::new(TOKEN.into())),
     }
 }

@@ -20,6 +20,7 @@ fn app() -> axum::Router {
         bus: None,
         cipher: TokenCipher::from_base64_key(&TokenCipher::generate_key()).unwrap(),
         telegram_api: None,
+        sandbox: false,
         admin_token: Arc::new(Secret::new("t".into())),
     })
 }

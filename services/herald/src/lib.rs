@@ -129,6 +129,7 @@ impl Herald {
             telegram_api: Some(url::Url::parse(&self.config.bot_api_url()).with_context(
                 || "HERALD_TELEGRAM_API_URL is not a URL such as https://api.telegram.org",
             )?),
+            sandbox: self.config.sandbox_mode(),
         };
         api::serve(listener, state, shutdown).await
     }

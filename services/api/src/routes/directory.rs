@@ -65,6 +65,7 @@ pub async fn get_workspace(
         "name": name,
         "audience_rules": super::audience::rules_json(workspace.audience_rules.as_ref()),
         "retention": { "audit_days": workspace.audit_days.unwrap_or(domain::MAX_AUDIT_DAYS) },
+        "rules": workspace.rules,
     })))
 }
 

@@ -3,6 +3,7 @@ mod directory;
 mod import;
 mod people;
 mod posts;
+mod rules;
 mod safety;
 mod segments;
 mod views;
@@ -109,6 +110,18 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route(
             "/v1/workspaces/{ws}/posts/{id}",
             get(posts::get).patch(posts::edit),
+        )
+        .route(
+            "/v1/workspaces/{ws}/posts/dry-run",
+            bulk(post(rules::dry_run_new)),
+        )
+        .route(
+            "/v1/workspaces/{ws}/posts/{id}/dry-run",
+            post(rules::dry_run_post),
+        )
+        .route(
+            "/v1/workspaces/{ws}/rules",
+            get(rules::get_rules).put(rules::set_rules),
         )
         .route(
             "/v1/workspaces/{ws}/posts/{id}/comments",

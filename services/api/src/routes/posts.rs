@@ -84,7 +84,7 @@ pub async fn plan(
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-fn parse_mode(value: Option<&str>) -> Result<Option<ParseMode>, ApiError> {
+pub(super) fn parse_mode(value: Option<&str>) -> Result<Option<ParseMode>, ApiError> {
     match value {
         None => Ok(None),
         Some("HTML") => Ok(Some(ParseMode::Html)),
@@ -99,7 +99,7 @@ fn parse_mode(value: Option<&str>) -> Result<Option<ParseMode>, ApiError> {
 }
 
 /// Loads a post of the workspace in the path (404 if it belongs elsewhere or does not exist).
-async fn load(state: &AppState, ws: &str, id: &str) -> Result<(Id, Id, Post), ApiError> {
+pub(super) async fn load(state: &AppState, ws: &str, id: &str) -> Result<(Id, Id, Post), ApiError> {
     let ws = workspace(state, ws).await?;
     let id = parse_id(id, "post id")?;
     let post: Post = state.store.load(id).await?;
@@ -406,6 +406,9 @@ pub async fn approve(
 ) -> Result<Json<Value>, ApiError> {
     let by = ctx.actor.clone();
     let role = role.map(|r| r.as_str().to_owned());
+    // A finding of the workspace's rules that blocks prevents approval (`domain::rules`).
+    let (_, _, post) = load(&state, &ws, &id).await?;
+    super::rules::refuse_blocked(&state, &post).await?;
     transition(state, ws, id, ctx, PostCommand::Approve { by, role }).await
 }
 
@@ -530,7 +533,7 @@ pub struct NewTime {
     publish_at: String,
 }
 
-fn parse_publish_at(value: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(super) fn parse_publish_at(value: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.to_utc())
         .map_err(|_| {

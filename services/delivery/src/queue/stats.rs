@@ -121,6 +121,57 @@ pub async fn holds_of(
     Ok(rows.into_iter().map(|(c, u, r)| (c, (u, r))).collect())
 }
 
+/// A delivery still to go out (planned or approved), on a bot: what a forecast schedules
+/// beside a new post.
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    pub post_id: Uuid,
+    pub chat_id: Uuid,
+    pub bot_id: Uuid,
+    pub telegram_chat_id: i64,
+    pub due_at: DateTime<Utc>,
+}
+
+/// Deliveries of `bots` not yet settled or cancelled, due in `[from, to)`, earliest first, at
+/// most `limit`.
+pub async fn scheduled_on_bots(
+    pool: &PgPool,
+    bots: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<Scheduled>> {
+    if bots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(Uuid, Uuid, Uuid, i64, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT s.post_id, s.chat_id, c.bot_id, c.telegram_chat_id, s.due_at
+           FROM delivery_schedule s JOIN delivery_chats c ON c.chat_id = s.chat_id
+          WHERE c.bot_id = ANY($1) AND s.status IN ('planned', 'pending')
+            AND s.due_at >= $2 AND s.due_at < $3
+          ORDER BY s.due_at, s.post_id
+          LIMIT $4",
+    )
+    .bind(bots)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(post_id, chat_id, bot_id, telegram_chat_id, due_at)| Scheduled {
+                post_id,
+                chat_id,
+                bot_id,
+                telegram_chat_id,
+                due_at,
+            },
+        )
+        .collect())
+}
+
 /// Deliveries by the dispatcher's state: (sending, done) now.
 pub async fn progress_counts(pool: &PgPool) -> sqlx::Result<(i64, i64)> {
     let row = sqlx::query(
