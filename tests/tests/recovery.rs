@@ -169,7 +169,10 @@ async fn an_unknown_projection_name_is_refused_with_the_valid_names() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(error.contains("calendar, post_list, audit"), "{error}");
+    assert!(
+        error.contains("calendar, post_list, chat_list, audit, delivery_schedule"),
+        "{error}"
+    );
     app.cleanup().await;
 }
 
