@@ -124,6 +124,20 @@ async fn every_role_may_do_exactly_what_the_matrix_says_and_strangers_see_no_wor
         ),
         (
             Method::POST,
+            format!("{w}/posts/dry-run"),
+            &["author", "admin"],
+            "write",
+        ),
+        (
+            Method::POST,
+            format!("{w}/posts/{post}/dry-run"),
+            &["author", "admin"],
+            "write",
+        ),
+        (Method::GET, format!("{w}/rules"), everyone, "read"),
+        (Method::PUT, format!("{w}/rules"), &["admin"], "admin"),
+        (
+            Method::POST,
             format!("{w}/posts/{post}/reschedule"),
             &["author", "admin"],
             "write",
