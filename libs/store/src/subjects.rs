@@ -69,7 +69,7 @@ pub struct Opener {
 }
 
 enum Key {
-    Open(TokenCipher),
+    Open(Box<TokenCipher>),
     Erased,
     Unreadable,
 }
@@ -98,7 +98,7 @@ impl Opener {
                         .ok()
                         .and_then(|k| TokenCipher::from_base64_key(&k).ok())
                     {
-                        Some(key) => Key::Open(key),
+                        Some(key) => Key::Open(Box::new(key)),
                         None => {
                             tracing::warn!(%subject, "no configured key opens a contact's key: add the previous secret key (runbooks/rotate-the-secret-key.md)");
                             Key::Unreadable

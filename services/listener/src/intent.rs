@@ -81,7 +81,7 @@ pub fn of(update: &Update) -> Option<Intent> {
 /// The command a message starts with, lowercased and without a `@botname` suffix:
 /// `/Start@herald_bot promo` is `start`.
 fn command(text: &str) -> Option<String> {
-    let first = text.trim_start().split_whitespace().next()?;
+    let first = text.split_whitespace().next()?;
     let name = first.strip_prefix('/')?;
     let name = name.split('@').next().unwrap_or(name);
     (!name.is_empty()).then(|| name.to_ascii_lowercase())
