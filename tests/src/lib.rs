@@ -363,6 +363,47 @@ impl TestApp {
         (status, value)
     }
 
+    /// POSTs `body` to the sandbox's own API (`/sandbox/chats`, `/sandbox/updates`, ...) over
+    /// HTTP, as an outside test would; expects success and returns the answer.
+    pub async fn sandbox_post(&self, path: &str, body: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("http://{}{path}", self.sandbox_addr))
+            .json(&body)
+            .send()
+            .await
+            .expect("sandbox request");
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(
+            status.is_success(),
+            "POST {path} answered {status}: {answer}"
+        );
+        answer
+    }
+
+    /// Injects an update for the harness's bot (`{"message": ...}`, `{"my_chat_member": ...}`,
+    /// see `POST /sandbox/updates`); returns the id Telegram gave it.
+    pub async fn inject_update(&self, mut update: Value) -> i64 {
+        update["bot_id"] = BOT_TOKEN
+            .split(':')
+            .next()
+            .and_then(|id| id.parse::<i64>().ok())
+            .expect("the harness's token starts with its bot id")
+            .into();
+        self.sandbox_post("/sandbox/updates", update).await["update_id"]
+            .as_i64()
+            .expect("an update id")
+    }
+
+    /// A person writes `text` to the harness's bot in their private chat.
+    pub async fn person_writes(&self, telegram_chat_id: i64, first_name: &str, text: &str) -> i64 {
+        self.inject_update(json!({"message": {
+            "chat_id": telegram_chat_id, "text": text, "first_name": first_name,
+        }}))
+        .await
+    }
+
     /// POSTs `body` as it is, with `content_type` (a CSV file, say), as the admin.
     pub async fn post_raw(
         &self,

@@ -11,27 +11,8 @@ use system_tests::{TestApp, spawn_app};
 /// The Telegram id of the harness's bot (the numeric part of its token).
 const BOT: i64 = 123_456;
 
-async fn inject(app: &TestApp, update: Value) -> i64 {
-    let mut body = update;
-    body["bot_id"] = BOT.into();
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/sandbox/updates", app.sandbox_addr))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json::<Value>().await.unwrap()["update_id"]
-        .as_i64()
-        .unwrap()
-}
-
 async fn say(app: &TestApp, telegram_chat_id: i64, text: &str) -> i64 {
-    inject(
-        app,
-        json!({"message": {"chat_id": telegram_chat_id, "text": text, "first_name": "Alice"}}),
-    )
-    .await
+    app.person_writes(telegram_chat_id, "Alice", text).await
 }
 
 /// Waits until the listener recorded update `update_id`.
@@ -132,16 +113,12 @@ async fn start_subscribes_stop_opts_out_and_only_start_subscribes_again() {
         "{shown}"
     );
     // Blocking the bot is an opt-out too; unblocking is no consent.
-    let blocked = inject(
-        &app,
-        json!({"my_chat_member": {"chat_id": 4001, "status": "kicked"}}),
-    )
-    .await;
-    let unblocked = inject(
-        &app,
-        json!({"my_chat_member": {"chat_id": 4001, "status": "member"}}),
-    )
-    .await;
+    let blocked = app
+        .inject_update(json!({"my_chat_member": {"chat_id": 4001, "status": "kicked"}}))
+        .await;
+    let unblocked = app
+        .inject_update(json!({"my_chat_member": {"chat_id": 4001, "status": "member"}}))
+        .await;
     handled(&app, unblocked).await;
     handled(&app, blocked).await;
     let events = events_of(&app, &alice).await;
@@ -182,11 +159,9 @@ async fn the_bot_removed_from_a_channel_flags_it_and_restored_rights_clear_the_f
     sandbox_channel(&app, news_id).await;
     let news = app.connect_chat(&ws, &bot, news_id).await;
 
-    let removed = inject(
-        &app,
-        json!({"my_chat_member": {"chat_id": news_id, "status": "left"}}),
-    )
-    .await;
+    let removed = app
+        .inject_update(json!({"my_chat_member": {"chat_id": news_id, "status": "left"}}))
+        .await;
     handled(&app, removed).await;
     let shown = chat(&app, &ws, &news).await;
     assert!(shown["blocked"].is_string(), "{shown}");
@@ -201,8 +176,7 @@ async fn the_bot_removed_from_a_channel_flags_it_and_restored_rights_clear_the_f
         "{body}"
     );
 
-    let restored = inject(
-        &app,
+    let restored = app.inject_update(
         json!({"my_chat_member": {"chat_id": news_id, "status": "administrator", "can_post_messages": true}}),
     )
     .await;
@@ -224,13 +198,11 @@ async fn the_bot_removed_from_a_channel_flags_it_and_restored_rights_clear_the_f
 
 /// Makes `id` a channel in the sandbox (an id of the -100... form is a supergroup otherwise).
 async fn sandbox_channel(app: &TestApp, id: i64) {
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/sandbox/chats", app.sandbox_addr))
-        .json(&json!({"chat_id": id, "type": "channel", "title": "News"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
+    app.sandbox_post(
+        "/sandbox/chats",
+        json!({"chat_id": id, "type": "channel", "title": "News"}),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,13 +45,7 @@ async fn erasing_a_person_destroys_their_key_and_every_reading_shows_it() {
         .unwrap()
         .to_owned();
     let group = app.connect_chat(&ws, &bot, -8002).await;
-    let started = reqwest::Client::new()
-        .post(format!("http://{}/sandbox/updates", app.sandbox_addr))
-        .json(&json!({"bot_id": 123_456, "message": {"chat_id": 8003, "text": "/start", "first_name": "CanaryStarter"}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(started.status().is_success());
+    app.person_writes(8003, "CanaryStarter", "/start").await;
 
     // Sealed in the events, opened where it is read.
     assert_eq!(events_mentioning(&app, "CanaryErasable").await, 0);

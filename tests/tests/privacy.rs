@@ -73,21 +73,13 @@ async fn canaries_never_reach_logs_or_nats_headers() {
         .unwrap()
         .to_owned();
     let group_id = -6002_i64;
-    let response = reqwest::Client::new()
-        .post(format!("http://{}/sandbox/chats", app.sandbox_addr))
-        .json(&json!({"chat_id": group_id, "type": "group", "title": "CanaryGroupTitle"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
+    app.sandbox_post(
+        "/sandbox/chats",
+        json!({"chat_id": group_id, "type": "group", "title": "CanaryGroupTitle"}),
+    )
+    .await;
     let group = app.connect_chat(&ws, &bot, group_id).await;
-    let started = reqwest::Client::new()
-        .post(format!("http://{}/sandbox/updates", app.sandbox_addr))
-        .json(&json!({"bot_id": 123_456, "message": {"chat_id": 6003, "text": "/start", "first_name": "CanaryFirstName"}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(started.status().is_success());
+    app.person_writes(6003, "CanaryFirstName", "/start").await;
     app.post_ok(
         "/v1/users",
         json!({"login": "dora", "name": "CanaryDisplayName", "password": system_tests::TEST_PASSWORD}),
