@@ -67,6 +67,8 @@ function LazyView(props: { name: string; params: Record<string, string> }) {
 function SignIn(props: { onSignedIn: (me: Me) => void }) {
   const [login, setLogin] = useState('');
   const [password, setPassword] = useState('');
+  const [token, setToken] = useState('');
+  const [withToken, setWithToken] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
@@ -77,11 +79,20 @@ function SignIn(props: { onSignedIn: (me: Me) => void }) {
     setBusy(true);
     setError(null);
     try {
-      await api<SignedIn>('/v1/desk/session', { method: 'POST', body: { login, password } });
+      await api<SignedIn>('/v1/desk/session', {
+        method: 'POST',
+        body: withToken ? { token: token.trim() } : { login, password },
+      });
       const me = await api<Me>('/v1/me');
       props.onSignedIn(me);
     } catch (err) {
-      setError(err instanceof ApiError && err.status === 401 ? 'That login and password do not match. Try again.' : messageOf(err));
+      setError(
+        err instanceof ApiError && err.status === 401
+          ? withToken
+            ? 'That token is not valid (or no longer). Check it and try again.'
+            : 'That login and password do not match. Try again.'
+          : messageOf(err),
+      );
     } finally {
       setBusy(false);
     }
@@ -94,25 +105,48 @@ function SignIn(props: { onSignedIn: (me: Me) => void }) {
         </p>
         <h1 id="signin-title">Sign in to the desk</h1>
         <ErrorNote error={error} />
-        <label>
-          Login
-          <input name="login" autoComplete="username" required value={login} onInput={(e) => setLogin(e.currentTarget.value)} />
-        </label>
-        <label>
-          Password
-          <input
-            name="password"
-            type="password"
-            autoComplete="current-password"
-            required
-            value={password}
-            onInput={(e) => setPassword(e.currentTarget.value)}
-          />
-        </label>
+        {withToken ? (
+          <label>
+            Token
+            <input
+              name="token"
+              type="password"
+              autoComplete="off"
+              required
+              value={token}
+              onInput={(e) => setToken(e.currentTarget.value)}
+            />
+          </label>
+        ) : (
+          <>
+            <label>
+              Login
+              <input name="login" autoComplete="username" required value={login} onInput={(e) => setLogin(e.currentTarget.value)} />
+            </label>
+            <label>
+              Password
+              <input
+                name="password"
+                type="password"
+                autoComplete="current-password"
+                required
+                value={password}
+                onInput={(e) => setPassword(e.currentTarget.value)}
+              />
+            </label>
+          </>
+        )}
         <button class="primary" type="submit" disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
-        <p class="muted small">Your administrator creates your account and gives you a role in each workspace.</p>
+        <button type="button" class="ghost" onClick={() => setWithToken(!withToken)}>
+          {withToken ? 'Sign in with a login and password' : 'Sign in with a token'}
+        </button>
+        <p class="muted small">
+          {withToken
+            ? 'A new installation’s first sign-in uses the admin token that herald up printed.'
+            : 'Your administrator creates your account and gives you a role in each workspace.'}
+        </p>
       </form>
     </main>
   );

@@ -97,8 +97,8 @@ function Contacts() {
                 {can('opt_out') && (
                   <td>
                     {c.contact && !c.opted_out && !c.erased && (
-                      <button type="button" class="small" onClick={() => optOut(c)} aria-label={`Record an opt-out for ${c.title}`}>
-                        Opt out
+                      <button type="button" class="small" onClick={() => optOut(c)}>
+                        Opt out<span class="sr-only"> {c.title}</span>
                       </button>
                     )}
                   </td>
@@ -357,13 +357,12 @@ function Segments() {
                   <td class="num">{s.reachable}</td>
                   {can('configure') && (
                     <td>
-                      <button type="button" class="small" onClick={() => setEditing(s.id)} aria-label={`Edit ${s.name}`}>
-                        Edit
+                      <button type="button" class="small" onClick={() => setEditing(s.id)}>
+                        Edit<span class="sr-only"> {s.name}</span>
                       </button>{' '}
                       <button
                         type="button"
                         class="small danger"
-                        aria-label={`Delete ${s.name}`}
                         onClick={async () => {
                           if (!window.confirm(`Delete the segment ${s.name}? Posts already planned keep their chats.`)) return;
                           try {
@@ -374,7 +373,7 @@ function Segments() {
                           }
                         }}
                       >
-                        Delete
+                        Delete<span class="sr-only"> {s.name}</span>
                       </button>
                     </td>
                   )}

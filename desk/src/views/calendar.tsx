@@ -118,13 +118,11 @@ function Chip(props: {
   long?: boolean;
 }) {
   const p = props.post;
-  const label = `${time(p.publish_at)} ${stateWord(p.state)}: ${p.text_preview}${props.warn?.length ? `. Warning: ${props.warn.join(' ')}` : ''}`;
   return (
     <Link
       href={`/w/${props.ws}/posts/${p.id}`}
       class={`chip s-${p.state}${props.warn?.length ? ' warned' : ''}`}
       draggable={props.movable}
-      aria-label={label}
       title={props.warn?.length ? props.warn.join('\n') : p.text_preview}
       aria-keyshortcuts={props.movable ? 'M' : undefined}
       onDragStart={(e) => {
@@ -141,6 +139,10 @@ function Chip(props: {
       {props.warn?.length ? <span aria-hidden="true">⚠</span> : null}
       <span class="t">{time(p.publish_at)}</span>
       <span class="x">{p.text_preview || '(no text)'}</span>
+      <span class="sr-only">
+        , {stateWord(p.state)}
+        {props.warn?.length ? `. Warning: ${props.warn.join(' ')}` : ''}
+      </span>
       {props.long && <Badge kind={stateKind(p.state)}>{stateWord(p.state)}</Badge>}
     </Link>
   );
@@ -258,8 +260,8 @@ function VirtualList(props: {
               </span>
               <span role="cell" class="x">
                 {props.movable(p) ? (
-                  <button type="button" class="small" onClick={() => props.onMove(p)} aria-label={`Move “${p.text_preview}”`}>
-                    Move…
+                  <button type="button" class="small" onClick={() => props.onMove(p)}>
+                    Move…<span class="sr-only"> “{p.text_preview}”</span>
                   </button>
                 ) : (
                   props.name(p.author_id)
@@ -435,13 +437,13 @@ export default function Calendar() {
           ))}
         </div>
         <div class="seg" role="group" aria-label="Move in time">
-          <button type="button" onClick={() => step(-1)} aria-label="Previous">
+          <button type="button" onClick={() => step(-1)}>
             ‹ Previous
           </button>
           <button type="button" onClick={() => setQuery({ date: null })}>
             Today
           </button>
-          <button type="button" onClick={() => step(1)} aria-label="Next">
+          <button type="button" onClick={() => step(1)}>
             Next ›
           </button>
         </div>
@@ -493,7 +495,6 @@ export default function Calendar() {
                     key={k}
                     role="gridcell"
                     class={`cell${other ? ' other' : ''}${sameDay(d, today) ? ' today' : ''}${dropKey === k ? ' drop' : ''}`}
-                    aria-label={`${day(d)}: ${list.length} posts`}
                     onDragOver={(e) => {
                       e.preventDefault();
                       setDropKey(k);
@@ -509,9 +510,9 @@ export default function Calendar() {
                         class="more"
                         style={{ color: 'var(--ink)', textDecoration: 'none', fontWeight: 600 }}
                         onClick={() => setQuery({ view: 'day', date: isoDate(d) })}
-                        aria-label={`Open ${day(d)}`}
                       >
                         {d.getDate()}
+                        <span class="sr-only"> {day(d)}: open the day</span>
                       </button>
                       {list.length > 0 && <span class="muted">{list.length}</span>}
                     </div>
@@ -552,7 +553,6 @@ export default function Calendar() {
                     key={k}
                     role="gridcell"
                     class={`slot${quiet ? ' quiet' : ''}${dropKey === k ? ' drop' : ''}`}
-                    aria-label={`${day(d)} ${h}:00, ${list.length} posts${quiet ? ', quiet hours' : ''}`}
                     onDragOver={(e) => {
                       e.preventDefault();
                       setDropKey(k);
@@ -560,7 +560,8 @@ export default function Calendar() {
                     onDragLeave={() => setDropKey((x) => (x === k ? null : x))}
                     onDrop={(e) => dropOn(e, (old) => new Date(d.getFullYear(), d.getMonth(), d.getDate(), h, old.getMinutes()))}
                   >
-                    {chips(list, mode === 'day' ? 8 : 2, () => setQuery({ view: 'list', date: isoDate(d) }))}
+                    {quiet && <span class="sr-only">Quiet hours. </span>}
+                    {chips(list, mode === 'day' ? 8 : 2, () => setQuery({ view: 'day', date: isoDate(d) }))}
                   </div>
                 );
               })}

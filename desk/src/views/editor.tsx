@@ -163,7 +163,7 @@ export default function Editor(props: { params: Record<string, string> }) {
               </label>
               <label>
                 Goes out at ({zone})
-                <input type="datetime-local" required value={at} onInput={(e) => setAt(e.currentTarget.value)} />
+                <input name="publish_at" type="datetime-local" step={1} required value={at} onInput={(e) => setAt(e.currentTarget.value)} />
               </label>
             </div>
             <label>

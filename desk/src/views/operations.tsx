@@ -9,16 +9,31 @@ import { useLoad } from '../lib/hooks';
 import { useLive } from '../lib/live';
 import { Link } from '../lib/router';
 import { useSession } from '../lib/session';
+import type { Chat } from '../lib/types';
 import { Badge, Empty, ErrorNote, Loading, PageTitle } from '../lib/ui';
 
+interface OpsDelivery {
+  post_id: string;
+  chat_id: string;
+  reason?: string | null;
+  text_preview?: string;
+  since?: string;
+}
+
 interface Ops {
-  in_doubt?: { post_id: string; chat_id: string; since?: string }[];
-  failed?: { post_id: string; chat_id: string; reason?: string; error?: string; at?: string }[];
-  blocked_chats?: { chat_id: string; title?: string; reason?: string }[];
-  paused_bots?: { bot_id?: string; id?: string; name?: string; reason?: string }[];
-  rate_limited_total?: number;
-  rate_limited?: { bot_id?: string; chat_id?: string; count?: number }[];
-  expired_approvals?: { post_id: string; publish_at?: string; at?: string; text_preview?: string }[];
+  in_doubt?: OpsDelivery[];
+  in_doubt_advice?: string;
+  failed?: OpsDelivery[];
+  failed_advice?: string;
+  rate_limited_last_hour?: number;
+  forbidden_last_hour?: number;
+  paused_bots?: { bot_id: string; name?: string; reason?: string }[];
+  paused_advice?: string;
+  blocked_chats?: Chat[];
+  blocked_advice?: string;
+  expired_approvals?: { post_id: string; publish_at?: string; text_preview?: string }[];
+  expired_advice?: string;
+  waiting_approval?: number;
 }
 
 interface BotStats {
@@ -81,6 +96,26 @@ function StatLine(props: { s: BotStats | ChatStats; label: string }) {
   );
 }
 
+function DeliveryList(props: {
+  list: OpsDelivery[] | undefined;
+  post: (id: string) => preact.JSX.Element;
+  dir: ReturnType<typeof useDirectory>;
+  reason?: boolean;
+}) {
+  return (
+    <ul class="list-plain">
+      {(props.list || []).map((d) => (
+        <li key={`${d.post_id}${d.chat_id}`} style={{ marginBottom: '0.3rem' }}>
+          {props.post(d.post_id)} to <strong>{chatTitle(props.dir, d.chat_id)}</strong>
+          {d.text_preview ? ` “${d.text_preview}”` : ''}
+          {props.reason && d.reason ? `: ${d.reason}` : ''}
+          {d.since ? <span class="muted small"> ({when(d.since)})</span> : null}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
 export default function Operations() {
   const { ws } = useSession();
   const dir = useDirectory();
@@ -114,86 +149,75 @@ export default function Operations() {
       {ops.loading && !ops.data ? (
         <Loading />
       ) : (
-        <div class="ops-grid">
-          <Panel
-            title="In doubt"
-            count={o.in_doubt?.length || 0}
-            what="Telegram's answer was lost: Herald does not know if these arrived and never resends by itself. Look in the chat, then mark it delivered or send it again on the post's page."
-          >
-            <ul class="list-plain">
-              {(o.in_doubt || []).map((d) => (
-                <li key={`${d.post_id}${d.chat_id}`}>
-                  {post(d.post_id)} to {chatTitle(dir, d.chat_id)}
-                  {d.since ? `, since ${when(d.since)}` : ''}
-                </li>
-              ))}
-            </ul>
-          </Panel>
-          <Panel title="Failed" count={o.failed?.length || 0} what="Sends that failed after retries, with Telegram's reason. Fix the cause (rights, a blocked bot), then plan again.">
-            <ul class="list-plain">
-              {(o.failed || []).map((d) => (
-                <li key={`${d.post_id}${d.chat_id}`}>
-                  {post(d.post_id)} to {chatTitle(dir, d.chat_id)}: {d.reason || d.error || 'no reason given'}
-                  {d.at ? ` (${when(d.at)})` : ''}
-                </li>
-              ))}
-            </ul>
-          </Panel>
-          <Panel
-            title="Slow down (429)"
-            count={o.rate_limited_total || 0}
-            what="Times Telegram asked Herald to wait. Herald waits as told and paces slower; many of them mean too much is planned at once: spread the posts."
-          >
-            {o.rate_limited?.length ? (
+        <>
+          <p class="muted">
+            {o.waiting_approval ? `${o.waiting_approval} post(s) wait for approval. ` : 'No post waits for approval. '}
+            Telegram asked Herald to slow down {o.rate_limited_last_hour || 0} time(s) and refused {o.forbidden_last_hour || 0}{' '}
+            send(s) in the last hour.
+          </p>
+          <div class="ops-grid">
+            <Panel
+              title="In doubt"
+              count={o.in_doubt?.length || 0}
+              what={`Telegram's answer was lost: Herald does not know whether these arrived and never resends by itself. What to do: look in the chat, then on the post's page mark it delivered or send it again.`}
+            >
+              <DeliveryList list={o.in_doubt} post={post} dir={dir} />
+            </Panel>
+            <Panel
+              title="Failed"
+              count={o.failed?.length || 0}
+              what="Sends of the last 7 days that failed after retries, with Telegram's reason. What to do: fix the chat (the bot removed, its rights) or the text, then plan again."
+            >
+              <DeliveryList list={o.failed} post={post} dir={dir} reason />
+            </Panel>
+            <Panel
+              title="Slow down (429)"
+              count={o.rate_limited_last_hour || 0}
+              what="Times in the last hour Telegram asked Herald to wait. Herald waits as told and paces slower. What to do: many of them mean too much is planned at once; spread the posts."
+            >
+              {null}
+            </Panel>
+            <Panel
+              title="Blocked chats"
+              count={o.blocked_chats?.length || 0}
+              what="The bot was blocked, removed or lost its rights there; posts to these chats are refused. What to do: add the bot back with the right to post, then reconnect the chat."
+            >
               <ul class="list-plain">
-                {o.rate_limited.map((r, i) => (
-                  <li key={i}>
-                    {r.chat_id ? chatTitle(dir, r.chat_id) : botName(r.bot_id)}: {r.count}
+                {(o.blocked_chats || []).map((c) => (
+                  <li key={c.id}>
+                    <strong>{c.title}</strong>: {c.blocked || 'blocked'}
                   </li>
                 ))}
               </ul>
-            ) : null}
-          </Panel>
-          <Panel
-            title="Blocked chats"
-            count={o.blocked_chats?.length || 0}
-            what="The bot was blocked, removed or lost its rights here; posts to these chats are refused. Add the bot back with the right to post, and the next check clears it."
-          >
-            <ul class="list-plain">
-              {(o.blocked_chats || []).map((c) => (
-                <li key={c.chat_id}>
-                  {c.title || chatTitle(dir, c.chat_id)}: {c.reason || 'blocked'}
-                </li>
-              ))}
-            </ul>
-          </Panel>
-          <Panel
-            title="Paused bots"
-            count={o.paused_bots?.length || 0}
-            what="Telegram refused the bot's token or flooded it: its queue is kept. Register a new token (an admin) to resume."
-          >
-            <ul class="list-plain">
-              {(o.paused_bots || []).map((b, i) => (
-                <li key={i}>
-                  {b.name || botName(b.bot_id || b.id)}: {b.reason || 'paused'}
-                </li>
-              ))}
-            </ul>
-          </Panel>
-          <Panel
-            title="Expired approvals"
-            count={o.expired_approvals?.length || 0}
-            what="Not approved within five minutes of their time, so they never went out late. Edit one with a new time to ask for approval again."
-          >
-            <ul class="list-plain">
-              {(o.expired_approvals || []).map((p) => (
-                <li key={p.post_id}>
-                  {post(p.post_id)} {p.text_preview ? `“${p.text_preview}”` : ''} {p.publish_at ? `for ${when(p.publish_at)}` : ''}
-                </li>
-              ))}
-            </ul>
-          </Panel>
-        </div>
+            </Panel>
+            <Panel
+              title="Paused bots"
+              count={o.paused_bots?.length || 0}
+              what="A paused bot sends nothing; its queue is kept. What to do: an admin checks its token (registers a new one) and the chats that refused it."
+            >
+              <ul class="list-plain">
+                {(o.paused_bots || []).map((b) => (
+                  <li key={b.bot_id}>
+                    <strong>{b.name || botName(b.bot_id)}</strong>: {b.reason || 'paused'}
+                  </li>
+                ))}
+              </ul>
+            </Panel>
+            <Panel
+              title="Expired approvals"
+              count={o.expired_approvals?.length || 0}
+              what="Not approved before their time, so they never went out late. What to do: edit the time and ask for approval again."
+            >
+              <ul class="list-plain">
+                {(o.expired_approvals || []).map((p) => (
+                  <li key={p.post_id}>
+                    {post(p.post_id)} {p.text_preview ? `“${p.text_preview}”` : ''} {p.publish_at ? `for ${when(p.publish_at)}` : ''}
+                  </li>
+                ))}
+              </ul>
+            </Panel>
+          </div>
+        </>
       )}
       <h2>Safety per bot and chat</h2>
       <ErrorNote error={stats.error} />
