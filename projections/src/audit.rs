@@ -188,12 +188,28 @@ fn basis(basis: &schemas::v1::LawfulBasis) -> Value {
     })
 }
 
-/// Audit events of a workspace in stream order, after position `after`, at most `limit`;
-/// with `aggregate_id`, only that aggregate's (a post's history).
+/// What an audit reader narrows the log to; every field optional (`None`: no filter).
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    /// One aggregate's events only (a post's history).
+    pub aggregate_id: Option<uuid::Uuid>,
+    /// Who did it: the actor recorded in the event's metadata.
+    pub actor: Option<String>,
+    /// Events of this post: its own and its deliveries'.
+    pub post_id: Option<uuid::Uuid>,
+    /// Events of this chat: its own, its deliveries' and the posts that target it.
+    pub chat_id: Option<uuid::Uuid>,
+    /// Committed at or after / before these times.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Audit events of a workspace in stream order, after position `after`, at most `limit`,
+/// narrowed by `filter`.
 pub async fn events(
     pool: &PgPool,
     workspace_id: uuid::Uuid,
-    aggregate_id: Option<uuid::Uuid>,
+    filter: &Filter,
     after: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<Value>> {
@@ -201,14 +217,26 @@ pub async fn events(
         "SELECT position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
                 actor, correlation_id, causation_id, occurred_at, details
            FROM audit_log
-          WHERE workspace_id = $1 AND position > $2 AND ($4::text IS NULL OR aggregate_id = $4)
+          WHERE workspace_id = $1 AND position > $2
+            AND ($4::text IS NULL OR aggregate_id = $4)
+            AND ($5::text IS NULL OR actor = $5)
+            AND ($6::text IS NULL OR aggregate_id = $6 OR details ->> 'post_id' = $6)
+            AND ($7::text IS NULL OR aggregate_id = $7 OR details ->> 'chat_id' = $7
+                 OR details -> 'chat_ids' ? $7)
+            AND ($8::timestamptz IS NULL OR occurred_at >= $8)
+            AND ($9::timestamptz IS NULL OR occurred_at < $9)
           ORDER BY position
           LIMIT $3",
     )
     .bind(workspace_id.to_string())
     .bind(after)
     .bind(limit)
-    .bind(aggregate_id.map(|id| id.to_string()))
+    .bind(filter.aggregate_id.map(|id| id.to_string()))
+    .bind(filter.actor.as_deref())
+    .bind(filter.post_id.map(|id| id.to_string()))
+    .bind(filter.chat_id.map(|id| id.to_string()))
+    .bind(filter.from)
+    .bind(filter.to)
     .fetch_all(pool)
     .await?;
     rows.iter()

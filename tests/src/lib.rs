@@ -103,6 +103,13 @@ static APP_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(APP
 pub struct AppOptions {
     pub sandbox: SandboxConfig,
     pub delivery: bool,
+    /// The desk's built assets the API serves at `/` (default: the repository's `desk/dist`).
+    pub desk_dir: std::path::PathBuf,
+}
+
+/// The repository's built desk (`scripts/test` builds it before the tests).
+pub fn repository_desk() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../desk/dist")
 }
 
 impl Default for AppOptions {
@@ -110,6 +117,7 @@ impl Default for AppOptions {
         Self {
             sandbox: SandboxConfig::default(),
             delivery: true,
+            desk_dir: repository_desk(),
         }
     }
 }
@@ -158,7 +166,8 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
             .serve(sandbox_listener, async move { stop.cancelled().await }),
     );
 
-    let config = config_for(&url, &format!("t_{suffix}"), sandbox_addr);
+    let mut config = config_for(&url, &format!("t_{suffix}"), sandbox_addr);
+    config.desk_dir = options.desk_dir;
     let secret_key = TokenCipher::generate_key();
     let cipher = TokenCipher::from_base64_key(&secret_key).unwrap();
     let herald = Herald::connect(config, cipher)

@@ -403,6 +403,27 @@ async fn another_workspaces_ids_are_answered_as_if_they_did_not_exist() {
     assert_eq!(status, StatusCode::OK);
     let (status, audit) = app.get(&format!("{w}/audit")).await;
     assert_eq!(status, StatusCode::OK);
+    let (status, bots) = app.get(&format!("{w}/bots")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, operations) = app.get(&format!("{w}/operations")).await;
+    assert_eq!(status, StatusCode::OK);
+    // Filtering A's audit by B's post or chat finds nothing of B's.
+    let (status, by_foreign) = app
+        .get(&format!("{w}/audit?post_id={}&chat_id={}", b.post, b.chat))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(by_foreign["events"], json!([]), "{by_foreign}");
+    for (name, text) in [
+        ("bots", bots.to_string()),
+        ("operations", operations.to_string()),
+    ] {
+        for foreign in [&b.ws, &b.post, &b.chat, &b.bot] {
+            assert!(
+                !text.contains(foreign.as_str()),
+                "A's {name} shows {foreign}"
+            );
+        }
+    }
     for (name, text) in [
         ("calendar", calendar.to_string()),
         ("audit", audit.to_string()),

@@ -61,6 +61,14 @@ async fn every_role_may_do_exactly_what_the_matrix_says_and_strangers_see_no_wor
             "read",
         ),
         (Method::GET, format!("{w}/calendar"), everyone, "read"),
+        (Method::GET, format!("{w}/bots"), everyone, "read"),
+        (Method::GET, format!("{w}/operations"), everyone, "read"),
+        (
+            Method::GET,
+            format!("{w}/sandbox/messages"),
+            everyone,
+            "read",
+        ),
         (
             Method::GET,
             format!("{w}/posts/{post}/history"),

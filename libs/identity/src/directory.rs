@@ -465,6 +465,30 @@ impl Directory {
         Ok(done.rows_affected() > 0)
     }
 
+    /// True when token `token_id` is a session of a password sign-in (not an API token).
+    pub async fn is_session(&self, token_id: Uuid) -> Result<bool, Error> {
+        let kind: Option<String> =
+            sqlx::query_scalar("SELECT kind FROM identity_tokens WHERE id = $1")
+                .bind(token_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(kind.as_deref() == Some("session"))
+    }
+
+    /// The workspaces `user_id` has a role in, with that role.
+    pub async fn memberships(&self, user_id: Uuid) -> Result<Vec<(Uuid, Role)>, Error> {
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT workspace_id, role FROM identity_members WHERE user_id = $1 ORDER BY granted_at",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(ws, role)| Some((ws, Role::parse(&role)?)))
+            .collect())
+    }
+
     /// Who holds `token`, if it is a live session or API token of an enabled user.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, Error> {
         if !secrets::is_issued_form(token) {

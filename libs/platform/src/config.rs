@@ -45,6 +45,9 @@ pub struct Config {
     pub delivery_worker_timeout: std::time::Duration,
     /// Local state of a single-machine installation, e.g. the generated secret key (`HERALD_DATA_DIR`).
     pub data_dir: PathBuf,
+    /// The desk's built web assets, served at the API's origin (`HERALD_DESK_DIR`; `scripts/herald`
+    /// builds them into `desk/dist`).
+    pub desk_dir: PathBuf,
 }
 
 /// The file layer: every field optional, unknown keys refused so typos are caught.
@@ -64,6 +67,7 @@ struct Layer {
     #[serde(default)]
     previous_secret_keys: Vec<Secret<String>>,
     data_dir: Option<PathBuf>,
+    desk_dir: Option<PathBuf>,
     delivery_worker_timeout: Option<u64>,
 }
 
@@ -158,6 +162,10 @@ impl Config {
                 .map(PathBuf::from)
                 .or(layer.data_dir)
                 .unwrap_or_else(|| ".herald".into()),
+            desk_dir: var("HERALD_DESK_DIR")
+                .map(PathBuf::from)
+                .or(layer.desk_dir)
+                .unwrap_or_else(|| "desk/dist".into()),
             delivery_worker_timeout: std::time::Duration::from_secs(worker_timeout),
         })
     }

@@ -110,6 +110,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "subject keys",
         include_str!("../migrations/0021_subject_keys.sql"),
     ),
+    (
+        22,
+        "workspace index",
+        include_str!("../migrations/0022_workspace_index.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

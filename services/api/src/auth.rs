@@ -32,7 +32,11 @@ fn action(method: &Method, route: &str) -> Option<Action> {
         "users" | "users/{user}" | "users/{user}/disable" | "users/{user}/enable" => {
             Action::ManageUsers
         }
-        "me" | "users/{user}/tokens" | "users/{user}/tokens/{token}" | "sessions/current" => {
+        "me"
+        | "users/{user}/tokens"
+        | "users/{user}/tokens/{token}"
+        | "sessions/current"
+        | "desk/session" => {
             return None;
         }
         "workspaces/{ws}/audit" => Action::ReadAudit,
@@ -55,36 +59,30 @@ pub async fn require_bearer(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = request
+    let bearer = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let Some(presented) = presented else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send Authorization: Bearer <token>: a session from POST /v1/sessions, an API token, or the admin token printed by `herald up`",
-        ));
-    };
-    let principal = if constant_time_eq(presented.as_bytes(), state.admin_token.expose().as_bytes())
-    {
-        Principal::bootstrap_admin()
-    } else {
-        state
-            .identity()
-            .authenticate(presented)
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or_else(|| {
-                ApiError::new(
+    // The desk signs in with a cookie; a command it sends must also carry the CSRF header.
+    let presented = match bearer {
+        Some(token) => token.to_owned(),
+        None => match crate::desk::cookie(request.headers(), crate::desk::SESSION_COOKIE) {
+            Some(session) => {
+                crate::desk::check_csrf(request.method(), request.headers(), session)?;
+                session.to_owned()
+            }
+            None => {
+                return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
-                    "the bearer token is not valid: unknown, expired or revoked, or its user is disabled; sign in again or ask for a new token",
-                )
-            })?
+                    "send Authorization: Bearer <token>: a session from POST /v1/sessions, an API token, or the admin token printed by `herald up`",
+                ));
+            }
+        },
     };
+    let principal = principal_of(&state, &presented).await?;
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -109,6 +107,25 @@ pub async fn require_bearer(
     // `store::scope`); a route without one sees no workspace data at all.
     let scope = workspace.and_then(|ws| ws.parse::<uuid::Uuid>().ok());
     Ok(store::scope::within(scope, next.run(request)).await)
+}
+
+/// Who holds `presented`: the configured administrator token, or a live session or API token.
+pub(crate) async fn principal_of(state: &AppState, presented: &str) -> Result<Principal, ApiError> {
+    if constant_time_eq(presented.as_bytes(), state.admin_token.expose().as_bytes()) {
+        return Ok(Principal::bootstrap_admin());
+    }
+    state
+        .identity()
+        .authenticate(presented)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the bearer token is not valid: unknown, expired or revoked, or its user is disabled; sign in again or ask for a new token",
+            )
+        })
 }
 
 async fn authorize(
@@ -166,7 +183,7 @@ async fn authorize(
 }
 
 /// Compares without revealing through timing how much of the token matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -232,6 +249,15 @@ mod tests {
             (&post, "/v1/users/{user}/disable", Some(Action::ManageUsers)),
             (&get, "/v1/me", None),
             (&post, "/v1/users/{user}/tokens", None),
+            (&get, "/v1/workspaces/{ws}/live", Some(Action::Read)),
+            (&get, "/v1/workspaces/{ws}/bots", Some(Action::Read)),
+            (&get, "/v1/workspaces/{ws}/operations", Some(Action::Read)),
+            (
+                &get,
+                "/v1/workspaces/{ws}/sandbox/messages",
+                Some(Action::Read),
+            ),
+            (&Method::DELETE, "/v1/desk/session", None),
         ];
         for (method, route, expected) in cases {
             assert_eq!(action(method, route), expected, "{method} {route}");

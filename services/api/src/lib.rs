@@ -4,6 +4,7 @@
 //! integrators; add, never rename. Errors are always `{"error":{"code","message"}}`.
 
 mod auth;
+mod desk;
 mod error;
 mod extract;
 mod guard;
@@ -39,6 +40,8 @@ pub struct AppState {
     /// `telegram_api` is Herald's own sandbox, not a real Bot API: a dry-run may send a test
     /// message through it.
     pub sandbox: bool,
+    /// The desk's built assets, served at `/` (`None`: the API alone).
+    pub desk_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {

@@ -27,6 +27,7 @@ fn state(database: &str, acquire_timeout: Duration) -> api::AppState {
         cipher: TokenCipher::from_base64_key(&TokenCipher::generate_key()).unwrap(),
         telegram_api: None,
         sandbox: false,
+        desk_dir: None,
         admin_token: Arc::new(Secret::new(TOKEN.into())),
     }
 }

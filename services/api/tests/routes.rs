@@ -21,6 +21,7 @@ fn app() -> axum::Router {
         cipher: TokenCipher::from_base64_key(&TokenCipher::generate_key()).unwrap(),
         telegram_api: None,
         sandbox: false,
+        desk_dir: None,
         admin_token: Arc::new(Secret::new("t".into())),
     })
 }

@@ -130,6 +130,7 @@ impl Herald {
                 || "HERALD_TELEGRAM_API_URL is not a URL such as https://api.telegram.org",
             )?),
             sandbox: self.config.sandbox_mode(),
+            desk_dir: Some(self.config.desk_dir.clone()),
         };
         api::serve(listener, state, shutdown).await
     }

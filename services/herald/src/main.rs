@@ -28,8 +28,10 @@ Configuration (environment, or the same keys in lowercase in a TOML file given b
   HERALD_PREVIOUS_SECRET_KEYS  comma-separated keys a rotation replaces (also read from
                            <data dir>/secret.key.previous); see `herald keys --help`
   HERALD_DATA_DIR          local state               [default: .herald]
+  HERALD_DESK_DIR          the desk's built web assets, served at the API's origin
+                           [default: desk/dist; scripts/herald builds them]
   HERALD_DELIVERY_WORKER_TIMEOUT  seconds before a silent delivery worker's partitions
-                           move and its unfinished sends are flagged in doubt [default: 10]
+                           move and its unfinished sends are flagged in doubt [default: 2]
   HERALD_LOG               log filter                [default: info]
 
 Examples:

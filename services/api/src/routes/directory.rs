@@ -506,7 +506,7 @@ pub async fn get_chat(
 }
 
 /// Opens the chats' sealed titles (a contact's name is sealed under its own key).
-async fn opener<'a>(
+pub(super) async fn opener<'a>(
     state: &AppState,
     chats: impl IntoIterator<Item = &'a Chat>,
 ) -> Result<store::subjects::Opener, ApiError> {
@@ -519,7 +519,7 @@ async fn opener<'a>(
     .map_err(ApiError::internal)
 }
 
-fn chat_json(id: Id, chat: &Chat, opener: &store::subjects::Opener) -> Value {
+pub(super) fn chat_json(id: Id, chat: &Chat, opener: &store::subjects::Opener) -> Value {
     json!({
         "id": id,
         "bot_id": chat.bot_id,

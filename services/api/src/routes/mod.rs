@@ -1,4 +1,5 @@
 mod audience;
+mod desk;
 mod directory;
 mod import;
 mod people;
@@ -22,6 +23,7 @@ use crate::server::Limits;
 use crate::{ApiError, AppState, OPENAPI, guard};
 
 pub fn router(state: AppState, limits: Limits) -> Router {
+    let desk_dir = state.desk_dir.clone();
     let bulk =
         |route: axum::routing::MethodRouter<AppState>| -> axum::routing::MethodRouter<AppState> {
             route
@@ -39,7 +41,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             "/v1/workspaces/{ws}/retention",
             put(directory::set_retention),
         )
-        .route("/v1/workspaces/{ws}/bots", post(directory::register_bot))
+        .route(
+            "/v1/workspaces/{ws}/bots",
+            post(directory::register_bot).get(desk::bots),
+        )
         .route(
             "/v1/workspaces/{ws}/bots/{id}/token",
             put(directory::replace_token),
@@ -173,6 +178,13 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             put(people::set_member).delete(people::remove_member),
         )
         .route("/v1/workspaces/{ws}/calendar", get(views::calendar))
+        .route("/v1/workspaces/{ws}/live", get(desk::live))
+        .route("/v1/workspaces/{ws}/operations", get(desk::operations))
+        .route(
+            "/v1/workspaces/{ws}/sandbox/messages",
+            get(desk::sandbox_messages),
+        )
+        .route("/v1/desk/session", delete(crate::desk::sign_out))
         .route("/v1/workspaces/{ws}/audit", get(views::audit))
         .method_not_allowed_fallback(guard::method_not_allowed)
         .route_layer(middleware::from_fn_with_state(
@@ -182,17 +194,14 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     Router::new()
         .merge(v1)
         .route("/v1/sessions", post(people::sign_in))
+        .route("/v1/desk/session", post(crate::desk::sign_in))
         .route("/v1/invitations/accept", post(people::accept_invitation))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v1/openapi.json", get(openapi))
         .method_not_allowed_fallback(guard::method_not_allowed)
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no_such_route",
-                "no such route; see GET /v1/openapi.json",
-            )
+        .fallback(move |request: axum::extract::Request| {
+            desk_or_not_found(desk_dir.clone(), request)
         })
         .with_state(state)
         // Outermost last: every response, timeouts included, leaves through `json_errors`.
@@ -202,6 +211,28 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             guard::request_timeout,
         ))
         .layer(middleware::map_response(guard::json_errors))
+}
+
+/// Paths outside the API are the desk's (its files, or its pages routed in the browser).
+async fn desk_or_not_found(
+    desk_dir: Option<std::path::PathBuf>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    let api = path == "/v1" || path.starts_with("/v1/");
+    let read = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if api || !read || desk_dir.is_none() {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_route",
+            "no such route; see GET /v1/openapi.json",
+        )
+        .into_response();
+    }
+    crate::desk::assets(desk_dir, request).await
 }
 
 async fn healthz() -> Json<serde_json::Value> {

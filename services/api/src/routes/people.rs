@@ -102,7 +102,31 @@ pub async fn me(
 ) -> Result<Json<Value>, ApiError> {
     let user = state.identity().user(me.user_id).await?;
     let scopes: Vec<&str> = me.scopes.iter().map(|s| s.as_str()).collect();
-    Ok(Json(json!({ "user": user, "scopes": scopes })))
+    let workspaces = workspaces_of(&state, &me).await?;
+    Ok(Json(
+        json!({ "user": user, "scopes": scopes, "workspaces": workspaces }),
+    ))
+}
+
+/// The workspaces a person may open, with their role in each: every workspace for an instance
+/// administrator (as `admin`). Each name is read inside its own workspace's scope.
+async fn workspaces_of(state: &AppState, me: &Principal) -> Result<Vec<Value>, ApiError> {
+    let mut roles: Vec<(Uuid, Role)> = state.identity().memberships(me.user_id).await?;
+    if me.instance_admin {
+        let all: Vec<Uuid> = sqlx::query_scalar("SELECT herald_workspace_ids()")
+            .fetch_all(&state.pool)
+            .await
+            .map_err(ApiError::internal)?;
+        roles = all.into_iter().map(|ws| (ws, Role::Admin)).collect();
+    }
+    let mut workspaces = Vec::with_capacity(roles.len());
+    for (ws, role) in roles {
+        let workspace: Workspace = store::scope::within(Some(ws), state.store.load(ws)).await?;
+        if let Some(name) = workspace.name {
+            workspaces.push(json!({ "id": ws, "name": name, "role": role.as_str() }));
+        }
+    }
+    Ok(workspaces)
 }
 
 #[derive(Deserialize)]

@@ -489,7 +489,11 @@ pub async fn history(
     ApiQuery(page): ApiQuery<super::views::Page>,
 ) -> Result<Json<Value>, ApiError> {
     let (ws, id, _) = load(&state, &ws, &id).await?;
-    super::views::audit_page(&state, ws, Some(id), page).await
+    let filter = projections::audit::Filter {
+        aggregate_id: Some(id),
+        ..Default::default()
+    };
+    super::views::audit_page(&state, ws, filter, page).await
 }
 
 #[derive(Deserialize, Default)]

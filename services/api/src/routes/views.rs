@@ -56,21 +56,57 @@ pub struct Page {
     limit: Option<i64>,
 }
 
-/// Audit events of the workspace in stream order, after position `after`.
+/// The audit explorer's filters (`GET .../audit?actor=&post_id=&chat_id=&from=&to=`).
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+    actor: Option<String>,
+    post_id: Option<String>,
+    chat_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn parse_uuid(value: Option<&str>, field: &str) -> Result<Option<uuid::Uuid>, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ApiError::bad_request("invalid_query", format!("{field} {v:?} is not a UUID"))
+            })
+        })
+        .transpose()
+}
+
+/// Audit events of the workspace in stream order, after position `after`, narrowed by who did
+/// them, which post or chat they concern and when.
 pub async fn audit(
     State(state): State<AppState>,
     ApiPath(ws): ApiPath<String>,
-    ApiQuery(page): ApiQuery<Page>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let ws = workspace(&state, &ws).await?;
-    audit_page(&state, ws, None, page).await
+    let filter = projections::audit::Filter {
+        aggregate_id: None,
+        actor: query.actor.filter(|a| !a.is_empty()),
+        post_id: parse_uuid(query.post_id.as_deref(), "post_id")?,
+        chat_id: parse_uuid(query.chat_id.as_deref(), "chat_id")?,
+        from: parse_time(query.from.as_deref().filter(|v| !v.is_empty()), "from")?,
+        to: parse_time(query.to.as_deref().filter(|v| !v.is_empty()), "to")?,
+    };
+    let page = Page {
+        after: query.after,
+        limit: query.limit,
+    };
+    audit_page(&state, ws, filter, page).await
 }
 
-/// A page of the workspace's audit (of one aggregate's events only, with `aggregate`).
+/// A page of the workspace's audit, narrowed by `filter`.
 pub async fn audit_page(
     state: &AppState,
     ws: domain::Id,
-    aggregate: Option<domain::Id>,
+    filter: projections::audit::Filter,
     page: Page,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit.unwrap_or(100);
@@ -81,7 +117,7 @@ pub async fn audit_page(
         ));
     }
     let after = page.after.unwrap_or(0);
-    let mut events = projections::audit::events(&state.pool, ws, aggregate, after, limit)
+    let mut events = projections::audit::events(&state.pool, ws, &filter, after, limit)
         .await
         .map_err(ApiError::internal)?;
     // Personal data is sealed in the events (and so in the audit); shown opened, or erased.
