@@ -66,7 +66,7 @@ const rnd = (lo, span) => lo + Math.floor(Math.random() * span);
 const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 async function setUp() {
-  const ws = (await call('POST', '/v1/workspaces', { name: `Acme newsroom ${run}` })).id;
+  const ws = (await call('POST', '/v1/workspaces', { name: 'Acme newsroom' })).id;
   const base = `/v1/workspaces/${ws}`;
   const botNumber = rnd(100_000_000, 800_000_000);
   const bot = (await call('POST', `${base}/bots`, { name: 'Acme news bot', token: `${botNumber}:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw` })).id;

@@ -84,6 +84,8 @@ const EVENT_WORDS: Record<string, string> = {
   PostPlanned: 'planned the post',
   PostApproved: 'approved',
   PostStageApproved: 'approved a stage',
+  PostApprovalGiven: 'gave an approval',
+  PostDelivered: 'delivered',
   PostRejected: 'rejected',
   PostEdited: 'edited the post',
   PostCancelled: 'cancelled the post',
@@ -115,4 +117,15 @@ export function eventWord(t: string): string {
 
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n.toLocaleString()} ${n === 1 ? one : many}`;
+}
+
+/** A list's text preview without HTML tags or Markdown escapes (the lists carry the raw text). */
+export function plainPreview(s: string): string {
+  return s
+    .replace(/<[^>]*>?/g, '')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&amp;/g, '&')
+    .replace(/\\([_*[\]()~`>#+\-=|{}.!\\])/g, '$1');
 }

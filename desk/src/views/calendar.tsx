@@ -16,7 +16,7 @@ import {
   startOfDay,
   startOfWeek,
 } from '../lib/dates';
-import { day, fromLocalInput, isoDate, stateWord, time, toLocalInput, when, zone } from '../lib/format';
+import { day, fromLocalInput, plainPreview, isoDate, stateWord, time, toLocalInput, when, zone } from '../lib/format';
 import { useLoad } from '../lib/hooks';
 import { useLive } from '../lib/live';
 import { Link, navigate, setQuery, useLocation } from '../lib/router';
@@ -123,7 +123,7 @@ function Chip(props: {
       href={`/w/${props.ws}/posts/${p.id}`}
       class={`chip s-${p.state}${props.warn?.length ? ' warned' : ''}`}
       draggable={props.movable}
-      title={props.warn?.length ? props.warn.join('\n') : p.text_preview}
+      title={props.warn?.length ? props.warn.join('\n') : plainPreview(p.text_preview)}
       aria-keyshortcuts={props.movable ? 'M' : undefined}
       onDragStart={(e) => {
         e.dataTransfer?.setData('text/x-herald-post', p.id);
@@ -138,7 +138,7 @@ function Chip(props: {
     >
       {props.warn?.length ? <span aria-hidden="true">⚠</span> : null}
       <span class="t">{time(p.publish_at)}</span>
-      <span class="x">{p.text_preview || '(no text)'}</span>
+      <span class="x">{plainPreview(p.text_preview) || '(no text)'}</span>
       <span class="sr-only">
         , {stateWord(p.state)}
         {props.warn?.length ? `. Warning: ${props.warn.join(' ')}` : ''}
@@ -252,7 +252,7 @@ function VirtualList(props: {
               </span>
               <span role="cell" class="x">
                 {w?.length ? <span title={w.join('\n')}>⚠ </span> : null}
-                <Link href={`/w/${props.ws}/posts/${p.id}`}>{p.text_preview || '(no text)'}</Link>
+                <Link href={`/w/${props.ws}/posts/${p.id}`}>{plainPreview(p.text_preview) || '(no text)'}</Link>
                 {w?.length ? <span class="sr-only">Warning: {w.join(' ')}</span> : null}
               </span>
               <span role="cell" class="hide-narrow num">

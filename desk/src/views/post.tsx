@@ -183,7 +183,7 @@ function detailWords(e: AuditEvent, name: (id: string) => string): string {
   const d = e.details || {};
   const bits: string[] = [];
   const get = (k: string) => (typeof d[k] === 'string' || typeof d[k] === 'number' ? String(d[k]) : '');
-  if (get('stage')) bits.push(`stage ${get('stage')}`);
+  if (get('stage') !== '') bits.push(`stage ${Number(get('stage')) + 1 || get('stage')}`);
   if (get('reason')) bits.push(`reason: ${get('reason')}`);
   if (get('text') && e.event_type.includes('Comment')) bits.push(`“${get('text')}”`);
   if (get('publish_at')) bits.push(`for ${when(get('publish_at'))}`);

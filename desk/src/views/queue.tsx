@@ -4,7 +4,7 @@
 import { api } from '../lib/api';
 import { Decide, Stages } from '../lib/approval';
 import { chatTitle, useDirectory } from '../lib/directory';
-import { plural, relative, stateWord, when } from '../lib/format';
+import { plainPreview, plural, relative, stateWord, when } from '../lib/format';
 import { useLoad } from '../lib/hooks';
 import { useLive } from '../lib/live';
 import { PostPreview } from '../lib/preview';
@@ -97,7 +97,7 @@ export default function Queue() {
                 <tr key={p.id}>
                   <td>{when(p.publish_at)}</td>
                   <td>
-                    <Link href={`/w/${ws.id}/posts/${p.id}`}>{p.text_preview || '(no text)'}</Link>
+                    <Link href={`/w/${ws.id}/posts/${p.id}`}>{plainPreview(p.text_preview) || '(no text)'}</Link>
                   </td>
                   <td>{p.waiting_for || '—'}</td>
                   <td class="num">{p.targets}</td>
