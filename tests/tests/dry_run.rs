@@ -253,3 +253,80 @@ async fn a_test_send_arrives_in_the_sandbox() {
     assert_eq!(list["posts"], json!([]));
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_dry_run_to_a_segment_counts_its_reachable_members_and_leaves_the_others_out() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let members = app.import_chats(&ws, &bot, 30_000, 40).await;
+    for id in &members {
+        let (status, body) = app
+            .request(
+                Method::PUT,
+                &format!("/v1/workspaces/{ws}/chats/{id}/tags"),
+                Some(json!({"tags": ["club"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // Two members opted out: planning would leave them out, so the dry-run does too.
+    for id in &members[..2] {
+        app.post_ok(
+            &format!("/v1/workspaces/{ws}/chats/{id}/opt-out"),
+            json!({}),
+            StatusCode::OK,
+        )
+        .await;
+    }
+    let channel = app.connect_chat(&ws, &bot, -100_300_000).await;
+    let segment = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/segments"),
+            json!({"name": "club", "tags_any": ["club"]}),
+            StatusCode::CREATED,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/workspaces/{ws}/posts/dry-run");
+    let answer = app
+        .eventually("the segment's members", Duration::from_secs(10), || async {
+            let body =
+                json!({"chat_ids": [channel], "segment_ids": [segment], "text": "hello club"});
+            let (status, answer) = app.post(&path, body).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            (answer["audience"]["targets"] == 39).then_some(answer)
+        })
+        .await;
+    assert_eq!(
+        answer["audience"],
+        json!({"targets": 39, "from_segments": 38, "excluded": 2})
+    );
+    assert_eq!(answer["forecast"]["messages"], 39, "{answer}");
+    assert!(findings(&answer, "opted_out").is_empty(), "{answer}");
+    assert_eq!(answer["blocked"], false, "{answer}");
+    // Planning agrees with the dry-run.
+    let planned = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/posts"),
+            json!({"chat_ids": [channel], "segment_ids": [segment], "text": "hello club",
+                   "publish_at": (Utc::now() + TimeDelta::hours(1)).to_rfc3339()}),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(
+        (planned["targets"].clone(), planned["excluded"].clone()),
+        (json!(39), json!(2))
+    );
+    // A segment of another workspace, or none at all, is a clear 4xx.
+    let (status, answer) = app
+        .post(
+            &path,
+            json!({"segment_ids": [uuid::Uuid::new_v4()], "text": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["error"]["code"], "invalid_segment");
+    app.cleanup().await;
+}

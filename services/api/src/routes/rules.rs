@@ -58,6 +58,9 @@ pub async fn set_rules(
 pub struct DryRunBody {
     #[serde(default)]
     chat_ids: Vec<String>,
+    /// Segments whose members would be added, resolved as planning resolves them.
+    #[serde(default)]
+    segment_ids: Vec<String>,
     text: String,
     #[serde(default)]
     parse_mode: Option<String>,
@@ -77,6 +80,9 @@ pub struct DryRunQuery {
 struct Subject {
     post_id: Option<Id>,
     chat_ids: Vec<Id>,
+    /// Members of the segments named (a new post only): planning sends to those it may reach
+    /// and leaves the others out, so they are no finding, only a count.
+    members: Vec<Id>,
     text: String,
     parse_mode: Option<ParseMode>,
     publish_at: DateTime<Utc>,
@@ -112,9 +118,16 @@ pub async fn dry_run_new(
         Some(at) => super::posts::parse_publish_at(at)?,
         None => Utc::now(),
     };
+    let segment_ids = body
+        .segment_ids
+        .iter()
+        .map(|id| parse_id(id, "segment_ids entry"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let members = super::segments::audience(&state, ws, &segment_ids).await?;
     let subject = Subject {
         post_id: None,
         chat_ids,
+        members,
         text: body.text,
         parse_mode: super::posts::parse_mode(body.parse_mode.as_deref())?,
         publish_at,
@@ -134,6 +147,7 @@ pub async fn dry_run_post(
     let subject = Subject {
         post_id: Some(id),
         chat_ids: post.chat_ids.clone(),
+        members: Vec::new(),
         text: post.text.clone(),
         parse_mode: post.parse_mode,
         publish_at: post.publish_at.unwrap_or_else(Utc::now),
@@ -202,13 +216,31 @@ async fn dry_run(
 ) -> Result<Json<Value>, ApiError> {
     let workspace: Workspace = state.store.load(ws).await?;
     let parsed = rules::render(&subject.text, subject.parse_mode);
-    let chats = store::load_many::<Chat>(&state.pool, &subject.chat_ids).await?;
+    let mut wanted = subject.chat_ids.clone();
+    wanted.extend(subject.members.iter().copied());
+    let chats = store::load_many::<Chat>(&state.pool, &wanted).await?;
     let ours = |id: &Id| chats.get(id).filter(|c| c.workspace_id == Some(ws));
+    // The segments' members planning would add: those it may reach now, once each.
+    let mut seen: HashSet<Id> = subject.chat_ids.iter().copied().collect();
+    let mut added = Vec::new();
+    let mut excluded = 0usize;
+    for id in &subject.members {
+        if !seen.insert(*id) {
+            continue;
+        }
+        match ours(id) {
+            Some(c) if !c.opted_out && c.has_lawful_basis() && c.blocked.is_none() => {
+                added.push(*id)
+            }
+            _ => excluded += 1,
+        }
+    }
+    let all_targets: Vec<Id> = subject.chat_ids.iter().chain(&added).copied().collect();
 
     // Quiet hours and caps at the publish time, as the gate will rule them then.
     let mut in_force = HashMap::new();
     let mut periods = Vec::new();
-    for id in &subject.chat_ids {
+    for id in &all_targets {
         let Some(chat) = ours(id) else { continue };
         if let Some(found) = audience::in_force(
             chat.audience_rules.as_ref(),
@@ -227,8 +259,7 @@ async fn dry_run(
             .await
             .map_err(ApiError::internal)?
     };
-    let targets: Vec<Target> = subject
-        .chat_ids
+    let targets: Vec<Target> = all_targets
         .iter()
         .map(|id| match ours(id) {
             None => Target {
@@ -351,9 +382,15 @@ async fn dry_run(
         "findings": findings,
         "forecast": forecast.as_ref().map(forecast_json),
     });
+    if !subject.members.is_empty() {
+        answer["audience"] = json!({
+            "targets": all_targets.len(),
+            "from_segments": added.len(),
+            "excluded": excluded,
+        });
+    }
     if let Some(telegram_chat_id) = test_send {
-        let bot = subject
-            .chat_ids
+        let bot = all_targets
             .iter()
             .filter_map(|id| ours(id).and_then(|c| c.bot_id))
             .next();
