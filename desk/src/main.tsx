@@ -29,6 +29,7 @@ const views: Record<string, () => Promise<ViewModule>> = {
   audit: () => import('./views/audit'),
   operations: () => import('./views/operations'),
   inbox: () => import('./views/inbox'),
+  settings: () => import('./views/settings'),
 };
 
 const routes: [string, string][] = [
@@ -41,6 +42,7 @@ const routes: [string, string][] = [
   ['/w/:ws/audit', 'audit'],
   ['/w/:ws/operations', 'operations'],
   ['/w/:ws/sandbox', 'inbox'],
+  ['/w/:ws/settings', 'settings'],
 ];
 
 const loaded = new Map<string, ComponentType<{ params: Record<string, string> }>>();
@@ -152,9 +154,10 @@ function SignIn(props: { onSignedIn: (me: Me) => void }) {
   );
 }
 
-function Picker(props: { me: Me }) {
+function Picker(props: { me: Me; onChanged: () => void }) {
   const list = props.me.workspaces || [];
   const [manual, setManual] = useState('');
+  const [error, setError] = useState<string | null>(null);
   return (
     <main id="main" class="picker">
       <PageTitle title="Choose a workspace" />
@@ -171,17 +174,35 @@ function Picker(props: { me: Me }) {
       </ul>
       {props.me.user.instance_admin && (
         <form
-          class="inline-form"
-          onSubmit={(e) => {
+          class="card inline-form"
+          aria-labelledby="new-ws"
+          onSubmit={async (e) => {
             e.preventDefault();
-            if (manual.trim()) navigate(`/w/${manual.trim()}/calendar`);
+            setError(null);
+            try {
+              const made = await api<{ id: string }>('/v1/workspaces', { method: 'POST', body: { name: manual.trim() } });
+              rememberWorkspace(made.id);
+              props.onChanged();
+              navigate(`/w/${made.id}/settings`);
+            } catch (err) {
+              setError(messageOf(err));
+            }
           }}
         >
+          <h2 id="new-ws" style={{ margin: 0, width: '100%' }}>
+            Create a workspace
+          </h2>
+          <ErrorNote error={error} />
           <label>
-            Workspace id
-            <input value={manual} onInput={(e) => setManual(e.currentTarget.value)} />
+            Name
+            <input required value={manual} onInput={(e) => setManual(e.currentTarget.value)} />
           </label>
-          <button type="submit">Open</button>
+          <button type="submit" class="primary">
+            Create
+          </button>
+          <p class="muted small" style={{ width: '100%' }}>
+            You become its admin; then register a bot, connect chats and add people in its Settings.
+          </p>
         </form>
       )}
     </main>
@@ -225,7 +246,7 @@ function Shell(props: { me: Me; ws: WorkspaceRef; view: string; params: Record<s
         const m = members.get(id);
         if (m) return m.display_name || m.login;
         if (id.startsWith('service:')) return id.slice(8);
-        return id.length > 12 ? `user ${id.slice(0, 8)}` : id;
+        return id.length > 12 ? `user …${id.slice(-8)}` : id;
       },
     };
   }, [me, ws, dirLoad.data]);
@@ -239,6 +260,7 @@ function Shell(props: { me: Me; ws: WorkspaceRef; view: string; params: Record<s
     ['audit', `${base}/audit`, 'Audit', session.can('audit')],
     ['operations', `${base}/operations`, 'Operations', true],
     ['inbox', `${base}/sandbox`, 'Sandbox inbox', true],
+    ['settings', `${base}/settings`, 'Settings', session.can('configure')],
   ];
   const workspaces = me.workspaces || [];
   return (
@@ -343,6 +365,10 @@ function App() {
     if (me === null && loc.path !== '/signin') navigate('/signin', { replace: true });
   }, [me, loc.path]);
 
+  function refreshMe() {
+    api<Me>('/v1/me').then(setMe, () => {});
+  }
+
   async function signOut() {
     try {
       await api('/v1/desk/session', { method: 'DELETE' });
@@ -369,11 +395,11 @@ function App() {
     const known = (me.workspaces || []).find((w) => w.id === params.ws);
     const ws: WorkspaceRef | undefined =
       known || (me.user.instance_admin ? { id: params.ws, name: 'Workspace', role: 'admin' } : undefined);
-    if (!ws) return <Picker me={me} />;
+    if (!ws) return <Picker me={me} onChanged={refreshMe} />;
     rememberWorkspace(ws.id);
     return <Shell me={me} ws={ws} view={view} params={params} onSignOut={signOut} />;
   }
-  return <Picker me={me} />;
+  return <Picker me={me} onChanged={refreshMe} />;
 }
 
 function Root() {

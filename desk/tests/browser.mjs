@@ -252,7 +252,7 @@ async function main() {
     const visible = `Guaranteed fresh news from Herald ${run}`.length;
     if (!counter.includes(`${visible} / 4,096`)) throw new Error(`the counter says "${counter}", expected ${visible} / 4,096`);
     await page.locator('.finding', { hasText: /guaranteed/i }).first().waitFor();
-    await view(page, 'editor');
+    await view(page, 'editor-author');
     await page.getByRole('button', { name: 'Plan post' }).click();
     await page.waitForURL(/\/posts\/[0-9a-f-]{36}$/);
     const postId = page.url().split('/').pop();
@@ -264,7 +264,7 @@ async function main() {
     await refusal.waitFor();
     log(`refusal shown: ${(await refusal.textContent()).trim()}`);
     await page.locator('.timeline li', { hasText: /planned the post/ }).waitFor();
-    await view(page, 'post');
+    await view(page, 'post-own-approval-refused');
     await signOut(page);
 
     step('a viewer sees no planning, approving or audit actions');
@@ -282,7 +282,7 @@ async function main() {
     await page.getByRole('link', { name: 'Approvals' }).click();
     const item = page.locator('article.queue-item', { hasText: run });
     await item.waitFor();
-    await view(page, 'approvals');
+    await view(page, 'approval-queue');
     await item.getByLabel(/Comment/).fill('Looks good, ship it');
     await item.getByRole('button', { name: 'Approve' }).click();
     await page.locator('.toast', { hasText: 'Approved.' }).waitFor();
@@ -296,7 +296,7 @@ async function main() {
     await page.locator('.tg-bubble', { hasText: `fresh news from Herald ${run}` }).waitFor({ timeout: 120_000 });
     if (!(await page.evaluate(() => window.__deskNoReload === true))) throw new Error('the page reloaded while waiting for the message');
     await page.locator('.tg-bubble strong', { hasText: 'Herald' }).first().waitFor();
-    await view(page, 'sandbox-inbox');
+    await view(page, 'sandbox-inbox-live');
     await signOut(page);
 
     step('the auditor finds planned, approved and delivered in the audit explorer');
@@ -319,7 +319,7 @@ async function main() {
     }
     const comment = page.locator('tbody tr', { hasText: 'Looks good, ship it' });
     if (!(await comment.count())) log('note: the comment is not among the filtered rows');
-    await view(page, 'audit');
+    await view(page, 'audit-filtered');
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
     if (!download.suggestedFilename().endsWith('.csv')) throw new Error('the export is not a CSV file');
     await signOut(page);
@@ -387,6 +387,8 @@ async function visitAll(page, ws, postId, suffix) {
   await go(`${base}/sandbox`, 'Sandbox inbox');
   await page.locator('.tg-bubble').first().waitFor();
   await view(page, `sandbox-inbox${suffix}`);
+  await go(`${base}/settings`, 'Settings');
+  await view(page, `settings${suffix}`);
 }
 
 main().then(

@@ -51,7 +51,7 @@ export async function loadDirectory(ws: string, signal: AbortSignal): Promise<Om
 /** A chat's title, or a short id when it is not (yet) known. */
 export function chatTitle(d: Directory, id: string): string {
   const c = d.chat.get(id);
-  if (!c) return `chat ${id.slice(0, 8)}`;
+  if (!c) return `chat …${id.slice(-8)}`;
   return c.title || String(c.telegram_chat_id);
 }
 

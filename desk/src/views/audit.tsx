@@ -184,13 +184,13 @@ export default function Audit() {
                 const chat = typeof e.details?.chat_id === 'string' ? (e.details.chat_id as string) : null;
                 return (
                   <tr key={e.position} data-event={e.event_type}>
-                    <td>{when(e.occurred_at)}</td>
+                    <td class="when">{when(e.occurred_at)}</td>
                     <td>{e.actor ? name(e.actor) : 'Herald'}</td>
                     <td>
                       {eventWord(e.event_type)} <code class="small">{e.event_type}</code>
                     </td>
                     <td>
-                      {post ? <Link href={`/w/${ws.id}/posts/${post}`}>post {post.slice(0, 8)}</Link> : e.aggregate_type}
+                      {post ? <Link href={`/w/${ws.id}/posts/${post}`}>post …{post.slice(-8)}</Link> : e.aggregate_type}
                       {chat ? ` · ${chatTitle(dir, chat)}` : ''}
                     </td>
                     <td class="mono small">{JSON.stringify(e.details).slice(0, 160)}</td>

@@ -140,8 +140,8 @@ export default function Operations() {
   };
   useLive(ws.id, reload, (c) => c.stream !== 'segment');
   const o = ops.data || {};
-  const post = (id: string) => <Link href={`/w/${ws.id}/posts/${id}`}>post {id.slice(0, 8)}</Link>;
-  const botName = (id: string | undefined) => (id && (dir.bot.get(id)?.name || dir.bot.get(id)?.username)) || `bot ${id?.slice(0, 8)}`;
+  const post = (id: string) => <Link href={`/w/${ws.id}/posts/${id}`}>post …{id.slice(-8)}</Link>;
+  const botName = (id: string | undefined) => (id && (dir.bot.get(id)?.name || dir.bot.get(id)?.username)) || `bot …${id?.slice(-8)}`;
   return (
     <section>
       <PageTitle title="Operations" />
