@@ -49,8 +49,14 @@ export default function Editor(props: { params: Record<string, string> }) {
   }, [existing.data]);
 
   const input = useMemo(
-    () => ({ text, parse_mode: mode || undefined, chat_ids: [...chats], publish_at: fromLocalInput(at) || undefined }),
-    [text, mode, chats, at],
+    () => ({
+      text,
+      parse_mode: mode || undefined,
+      chat_ids: [...chats],
+      segment_ids: segments.size ? [...segments] : undefined,
+      publish_at: fromLocalInput(at) || undefined,
+    }),
+    [text, mode, chats, segments, at],
   );
   const debounced = useDebounced(input, 350);
 
