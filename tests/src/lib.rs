@@ -328,6 +328,19 @@ impl TestApp {
         Killable::spawn(move |s| async move { h.listener(settings, s).await })
     }
 
+    /// The bots' listener in webhook mode: its receiver on `addr`, which is also the public URL
+    /// the sandbox pushes to.
+    pub fn webhook_listener(&self, addr: SocketAddr) -> Killable {
+        let h = self.herald.clone();
+        let mut settings = h.listener_settings().unwrap();
+        settings.refresh = Duration::from_millis(200);
+        settings.webhook = Some(listener::webhook::Webhook {
+            public_url: format!("http://{addr}/").parse().unwrap(),
+            listen: addr,
+        });
+        Killable::spawn(move |s| async move { h.listener(settings, s).await })
+    }
+
     /// One more delivery worker beside the app's own (scale-out in one process).
     pub fn delivery_worker(&self) -> Killable {
         let h = self.herald.clone();

@@ -272,3 +272,132 @@ async fn each_update_is_handled_once_across_a_crash_and_a_restart() {
     listener.stop().await;
     app.cleanup().await;
 }
+
+/// A free loopback port for a webhook receiver.
+fn free_addr() -> std::net::SocketAddr {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap()
+}
+
+/// What the sandbox says of the harness bot's webhook (`getWebhookInfo`).
+async fn webhook_info(app: &TestApp) -> Value {
+    let url = format!(
+        "http://{}/bot{}/getWebhookInfo",
+        app.sandbox_addr,
+        system_tests::BOT_TOKEN
+    );
+    let answer: Value = app
+        .client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["result"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_mode_receives_pushed_updates_once_refuses_a_wrong_secret_and_hands_back_to_polling()
+ {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let addr = free_addr();
+    let listener = app.webhook_listener(addr);
+    let hook: Value = app
+        .eventually("the webhook set", Duration::from_secs(10), || async {
+            let info = webhook_info(&app).await;
+            (info["url"] != "").then_some(info)
+        })
+        .await;
+    assert_eq!(hook["url"], format!("http://{addr}/telegram/{bot}"));
+    // While a webhook is set, Telegram refuses getUpdates (409): nobody polls beside it.
+    let poll = app
+        .client
+        .get(format!(
+            "http://{}/bot{}/getUpdates",
+            app.sandbox_addr,
+            system_tests::BOT_TOKEN
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poll.status(), StatusCode::CONFLICT);
+
+    // Pushed updates become the chats' events, as polled ones do.
+    let started = say(&app, 4101, "/start").await;
+    handled(&app, started).await;
+    let alice = chat_of(&app, 4101).await.expect("a contact for the person");
+    let stopped = say(&app, 4101, "/stop").await;
+    handled(&app, stopped).await;
+    let shown = chat(&app, &ws, &alice).await;
+    assert_eq!(shown["opted_out"], true, "{shown}");
+    let events = events_of(&app, &alice).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+
+    // A push without the bot's secret is refused and changes nothing; Telegram's retry of an
+    // update already handled is answered 200 and changes nothing either.
+    let receiver = format!("http://{addr}/telegram/{bot}");
+    let replay = json!({
+        "update_id": stopped,
+        "message": {"message_id": 99, "date": 0, "chat": {"id": 4101, "type": "private", "first_name": "Alice"},
+                    "from": {"id": 4101, "is_bot": false, "first_name": "Alice"}, "text": "/start",
+                    "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}
+    });
+    let forged = app
+        .client
+        .post(&receiver)
+        .header(listener::webhook::SECRET_HEADER, "guess")
+        .json(&replay)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let bot_id: uuid::Uuid = bot.parse().unwrap();
+    let secret = listener::webhook::secret(bot_id, system_tests::BOT_TOKEN);
+    let retried = app
+        .client
+        .post(&receiver)
+        .header(listener::webhook::SECRET_HEADER, &secret)
+        .json(&replay)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), StatusCode::OK);
+    assert_eq!(events_of(&app, &alice).await.len(), 2, "nothing twice");
+    assert_eq!(chat(&app, &ws, &alice).await["opted_out"], true);
+
+    // The receiver down: the sandbox keeps the update and pushes it again once it is back.
+    listener.kill().await;
+    let while_down = say(&app, 4101, "/start").await;
+    let info = app
+        .eventually(
+            "a failed push reported",
+            Duration::from_secs(10),
+            || async {
+                let info = webhook_info(&app).await;
+                info.get("last_error_message").is_some().then_some(info)
+            },
+        )
+        .await;
+    assert_eq!(info["pending_update_count"], 1, "{info}");
+    let listener = app.webhook_listener(addr);
+    handled(&app, while_down).await;
+    assert_eq!(
+        chat(&app, &ws, &alice).await["opted_out"],
+        false,
+        "/start again: subscribed"
+    );
+    listener.stop().await;
+
+    // Back to polling: the poller removes the webhook and gets what waits.
+    let polled = say(&app, 4101, "/stop").await;
+    let listener = app.listener();
+    handled(&app, polled).await;
+    assert_eq!(webhook_info(&app).await["url"], "");
+    assert_eq!(chat(&app, &ws, &alice).await["opted_out"], true);
+    assert_eq!(events_of(&app, &alice).await.len(), 4);
+    listener.stop().await;
+    app.cleanup().await;
+}

@@ -48,6 +48,12 @@ pub struct Config {
     /// The desk's built web assets, served at the API's origin (`HERALD_DESK_DIR`; `scripts/herald`
     /// builds them into `desk/dist`).
     pub desk_dir: PathBuf,
+    /// The public base URL Telegram pushes the bots' updates to (`HERALD_BOT_WEBHOOK_URL`);
+    /// `None`: the listener polls (`getUpdates`).
+    pub bot_webhook_url: Option<String>,
+    /// Where the webhook receiver listens, behind the proxy serving that URL
+    /// (`HERALD_BOT_WEBHOOK_ADDR`).
+    pub bot_webhook_addr: SocketAddr,
 }
 
 /// The file layer: every field optional, unknown keys refused so typos are caught.
@@ -68,6 +74,8 @@ struct Layer {
     previous_secret_keys: Vec<Secret<String>>,
     data_dir: Option<PathBuf>,
     desk_dir: Option<PathBuf>,
+    bot_webhook_url: Option<String>,
+    bot_webhook_addr: Option<SocketAddr>,
     delivery_worker_timeout: Option<u64>,
 }
 
@@ -166,6 +174,12 @@ impl Config {
                 .map(PathBuf::from)
                 .or(layer.desk_dir)
                 .unwrap_or_else(|| "desk/dist".into()),
+            bot_webhook_url: var("HERALD_BOT_WEBHOOK_URL").or(layer.bot_webhook_url),
+            bot_webhook_addr: addr(
+                "HERALD_BOT_WEBHOOK_ADDR",
+                layer.bot_webhook_addr,
+                "127.0.0.1:8082",
+            )?,
             delivery_worker_timeout: std::time::Duration::from_secs(worker_timeout),
         })
     }

@@ -220,7 +220,22 @@ impl Herald {
         let url = url::Url::parse(&self.config.bot_api_url()).with_context(
             || "HERALD_TELEGRAM_API_URL is not a URL such as https://api.telegram.org",
         )?;
-        Ok(listener::Settings::new(url))
+        let mut settings = listener::Settings::new(url);
+        if let Some(public) = &self.config.bot_webhook_url {
+            let public_url = url::Url::parse(public).with_context(|| {
+                format!("HERALD_BOT_WEBHOOK_URL={public:?} is not a URL such as https://herald.example.com")
+            })?;
+            if public_url.scheme() != "https" && !self.config.sandbox_mode() {
+                anyhow::bail!(
+                    "HERALD_BOT_WEBHOOK_URL must be https: Telegram pushes updates only over TLS (the sandbox accepts http)"
+                );
+            }
+            settings.webhook = Some(listener::webhook::Webhook {
+                public_url,
+                listen: self.config.bot_webhook_addr,
+            });
+        }
+        Ok(settings)
     }
 
     /// Delivery settings for the configured Bot API (or the sandbox).

@@ -28,6 +28,10 @@ Configuration (environment, or the same keys in lowercase in a TOML file given b
   HERALD_PREVIOUS_SECRET_KEYS  comma-separated keys a rotation replaces (also read from
                            <data dir>/secret.key.previous); see `herald keys --help`
   HERALD_DATA_DIR          local state               [default: .herald]
+  HERALD_BOT_WEBHOOK_URL   public https base URL Telegram pushes bot updates to
+                           (unset: the listener polls with getUpdates)
+  HERALD_BOT_WEBHOOK_ADDR  where the webhook receiver listens, behind your TLS proxy
+                           [default: 127.0.0.1:8082; it serves POST /telegram/<bot id>]
   HERALD_DESK_DIR          the desk's built web assets, served at the API's origin
                            [default: desk/dist; scripts/herald builds them]
   HERALD_DELIVERY_WORKER_TIMEOUT  seconds before a silent delivery worker's partitions
@@ -65,7 +69,8 @@ enum Command {
     Projector,
     /// Run only the delivery service (sends due posts through the Bot API)
     Delivery,
-    /// Run only the bots' listener: receives each bot's updates (long polling) and records
+    /// Run only the bots' listener: receives each bot's updates (long polling, or a webhook
+    /// with HERALD_BOT_WEBHOOK_URL) and records
     /// /start as consent, /stop and blocking the bot as opt-outs, and the bot's removal from a
     /// group or channel as a flagged chat; extra listeners wait as standbys
     Bot,

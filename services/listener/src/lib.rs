@@ -12,10 +12,13 @@
 //! `bot_updates` in the same transaction as the events it caused (see migration 0019), and
 //! the next poll's offset, which confirms the update to Telegram, is read from there. One
 //! process polls at a time (an advisory lock; Telegram refuses two concurrent polls of a bot).
+//! In production the updates can come by webhook instead (`webhook`): Telegram pushes each
+//! one, and the same handling records it exactly once.
 //! The bot does not answer people: a reply would spend the bot's rate budget outside the
 //! delivery schedule.
 
 pub mod intent;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,7 +28,7 @@ use domain::{Bot, ChatCommand, DomainError, Id};
 use platform::{Shutdown, TokenCipher};
 use sqlx::PgPool;
 use store::{EventStore, RequestContext};
-use teloxide::payloads::GetUpdatesSetters;
+use teloxide::payloads::{GetUpdatesSetters, SetWebhookSetters};
 use teloxide::requests::Requester;
 use teloxide::types::{AllowedUpdate, Update};
 
@@ -47,6 +50,8 @@ pub struct Settings {
     pub poll_timeout: Duration,
     /// How often the list of bots is read again (bots registered, paused or given a new token).
     pub refresh: Duration,
+    /// Receive updates by webhook rather than by polling (`None`: poll).
+    pub webhook: Option<webhook::Webhook>,
 }
 
 impl Settings {
@@ -55,6 +60,7 @@ impl Settings {
             api_url,
             poll_timeout: Duration::from_secs(25),
             refresh: Duration::from_secs(5),
+            webhook: None,
         }
     }
 }
@@ -68,9 +74,9 @@ pub struct Listener {
     pub settings: Settings,
 }
 
-/// A bot being listened to.
+/// A bot being listened to (polled, or its webhook set).
 struct Polling {
-    /// The token it polls with: a replaced token restarts its poll.
+    /// The token it polls with: a replaced token restarts its poll (or sets its webhook again).
     encrypted_token: String,
     task: tokio::task::AbortHandle,
 }
@@ -111,10 +117,27 @@ impl Listener {
         let mut polling: HashMap<Id, Polling> = HashMap::new();
         // Owned here: when the listener ends (or is dropped), every bot's poll ends with it.
         let mut tasks = tokio::task::JoinSet::new();
+        let accepted = webhook::Accepted::default();
+        if let Some(hook) = &self.settings.webhook {
+            let receiver = webhook::serve(
+                self.clone(),
+                accepted.clone(),
+                hook.listen,
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                if let Err(error) = receiver.await {
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "bot updates: the webhook receiver stopped"
+                    );
+                }
+            });
+        }
         loop {
             while tasks.try_join_next().is_some() {}
             match self.bots().await {
-                Ok(bots) => self.follow(&mut polling, &mut tasks, bots, shutdown),
+                Ok(bots) => self.follow(&mut polling, &mut tasks, &accepted, bots, shutdown),
                 Err(error) => {
                     tracing::warn!(
                         error = format!("{error:#}"),
@@ -147,11 +170,13 @@ impl Listener {
         Ok(bots)
     }
 
-    /// Starts a poll for each new bot (or new token), stops those of bots gone or paused.
+    /// Starts a poll (or sets the webhook) for each new bot or new token, stops those of bots
+    /// gone or paused.
     fn follow(
         &self,
         polling: &mut HashMap<Id, Polling>,
         tasks: &mut tokio::task::JoinSet<()>,
+        accepted: &webhook::Accepted,
         bots: Vec<(Id, Id, Bot)>,
         shutdown: &Shutdown,
     ) {
@@ -166,31 +191,51 @@ impl Listener {
             }
             keep
         });
+        accepted
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|id, _| polling.contains_key(id));
         for (bot_id, workspace_id, bot) in bots {
             if polling.contains_key(&bot_id) {
                 continue;
             }
-            let client = match self
-                .cipher
-                .decrypt(&bot.encrypted_token)
-                .map_err(anyhow::Error::from)
-                .and_then(|token| bot_client(token.expose(), &self.settings))
-            {
+            let token = match self.cipher.decrypt(&bot.encrypted_token) {
+                Ok(token) => token,
+                Err(error) => {
+                    tracing::warn!(%bot_id, %error, "bot updates: cannot read the bot's token");
+                    continue;
+                }
+            };
+            let client = match bot_client(token.expose(), &self.settings) {
                 Ok(client) => client,
                 Err(error) => {
                     tracing::warn!(%bot_id, error = format!("{error:#}"), "bot updates: no client for the bot");
                     continue;
                 }
             };
-            let poll = Poll {
-                listener: self.clone(),
-                bot: BotRef {
-                    bot_id,
-                    workspace_id,
-                },
-                client,
+            let bot_ref = BotRef {
+                bot_id,
+                workspace_id,
             };
-            let task = tasks.spawn(poll.run(shutdown.clone()));
+            let task = match &self.settings.webhook {
+                Some(hook) => {
+                    let secret = webhook::secret(bot_id, token.expose());
+                    accepted
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(bot_id, (bot_ref, secret.clone()));
+                    let url = webhook::url_for(&hook.public_url, bot_id);
+                    tasks.spawn(register(client, bot_id, url, secret, shutdown.clone()))
+                }
+                None => {
+                    let poll = Poll {
+                        listener: self.clone(),
+                        bot: bot_ref,
+                        client,
+                    };
+                    tasks.spawn(poll.run(shutdown.clone()))
+                }
+            };
             polling.insert(
                 bot_id,
                 Polling {
@@ -200,6 +245,38 @@ impl Listener {
             );
         }
     }
+}
+
+/// Sets `bot_id`'s webhook (retrying until Telegram takes it), then holds its place until
+/// shutdown: the bot is listened to as long as this task runs.
+async fn register(
+    client: teloxide::Bot,
+    bot_id: Id,
+    url: url::Url,
+    secret: String,
+    shutdown: Shutdown,
+) {
+    let mut retry = RETRY;
+    loop {
+        let set = client
+            .set_webhook(url.clone())
+            .secret_token(secret.clone())
+            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::MyChatMember])
+            .await;
+        match set {
+            Ok(_) => break,
+            Err(error) => {
+                tracing::warn!(%bot_id, %error, retry_in = ?retry, "bot updates: setting the webhook failed");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(retry) => {}
+                }
+                retry = (retry * 2).min(MAX_RETRY);
+            }
+        }
+    }
+    tracing::info!(%bot_id, "bot updates: webhook set");
+    shutdown.cancelled().await;
 }
 
 /// A teloxide client whose timeout outlasts a long poll.
@@ -221,6 +298,11 @@ impl Poll {
     async fn run(self, shutdown: Shutdown) {
         let mut retry = RETRY;
         let mut offset = None;
+        // A webhook set earlier would make Telegram refuse the poll (409): polling replaces it.
+        // Its pending updates stay queued for the poll.
+        if let Err(error) = self.client.delete_webhook().await {
+            tracing::warn!(bot_id = %self.bot.bot_id, %error, "bot updates: cannot remove an earlier webhook");
+        }
         loop {
             if shutdown.is_cancelled() {
                 return;

@@ -25,7 +25,7 @@ use crate::objects::{self, BotStatus, ChatSetup, ChatType};
 use crate::params::Params;
 use crate::reply::{self, ApiError, ApiResult};
 use crate::state::{Admission, Outgoing};
-use crate::updates;
+use crate::{updates, webhooks};
 
 pub(crate) fn routes() -> Router<Sandbox> {
     // A segment cannot be matched as `bot{token}` directly, so the whole
@@ -75,7 +75,7 @@ async fn bot_method(
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
-    let params = match Params::parse(uri.query(), content_type, &body) {
+    let params = match Params::parse_request(uri.query(), content_type, body).await {
         Ok(params) => params,
         Err(err) => return err.into_response(),
     };
@@ -87,12 +87,10 @@ async fn bot_method(
         "getupdates" => updates::get_updates(&sandbox, bot_id, &params).await,
         "getchat" => get_chat(&sandbox, &params),
         "getchatmember" => get_chat_member(&sandbox, bot_id, &params),
-        "getwebhookinfo" => Ok(json!({
-            "url": "",
-            "has_custom_certificate": false,
-            "pending_update_count": 0,
-        })),
-        "deletewebhook" | "close" | "logout" => Ok(Value::Bool(true)),
+        "setwebhook" => webhooks::set_webhook(&sandbox, bot_id, &params),
+        "deletewebhook" => webhooks::delete_webhook(&sandbox, bot_id, &params),
+        "getwebhookinfo" => webhooks::webhook_info(&sandbox, bot_id),
+        "close" | "logout" => Ok(Value::Bool(true)),
         _ => Err(ApiError::not_found()),
     };
     if let Err(err) = &result {

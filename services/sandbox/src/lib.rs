@@ -31,6 +31,7 @@ mod params;
 mod reply;
 mod state;
 mod updates;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -40,7 +40,7 @@ impl Params {
             }
         } else if content_type.starts_with("multipart/") {
             return Err(ApiError::bad_request(
-                "multipart/form-data is not supported by the sandbox; send JSON or a form",
+                "multipart/form-data is read by Params::parse_request",
             ));
         } else {
             for (key, value) in decode_form(body) {
@@ -48,6 +48,44 @@ impl Params {
             }
         }
         Ok(Self(params))
+    }
+
+    /// [`Params::parse`], and `multipart/form-data` too (its text fields; files are not
+    /// kept: the sandbox sends no media).
+    pub(crate) async fn parse_request(
+        query: Option<&str>,
+        content_type: Option<&str>,
+        body: bytes::Bytes,
+    ) -> Result<Self, ApiError> {
+        let Some(boundary) = content_type
+            .filter(|t| t.to_ascii_lowercase().starts_with("multipart/"))
+            .map(multer::parse_boundary)
+        else {
+            return Self::parse(query, content_type, &body);
+        };
+        let boundary = boundary.map_err(|_| ApiError::bad_request("multipart boundary missing"))?;
+        let mut params = Self::parse(query, None, b"")?;
+        let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+        let mut multipart = multer::Multipart::new(stream, boundary);
+        loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(_) => return Err(ApiError::bad_request("can't parse multipart/form-data")),
+            };
+            let Some(name) = field.name().map(str::to_owned) else {
+                continue;
+            };
+            if field.file_name().is_some() {
+                continue;
+            }
+            let text = field
+                .text()
+                .await
+                .map_err(|_| ApiError::bad_request("can't parse multipart/form-data"))?;
+            params.0.insert(name, Value::String(text));
+        }
+        Ok(params)
     }
 
     fn get(&self, key: &str) -> Option<&Value> {
@@ -235,5 +273,33 @@ mod tests {
         );
         assert!(Params::parse(None, Some("application/json"), b"{").is_err());
         assert!(Params::parse(None, Some("application/json"), b"[1]").is_err());
+    }
+
+    #[tokio::test]
+    async fn multipart_text_fields_are_read_and_files_left_out() {
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"url\"\r\n\r\nhttp://127.0.0.1:9/hook\r\n\
+                    --XyZ\r\nContent-Disposition: form-data; name=\"certificate\"; filename=\"c.pem\"\r\n\r\nPEM\r\n\
+                    --XyZ\r\nContent-Disposition: form-data; name=\"secret_token\"\r\n\r\nabc_1\r\n--XyZ--\r\n";
+        let params = Params::parse_request(
+            Some("drop_pending_updates=true"),
+            Some("multipart/form-data; boundary=XyZ"),
+            bytes::Bytes::from(body),
+        )
+        .await
+        .expect("valid multipart");
+        assert_eq!(
+            params.string("url").as_deref(),
+            Some("http://127.0.0.1:9/hook")
+        );
+        assert_eq!(params.string("secret_token").as_deref(), Some("abc_1"));
+        assert_eq!(params.boolean("drop_pending_updates"), Some(true));
+        assert!(params.string("certificate").is_none());
+        let broken = Params::parse_request(
+            None,
+            Some("multipart/form-data"),
+            bytes::Bytes::from_static(b"x"),
+        )
+        .await;
+        assert!(broken.is_err());
     }
 }

@@ -49,6 +49,10 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, description)
     }
 
+    pub(crate) fn conflict(detail: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::CONFLICT, format!("Conflict: {detail}"))
+    }
+
     pub(crate) fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "Not Found")
     }

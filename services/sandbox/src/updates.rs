@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use crate::Sandbox;
 use crate::objects::{self, BotStatus, ChatSetup, ChatType};
 use crate::params::Params;
-use crate::reply::ApiResult;
+use crate::reply::{ApiError, ApiResult};
 
 /// Telegram's cap on the long-polling timeout of `getUpdates`.
 const MAX_POLL_SECS: u64 = 50;
@@ -34,16 +34,20 @@ const FIRST_UPDATE_ID: i64 = 100_001;
 /// Every bot's pending updates.
 #[derive(Default)]
 pub(crate) struct Updates {
-    queues: Mutex<HashMap<i64, Queue>>,
-    arrived: Notify,
+    pub(crate) queues: Mutex<HashMap<i64, Queue>>,
+    pub(crate) arrived: Notify,
     /// Ids of the messages people send (the bots' own messages are counted in `State`).
     incoming_messages: AtomicI64,
 }
 
 #[derive(Default)]
-struct Queue {
+pub(crate) struct Queue {
     next_id: i64,
-    pending: VecDeque<Value>,
+    pub(crate) pending: VecDeque<Value>,
+    /// Where updates are pushed instead of waiting for `getUpdates` (`setWebhook`).
+    pub(crate) webhook: Option<crate::webhooks::Webhook>,
+    /// A pusher task is running for this bot.
+    pub(crate) pushing: bool,
 }
 
 impl Updates {
@@ -80,6 +84,11 @@ impl Updates {
         queue.pending.iter().take(limit).cloned().collect()
     }
 
+    fn webhook_set(&self, bot_id: i64) -> bool {
+        let queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        queues.get(&bot_id).is_some_and(|q| q.webhook.is_some())
+    }
+
     /// Updates not yet confirmed by the bot.
     pub(crate) fn pending(&self, bot_id: i64) -> usize {
         let queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
@@ -102,6 +111,11 @@ pub(crate) async fn get_updates(sandbox: &Sandbox, bot_id: i64, params: &Params)
         .unwrap_or(MAX_LIMIT)
         .min(MAX_LIMIT);
     let updates = &sandbox.shared.updates;
+    if updates.webhook_set(bot_id) {
+        return Err(ApiError::conflict(
+            "can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+        ));
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     let mut stopping = sandbox.shared.stopping.subscribe();
     loop {
