@@ -224,16 +224,33 @@ async fn a_cookie_session_works_like_a_token_and_its_commands_need_the_csrf_head
     let (status, cookies, body) =
         sign_in(&app, json!({ "token": system_tests::ADMIN_TOKEN })).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let session = cookie_value(&cookies, "herald_session");
+    assert_ne!(
+        session,
+        system_tests::ADMIN_TOKEN,
+        "the cookie holds a session, not the token"
+    );
     let admin = Browser {
-        cookie: format!(
-            "herald_session={}",
-            cookie_value(&cookies, "herald_session")
-        ),
+        cookie: format!("herald_session={session}"),
         csrf: body["csrf"].as_str().unwrap().to_owned(),
     };
     let (_, me) = admin.send(&app, Method::GET, "/v1/me", None, None).await;
     assert_eq!(me["user"]["instance_admin"], true);
     assert_eq!(me["workspaces"][0]["id"], ws.as_str(), "{me}");
+    // Signing out ends that session; the administrator token itself stays valid.
+    let (status, _) = admin
+        .send(
+            &app,
+            Method::DELETE,
+            "/v1/desk/session",
+            None,
+            Some(&admin.csrf),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = admin.send(&app, Method::GET, "/v1/me", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/v1/me").await.0, StatusCode::OK);
     let (status, _, _) = sign_in(&app, json!({ "token": "not a token" })).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.cleanup().await;
@@ -516,6 +533,45 @@ async fn operations_name_what_needs_attention_and_the_inbox_shows_what_the_sandb
             .map(|t| t.len() > 10),
         Some(true)
     );
+
+    // The desk tells the sandbox about a channel through the API's own origin (an admin's
+    // action), then connects it like any chat.
+    let (status, body) = app
+        .post(
+            &format!("/v1/workspaces/{ws}/sandbox/chats"),
+            json!({"chat_id": -100_805, "type": "channel", "title": "Desk news"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let connected = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/chats"),
+            json!({"bot_id": bot, "telegram_chat_id": -100_805, "title": "x"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    assert_eq!(
+        connected["type"], "channel",
+        "the sandbox's type: {connected}"
+    );
+    let (_, shown) = app
+        .get(&format!(
+            "/v1/workspaces/{ws}/chats/{}",
+            connected["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        shown["title"], "Desk news",
+        "Telegram's title is kept: {shown}"
+    );
+    let (status, body) = app
+        .post(
+            &format!("/v1/workspaces/{ws}/sandbox/chats"),
+            json!({"chat_id": "not a number"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_sandbox_chat");
 
     // Another workspace with its own bot sees none of it.
     let other = app

@@ -398,6 +398,22 @@ impl Directory {
         .await
     }
 
+    /// A session for someone who proved who they are another way (the desk's sign-in with a
+    /// token): the same user, no more scopes than `scopes`, expiring like a password session.
+    /// The browser then holds this session, never the token itself.
+    pub async fn session_for(&self, user_id: Uuid, scopes: &[Scope]) -> Result<Issued, Error> {
+        let mut conn = self.pool.acquire().await?;
+        insert_token(
+            &mut conn,
+            user_id,
+            "session",
+            "session",
+            scopes,
+            Some(Utc::now() + SESSION),
+        )
+        .await
+    }
+
     /// An API token for `user_id`, limited to `scopes`, valid until `expires_at` (`None`: until
     /// revoked).
     pub async fn issue_token(

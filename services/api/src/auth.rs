@@ -258,6 +258,11 @@ mod tests {
                 Some(Action::Read),
             ),
             (&Method::DELETE, "/v1/desk/session", None),
+            (
+                &post,
+                "/v1/workspaces/{ws}/sandbox/chats",
+                Some(Action::Configure),
+            ),
         ];
         for (method, route, expected) in cases {
             assert_eq!(action(method, route), expected, "{method} {route}");

@@ -143,7 +143,22 @@ pub async fn sign_in(
                 Err(error) => return ApiError::from(error).into_response(),
             }
         }
-        (None, None, Some(token)) => token.trim().to_owned(),
+        (None, None, Some(token)) => {
+            // The token proves who signs in; the browser gets a session of its own, so the
+            // cookie never holds an API token or the administrator token.
+            let principal = match crate::auth::principal_of(&state, token.trim()).await {
+                Ok(principal) => principal,
+                Err(error) => return error.into_response(),
+            };
+            match state
+                .identity()
+                .session_for(principal.user_id, &principal.scopes)
+                .await
+            {
+                Ok(issued) => issued.token,
+                Err(error) => return ApiError::from(error).into_response(),
+            }
+        }
         _ => {
             return ApiError::invalid(
                 "invalid_sign_in",
@@ -169,9 +184,8 @@ pub async fn sign_in(
         .into_response()
 }
 
-/// `DELETE /v1/desk/session`: signs out: the session token is revoked (a session of a password
-/// sign-in; an API or administrator token is only forgotten by the browser) and the cookies
-/// cleared.
+/// `DELETE /v1/desk/session`: signs out: the session is revoked and the cookies cleared. (A
+/// bearer token that is not a session, used here, is left alone.)
 pub async fn sign_out(
     State(state): State<AppState>,
     Extension(me): Extension<Principal>,

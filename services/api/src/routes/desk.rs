@@ -21,7 +21,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::directory::{chat_json, opener, workspace};
-use crate::extract::ApiPath;
+use crate::extract::{ApiJson, ApiPath};
 use crate::{ApiError, AppState};
 
 /// Rows per list of the operations view (the newest first).
@@ -249,17 +249,8 @@ pub async fn sandbox_messages(
     ApiPath(ws): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     workspace(&state, &ws).await?;
-    let (true, Some(base)) = (state.sandbox, state.telegram_api.as_ref()) else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_sandbox",
-            "Herald talks to a real Bot API: there is no sandbox inbox; look in the chats themselves",
-        ));
-    };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(ApiError::internal)?;
+    let base = sandbox_base(&state)?;
+    let client = sandbox_client()?;
     let mut messages = Vec::new();
     for (_, telegram_bot_id) in bot_ids(&state).await? {
         let url = base
@@ -285,4 +276,51 @@ pub async fn sandbox_messages(
             .then(a["message_id"].as_i64().cmp(&b["message_id"].as_i64()))
     });
     Ok(Json(json!({ "messages": messages })))
+}
+
+/// The sandbox's base URL, when Herald runs against it.
+fn sandbox_base(state: &AppState) -> Result<&url::Url, ApiError> {
+    match (state.sandbox, state.telegram_api.as_ref()) {
+        (true, Some(base)) => Ok(base),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_sandbox",
+            "Herald talks to a real Bot API: there is no sandbox here; look in the chats themselves",
+        )),
+    }
+}
+
+fn sandbox_client() -> Result<reqwest::Client, ApiError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(ApiError::internal)
+}
+
+/// `POST /v1/workspaces/{ws}/sandbox/chats`: tells the sandbox about a group or channel (its
+/// type, title, whether the bot may post), as `POST /sandbox/chats` does, so that the desk can
+/// connect it without a second origin. Sandbox mode only.
+pub async fn sandbox_chat(
+    State(state): State<AppState>,
+    ApiPath(ws): ApiPath<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<StatusCode, ApiError> {
+    workspace(&state, &ws).await?;
+    let base = sandbox_base(&state)?;
+    let url = base.join("sandbox/chats").map_err(ApiError::internal)?;
+    let answer = sandbox_client()?
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(ApiError::internal)?;
+    if answer.status().is_success() {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let value: Value = answer.json().await.unwrap_or(Value::Null);
+    let message = value["error"]["message"]
+        .as_str()
+        .unwrap_or("the sandbox refused the chat")
+        .to_owned();
+    Err(ApiError::invalid("invalid_sandbox_chat", message))
 }

@@ -184,6 +184,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             "/v1/workspaces/{ws}/sandbox/messages",
             get(desk::sandbox_messages),
         )
+        .route(
+            "/v1/workspaces/{ws}/sandbox/chats",
+            post(desk::sandbox_chat),
+        )
         .route("/v1/desk/session", delete(crate::desk::sign_out))
         .route("/v1/workspaces/{ws}/audit", get(views::audit))
         .method_not_allowed_fallback(guard::method_not_allowed)
