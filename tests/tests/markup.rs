@@ -69,3 +69,30 @@ async fn html_telegram_cannot_parse_is_refused_and_escaped_html_accepted() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_post_reads_back_rendered_as_telegram_shows_it() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let chat = app.connect_chat(&ws, &bot, -100_400_001).await;
+    let publish_at = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
+    let post = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/posts"),
+            json!({"chat_ids": [chat], "text": "1 &lt; 2 <b>bold 👍</b>", "parse_mode": "HTML", "publish_at": publish_at}),
+            StatusCode::CREATED,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = app.post_state(&ws, &post).await;
+    assert_eq!(shown["render"]["text"], "1 < 2 bold 👍");
+    assert_eq!(
+        shown["render"]["entities"],
+        json!([{"type": "bold", "offset": 6, "length": 7}]),
+        "offsets and lengths in UTF-16 units (the emoji is two): {shown}"
+    );
+    assert_eq!(shown["render"]["length"], 13);
+    app.cleanup().await;
+}

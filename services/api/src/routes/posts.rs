@@ -250,6 +250,13 @@ async fn post_json(state: &AppState, ws: Id, id: Id, post: &Post) -> Result<Valu
         "state": post.summary_state(&counts),
         "text": post.text,
         "parse_mode": post.parse_mode.map(ParseMode::as_str),
+        // As Telegram will show it (the same parser as planning and the dry-run), for readers
+        // who may not run a dry-run: approvers' previews.
+        "render": domain::rules::render(&post.text, post.parse_mode).ok().map(|p| json!({
+            "text": p.text,
+            "entities": p.entities,
+            "length": p.utf16_len(),
+        })),
         "publish_at": post.publish_at,
         "targets": post.chat_ids.len(),
         "segment_ids": post.segments,
