@@ -76,6 +76,19 @@ pub struct During {
     pub accepted_after_cancel: u64,
 }
 
+/// Post S: a broadcast to a segment of every contact (tagged at import), due in an hour: the
+/// segment defined, the post planned with only `segment_ids` (resolved at planning, decision
+/// 0011), approved, cancelled.
+#[derive(Debug, Clone, Default)]
+pub struct Broadcast {
+    pub define: Call,
+    pub plan: Call,
+    pub approve: Call,
+    pub cancel: Call,
+    /// The targets the planning answer reports.
+    pub targets: Option<u64>,
+}
+
 /// Everything one run of the workload measured.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -83,6 +96,7 @@ pub struct Report {
     pub import: Duration,
     pub idle: Vec<Idle>,
     pub during: During,
+    pub broadcast: Broadcast,
     pub notes: Vec<String>,
 }
 
@@ -115,6 +129,15 @@ impl Report {
         ] {
             all.push((format!("post B: {name}"), call));
         }
+        let s = &self.broadcast;
+        for (name, call) in [
+            ("define the segment", &s.define),
+            ("plan", &s.plan),
+            ("approve", &s.approve),
+            ("cancel", &s.cancel),
+        ] {
+            all.push((format!("post S: {name}"), call));
+        }
         all
     }
 
@@ -132,6 +155,9 @@ impl Report {
                 &self.during.approve,
                 &self.during.reschedule,
                 &self.during.cancel,
+                &self.broadcast.plan,
+                &self.broadcast.approve,
+                &self.broadcast.cancel,
             ])
             .map(Call::secs)
             .fold(f64::NAN, f64::max)
@@ -195,9 +221,42 @@ async fn drive(app: &TestApp, workload: &Workload, options: &Options) -> anyhow:
         }
         report.idle.push(idle);
     }
+    eprintln!("   post S (a segment of every contact) ...");
+    report.broadcast = post_s(app, &ws).await?;
     eprintln!("   post B ...");
     report.during = post_b(app, &ws, &chats, &mut report.notes).await?;
     Ok(report)
+}
+
+async fn post_s(app: &TestApp, ws: &str) -> anyhow::Result<Broadcast> {
+    let mut s = Broadcast::default();
+    let (answer, call) = post_json(
+        app,
+        &format!("/v1/workspaces/{ws}/segments"),
+        &json!({ "name": "everyone", "tags_any": [herald_run::CONTACT_TAG] }),
+    )
+    .await?;
+    s.define = call;
+    let Some(segment) = answer.and_then(|a| a["id"].as_str().map(str::to_owned)) else {
+        return Ok(s);
+    };
+    let body = json!({
+        "segment_ids": [segment],
+        "text": "bench commands S",
+        "publish_at": rfc3339(Utc::now() + hours(1)),
+    });
+    let (answer, call) = post_json(app, &format!("/v1/workspaces/{ws}/posts"), &body).await?;
+    s.plan = call;
+    s.targets = answer.as_ref().and_then(|a| a["targets"].as_u64());
+    let Some(id) = answer.and_then(|a| a["id"].as_str().map(str::to_owned)) else {
+        return Ok(s);
+    };
+    let path = format!("/v1/workspaces/{ws}/posts/{id}");
+    s.approve = approve(app, &path).await?.1;
+    s.cancel = post_json(app, &format!("{path}/cancel"), &json!({}))
+        .await?
+        .1;
+    Ok(s)
 }
 
 async fn post_a(app: &TestApp, ws: &str, chats: &[&str], run: usize) -> anyhow::Result<Idle> {
@@ -538,6 +597,19 @@ pub fn print(report: &Report) {
         "  sandbox accepted {} messages when the reschedule answered, {} 3 s after the cancel's answer (sends already under way may land)",
         b.accepted_at_reschedule, b.accepted_after_cancel
     );
+    let s = &report.broadcast;
+    println!(
+        "  {:<44}{:>10}  HTTP",
+        format!(
+            "post S (a segment: {} targets)",
+            s.targets.map_or("?".to_owned(), |t| t.to_string())
+        ),
+        "time"
+    );
+    row("define the segment", &s.define, String::new());
+    row("plan with segment_ids only", &s.plan, String::new());
+    row("approve", &s.approve, String::new());
+    row("cancel", &s.cancel, String::new());
     for (name, call) in report.calls() {
         if let (Some(s), false) = (call.status, call.ok()) {
             println!(
@@ -583,6 +655,13 @@ pub fn print_summary(reports: &[Report]) {
         ms(median_of(during().map(|b| &b.approve))),
         ms(median_of(during().map(|b| &b.reschedule))),
         ms(median_of(during().map(|b| &b.cancel))),
+    );
+    let broadcasts = || reports.iter().map(|r| &r.broadcast);
+    println!(
+        "  post S  plan {}  approve {}  cancel {} (a segment of every contact)",
+        ms(median_of(broadcasts().map(|s| &s.plan))),
+        ms(median_of(broadcasts().map(|s| &s.approve))),
+        ms(median_of(broadcasts().map(|s| &s.cancel))),
     );
     println!(
         "  slowest command {}, all 2xx: {}, import {:.0} chats/s",

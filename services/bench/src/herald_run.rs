@@ -47,6 +47,7 @@ impl Running {
         let app = system_tests::spawn_app_with(AppOptions {
             sandbox: SandboxConfig::default(),
             delivery: false,
+            ..AppOptions::default()
         })
         .await;
         // Delivery with Herald's own settings (the harness's start_delivery uses test settings).
@@ -295,6 +296,9 @@ async fn connect_chats(
         .collect()
 }
 
+/// The tag every imported contact gets, for the `commands` workload's segment.
+pub const CONTACT_TAG: &str = "bench";
+
 /// Bulk import requests in flight at once (each connects its rows 8 at a time).
 const IMPORTS_IN_FLIGHT: usize = 2;
 
@@ -325,6 +329,7 @@ pub async fn import_chats(
                     let mut row = json!({ "telegram_chat_id": id, "title": format!("bench chat {id}") });
                     if id > 0 {
                         row["lawful_basis"] = "consent".into();
+                        row["tags"] = json!([CONTACT_TAG]);
                     }
                     row
                 }).collect::<Vec<_>>(),
