@@ -58,6 +58,12 @@ impl Projection for Audit {
 }
 
 /// What an auditor needs to know about an event, without message text (shown on the post).
+/// A text's length in characters; none for a sealed one (its length would tell its size, not
+/// the text's).
+fn text_length(text: &str) -> Option<usize> {
+    (!text.starts_with(domain::consent::SEALED_PREFIX)).then(|| text.chars().count())
+}
+
 fn details(event: Option<&Event>) -> Value {
     match event {
         Some(Event::WorkspaceCreated(e)) => json!({ "name": e.name }),
@@ -92,7 +98,7 @@ fn details(event: Option<&Event>) -> Value {
             "segment_ids": e.segment_ids,
             "excluded": e.excluded,
             "publish_at": schemas::from_millis(e.publish_at_ms).map(|t| t.to_rfc3339()),
-            "text_length": e.text.chars().count(),
+            "text_length": text_length(&e.text),
         }),
         Some(Event::PostTargetsAdded(e)) => json!({ "chat_ids": e.chat_ids }),
         Some(Event::PostRejected(e)) => json!({ "reason": e.reason }),
@@ -101,7 +107,7 @@ fn details(event: Option<&Event>) -> Value {
         }
         Some(Event::PostEdited(e)) => json!({
             "publish_at": schemas::from_millis(e.publish_at_ms).map(|t| t.to_rfc3339()),
-            "text_length": e.text.chars().count(),
+            "text_length": text_length(&e.text),
             "editor_id": e.editor_id,
         }),
         Some(Event::PostCommented(e)) => json!({ "author_id": e.author_id, "text": e.text }),
@@ -140,6 +146,8 @@ fn details(event: Option<&Event>) -> Value {
         Some(Event::BotPaidBroadcastSet(e)) => json!({ "allowed": e.allowed }),
         Some(Event::InDoubtPolicySet(e)) => json!({ "policy": e.policy }),
         Some(Event::RetentionSet(e)) => json!({ "audit_days": e.audit_days }),
+        Some(Event::PostTextSealingSet(e)) => json!({ "sealed": e.sealed }),
+        Some(Event::PostTextsErased(e)) => json!({ "by": e.by }),
         Some(Event::WorkspaceRulesSet(e)) => json!({
             "link_domains": { "allow": e.allow_link_domains, "deny": e.deny_link_domains },
             "forbidden_words": e.forbidden_words.iter()

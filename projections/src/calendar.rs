@@ -7,8 +7,6 @@ use uuid::Uuid;
 
 use crate::{Projection, parse_ids};
 
-const PREVIEW_CHARS: usize = 80;
-
 /// The content calendar: one row per post and target chat with its publish time, the post's
 /// state and the delivery status in that chat.
 pub struct Calendar;
@@ -36,7 +34,7 @@ impl Projection for Calendar {
             Event::PostPlanned(planned) => {
                 let workspace_id: Uuid = envelope.workspace_id.parse()?;
                 let publish_at = schemas::from_millis(planned.publish_at_ms).unwrap_or(at);
-                let preview: String = planned.text.chars().take(PREVIEW_CHARS).collect();
+                let preview = crate::preview(&planned.text);
                 let chats = parse_ids(&planned.chat_ids)?;
                 sqlx::query(
                     "INSERT INTO calendar (workspace_id, post_id, chat_id, position, publish_at, state, delivery, text_preview, updated_at)
@@ -76,7 +74,7 @@ impl Projection for Calendar {
             // Rejected: back to draft, waiting for an edit.
             Event::PostRejected(_) => set_state(conn, post_id("")?, "draft", at).await?,
             Event::PostEdited(edited) => {
-                let preview: String = edited.text.chars().take(PREVIEW_CHARS).collect();
+                let preview = crate::preview(&edited.text);
                 sqlx::query(
                     "UPDATE calendar SET state = 'planned', text_preview = $2, publish_at = $3, updated_at = $4
                       WHERE post_id = $1",

@@ -22,6 +22,18 @@ use sqlx::PgConnection;
 
 /// The post an outcome is about: named by the event (a `Delivery` aggregate's), or, for
 /// outcomes published before events named it, the post whose subject carried it.
+/// Characters of a post's text its list rows keep.
+pub const PREVIEW_CHARS: usize = 80;
+
+/// The start of a post's text, for lists. A sealed text is kept whole: a reader can open it
+/// (and shows it erased once its key is gone); a cut one could not be opened.
+pub fn preview(text: &str) -> String {
+    if text.starts_with(domain::consent::SEALED_PREFIX) {
+        return text.to_owned();
+    }
+    text.chars().take(PREVIEW_CHARS).collect()
+}
+
 pub fn outcome_post_id<'a>(envelope: &'a EventEnvelope, named: &'a str) -> &'a str {
     if named.is_empty() {
         &envelope.aggregate_id

@@ -11,8 +11,6 @@ use uuid::Uuid;
 
 use crate::{Projection, parse_ids};
 
-const PREVIEW_CHARS: usize = 80;
-
 pub struct PostList;
 
 impl Projection for PostList {
@@ -57,7 +55,7 @@ impl Projection for PostList {
                 .bind(id()?)
                 .bind(envelope.workspace_id.parse::<Uuid>()?)
                 .bind(schemas::from_millis(p.publish_at_ms).unwrap_or(at))
-                .bind(preview(&p.text))
+                .bind(crate::preview(&p.text))
                 .bind(actor(envelope))
                 .bind(chats.len() as i32)
                 .bind(&chats)
@@ -95,7 +93,7 @@ impl Projection for PostList {
                 )
                 .bind(id()?)
                 .bind(schemas::from_millis(e.publish_at_ms).unwrap_or(at))
-                .bind(preview(&e.text))
+                .bind(crate::preview(&e.text))
                 .bind(&e.editor_id)
                 .bind(at)
                 .execute(&mut *conn)
@@ -122,10 +120,6 @@ impl Projection for PostList {
             .await?;
         Ok(())
     }
-}
-
-fn preview(text: &str) -> String {
-    text.chars().take(PREVIEW_CHARS).collect()
 }
 
 fn actor(envelope: &EventEnvelope) -> String {

@@ -109,6 +109,9 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
             WorkspaceEvent::RetentionSet { audit_days } => {
                 Event::RetentionSet(v1::RetentionSet { audit_days })
             }
+            WorkspaceEvent::PostTextSealingSet { sealed } => {
+                Event::PostTextSealingSet(v1::PostTextSealingSet { sealed })
+            }
             WorkspaceEvent::WorkspaceAudienceRulesSet { rules } => {
                 Event::WorkspaceAudienceRulesSet(v1::WorkspaceAudienceRulesSet {
                     rules: rules.map(audience_rules),
@@ -293,6 +296,7 @@ fn post_event(post_id: &str, event: PostEvent) -> Event {
             editor_id: by,
         }),
         PostEvent::PostExpired => Event::PostExpired(v1::PostExpired {}),
+        PostEvent::PostTextsErased { by } => Event::PostTextsErased(v1::PostTextsErased { by }),
         PostEvent::PostCommented { text, by } => Event::PostCommented(v1::PostCommented {
             text,
             author_id: by,

@@ -144,3 +144,184 @@ async fn erasing_a_person_destroys_their_key_and_every_reading_shows_it() {
     listener.stop().await;
     app.cleanup().await;
 }
+
+/// What a reader sees of a post: its text, its comments' texts in its history, and its previews
+/// in the post list and the calendar.
+async fn post_texts(app: &TestApp, ws: &str, post: &str) -> (Value, Vec<Value>, Value, Value) {
+    let shown = app.post_state(ws, post).await;
+    let (_, history) = app
+        .get(&format!("/v1/workspaces/{ws}/posts/{post}/history"))
+        .await;
+    let comments = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "PostCommented")
+        .map(|e| e["details"]["text"].clone())
+        .collect();
+    let (_, list) = app.get(&format!("/v1/workspaces/{ws}/posts")).await;
+    let listed = list["posts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == post || p["post_id"] == post)
+        .map_or(Value::Null, |p| p["text_preview"].clone());
+    let (_, calendar) = app.get(&format!("/v1/workspaces/{ws}/calendar")).await;
+    let entry = calendar["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["post_id"] == post)
+        .map_or(Value::Null, |e| e["text_preview"].clone());
+    (shown["text"].clone(), comments, listed, entry)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_that_seals_post_texts_can_erase_a_post_from_the_whole_history() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let chat = app.connect_chat(&ws, &bot, -100_500_001).await;
+    // Planned before the policy: kept as it is, and cannot be erased.
+    let plain = app
+        .plan(&ws, &[&chat], "PlainCanary", Duration::from_secs(3600))
+        .await;
+    let (status, body) = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/workspaces/{ws}/privacy"),
+            Some(json!({"seal_post_texts": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, workspace) = app.get(&format!("/v1/workspaces/{ws}")).await;
+    assert_eq!(workspace["privacy"]["seal_post_texts"], true);
+
+    let text = "SealedCanary: <b>the launch</b> is on Friday";
+    let post = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/posts"),
+            json!({"chat_ids": [chat], "text": text, "parse_mode": "HTML",
+                   "publish_at": (chrono::Utc::now() + chrono::TimeDelta::seconds(1)).to_rfc3339()}),
+            StatusCode::CREATED,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post_ok(
+        &format!("/v1/workspaces/{ws}/posts/{post}/comments"),
+        json!({"text": "CommentCanary looks right"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    // Erasing before it is sent is refused: cancel it first, or wait for its deliveries.
+    let (status, body) = app
+        .post(
+            &format!("/v1/workspaces/{ws}/posts/{post}/erase"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // No event holds the plain text or comment; readers see them opened.
+    for canary in ["SealedCanary", "CommentCanary"] {
+        assert_eq!(
+            events_mentioning(&app, canary).await,
+            0,
+            "{canary} in an event"
+        );
+    }
+    assert_eq!(events_mentioning(&app, "PlainCanary").await, 1);
+    let seen = app
+        .eventually("the projections", Duration::from_secs(10), || async {
+            let seen = post_texts(&app, &ws, &post).await;
+            (seen.3 != Value::Null && !seen.1.is_empty() && seen.2 != Value::Null).then_some(seen)
+        })
+        .await;
+    assert_eq!(seen.0, text);
+    assert_eq!(seen.1, [json!("CommentCanary looks right")]);
+    assert_eq!(seen.2, text, "the post list's preview, opened");
+    assert_eq!(seen.3, text, "the calendar's preview, opened");
+    assert_eq!(
+        app.post_state(&ws, &post).await["render"]["text"],
+        "SealedCanary: the launch is on Friday"
+    );
+
+    // Delivery opens it: Telegram gets what the author wrote.
+    app.approve(&ws, &post).await;
+    let settled = app.settled(&ws, &post, Duration::from_secs(15)).await;
+    assert_eq!(settled["state"], "delivered", "{settled}");
+    let sent = app.sandbox.messages(Some(-100_500_001));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].text, text);
+
+    // Erased: every reading shows it erased; the events are as they were.
+    let events_before = app.stored_events().await;
+    let erased = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/posts/{post}/erase"),
+            json!({}),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(erased["texts_erased"], true);
+    assert_eq!(
+        app.stored_events().await,
+        events_before + 1,
+        "one PostTextsErased"
+    );
+    let seen = post_texts(&app, &ws, &post).await;
+    assert_eq!(seen.0, "[erased]");
+    assert_eq!(seen.1, [json!("[erased]")]);
+    assert_eq!((seen.2, seen.3), (json!("[erased]"), json!("[erased]")));
+    assert_eq!(app.post_state(&ws, &post).await["texts_erased"], true);
+    // An erased post takes no new text or comment.
+    let (status, body) = app
+        .post(
+            &format!("/v1/workspaces/{ws}/posts/{post}/comments"),
+            json!({"text": "again"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("post_erased"))
+    );
+    // Rebuilt projections replay the sealed events: still erased.
+    for projection in ["audit", "calendar", "post_list"] {
+        app.herald
+            .rebuild(projection, &|_, _| {})
+            .await
+            .unwrap_or_else(|e| panic!("rebuild {projection}: {e:#}"));
+    }
+    let seen = post_texts(&app, &ws, &post).await;
+    assert_eq!(seen.1, [json!("[erased]")]);
+    assert_eq!((seen.2, seen.3), (json!("[erased]"), json!("[erased]")));
+    let raw: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM audit_log WHERE details::text LIKE '%Canary%')
+              + (SELECT count(*) FROM calendar WHERE text_preview LIKE '%SealedCanary%')
+              + (SELECT count(*) FROM post_list WHERE text_preview LIKE '%SealedCanary%')",
+    )
+    .fetch_one(&app.herald.pool)
+    .await
+    .unwrap();
+    assert_eq!(raw, 0);
+
+    // The post planned before the policy: its text stays, and erasing it says why not.
+    app.post_ok(
+        &format!("/v1/workspaces/{ws}/posts/{plain}/cancel"),
+        json!({}),
+        StatusCode::OK,
+    )
+    .await;
+    let (status, body) = app
+        .post(
+            &format!("/v1/workspaces/{ws}/posts/{plain}/erase"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("text_not_sealed")),
+        "{body}"
+    );
+    app.cleanup().await;
+}

@@ -345,6 +345,7 @@ async fn another_workspaces_ids_are_answered_as_if_they_did_not_exist() {
                 format!("{w}/chats/import"),
                 json!({ "bot_id": bot, "chats": [{ "telegram_chat_id": 7198, "title": "t", "lawful_basis": "consent" }] }),
             ),
+            (Method::POST, format!("{w}/posts/{post}/erase"), json!({})),
         ]
     };
     let foreign = requests(&b.post, &b.chat, &b.bot);

@@ -207,6 +207,13 @@ async fn every_role_may_do_exactly_what_the_matrix_says_and_strangers_see_no_wor
             "admin",
         ),
         (Method::PUT, format!("{w}/policy"), &["admin"], "admin"),
+        (Method::PUT, format!("{w}/privacy"), &["admin"], "admin"),
+        (
+            Method::POST,
+            format!("{w}/posts/{post}/erase"),
+            &["admin"],
+            "admin",
+        ),
         (
             Method::PUT,
             format!("{w}/members/{target}"),

@@ -61,6 +61,15 @@ async fn canaries_never_reach_logs_or_nats_headers() {
         .unwrap();
     let listener = app.listener();
     let (ws, bot) = app.workspace_with_bot().await;
+    // Its post texts and comments are sealed too (decision 0013).
+    let (status, _) = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/workspaces/{ws}/privacy"),
+            Some(json!({"seal_post_texts": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
 
     let contact = app
         .post_ok(
@@ -153,9 +162,15 @@ async fn canaries_never_reach_logs_or_nats_headers() {
                 message.subject
             );
         }
-        // People's names travel sealed under their own keys, payloads included.
+        // People's names, and this workspace's post texts and comments, travel sealed under
+        // their own keys, payloads included.
         let payload = String::from_utf8_lossy(&message.payload);
-        for name in ["CanaryContactName", "CanaryFirstName"] {
+        for name in [
+            "CanaryContactName",
+            "CanaryFirstName",
+            "CanaryPostText",
+            "CanaryCommentText",
+        ] {
             assert!(
                 !payload.contains(name),
                 "{name} in a NATS payload on {}",

@@ -28,7 +28,7 @@ pub use directory::{BotInfo, ChatInfo, Directory, DirectoryFuture, Services};
 pub use error::{DomainError, ErrorKind};
 pub use post::{
     DeliveryCounts, DeliveryOutcome, DeliveryState, DeliveryStatus, FailureClass,
-    MAX_CHATS_PER_POST, ParseMode, Post, PostCommand, PostEvent, PostState, Resolution,
+    MAX_CHATS_PER_POST, ParseMode, Post, PostCommand, PostEvent, PostState, Resolution, SealedText,
     TARGETS_EVENT, TARGETS_PER_EVENT,
 };
 pub use segment::{Segment, SegmentCommand, SegmentEvent, SegmentRule};

@@ -89,6 +89,20 @@ pub enum DeliveryOutcome {
     },
 }
 
+/// A text as its event stores it. Where the workspace seals post texts (so that they can be
+/// erased without rewriting history), the caller seals the text under the post's own key before
+/// the command (sealing needs the key store, which the domain does not see) and passes both: the
+/// aggregate checks the plain text, and the event keeps only the sealed one.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct SealedText(pub Option<String>);
+
+impl SealedText {
+    /// What the event stores: the sealed text if there is one, else `text` itself.
+    fn stored(self, text: String) -> String {
+        self.0.unwrap_or(text)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub enum PostCommand {
     Plan {
@@ -100,6 +114,9 @@ pub enum PostCommand {
         audience: Vec<Id>,
         segments: Vec<Id>,
         text: String,
+        /// `text` as the event stores it, when the workspace seals post texts (see
+        /// [`SealedText`]); the aggregate checks `text` and stores this.
+        sealed: SealedText,
         parse_mode: Option<ParseMode>,
         publish_at: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -121,13 +138,22 @@ pub enum PostCommand {
     Edit {
         by: String,
         text: String,
+        sealed: SealedText,
         parse_mode: Option<ParseMode>,
         publish_at: DateTime<Utc>,
         now: DateTime<Utc>,
     },
+    /// `text` trimmed is what is checked (and what `sealed` must seal).
     Comment {
         by: String,
         text: String,
+        sealed: SealedText,
+    },
+    /// Records that its sealed texts are erased (the caller destroys the post's key). Only a
+    /// post that will send nothing more: cancelled, expired, or approved with every delivery
+    /// settled (the caller checks the deliveries).
+    EraseTexts {
+        by: String,
     },
     /// Its publish time passed (by more than [`PUBLISH_AT_GRACE`]) without every approval:
     /// it never goes out late. An edit with a new time resubmits it.
@@ -190,6 +216,11 @@ pub enum PostEvent {
         text: String,
         by: String,
     },
+    /// Its sealed texts (text, edits, comments) were erased: the post's key is destroyed, so
+    /// every event and projection reads them as erased.
+    PostTextsErased {
+        by: String,
+    },
     /// Not fully approved in time: it will not go out (see [`PostCommand::Expire`]).
     PostExpired,
     PostApproved,
@@ -235,6 +266,7 @@ impl DomainEvent for PostEvent {
             Self::PostApprovalGiven { .. } => "PostApprovalGiven",
             Self::PostEdited { .. } => "PostEdited",
             Self::PostCommented { .. } => "PostCommented",
+            Self::PostTextsErased { .. } => "PostTextsErased",
             Self::PostExpired => "PostExpired",
             Self::PostApproved => "PostApproved",
             Self::PostRejected { .. } => "PostRejected",
@@ -334,6 +366,8 @@ pub struct Post {
     /// The segments its audience came from, and their members left out at planning.
     pub segments: Vec<Id>,
     pub excluded: u32,
+    /// Its sealed texts were erased.
+    pub texts_erased: bool,
 }
 
 /// How many of a post's deliveries are in each status.
@@ -550,6 +584,7 @@ impl Aggregate for Post {
                 audience,
                 segments,
                 text,
+                sealed,
                 parse_mode,
                 publish_at,
                 now,
@@ -574,7 +609,7 @@ impl Aggregate for Post {
                 let planned = PostEvent::PostPlanned {
                     workspace_id,
                     chat_ids: first,
-                    text,
+                    text: sealed.stored(text),
                     parse_mode,
                     publish_at,
                     author: Some(author),
@@ -633,6 +668,7 @@ impl Aggregate for Post {
             PostCommand::Edit {
                 by,
                 text,
+                sealed,
                 parse_mode,
                 publish_at,
                 now,
@@ -647,13 +683,13 @@ impl Aggregate for Post {
                 check_text(&text, parse_mode)?;
                 check_publish_at(publish_at, now)?;
                 PostEvent::PostEdited {
-                    text,
+                    text: sealed.stored(text),
                     parse_mode,
                     publish_at,
                     by,
                 }
             }
-            PostCommand::Comment { by, text } => {
+            PostCommand::Comment { by, text, sealed } => {
                 if self.workspace_id.is_none() {
                     return Err(DomainError::NotFound);
                 }
@@ -661,7 +697,21 @@ impl Aggregate for Post {
                 if text.is_empty() || text.chars().count() > MAX_COMMENT {
                     return Err(DomainError::InvalidComment { max: MAX_COMMENT });
                 }
-                PostEvent::PostCommented { text, by }
+                PostEvent::PostCommented {
+                    text: sealed.stored(text),
+                    by,
+                }
+            }
+            PostCommand::EraseTexts { by } => {
+                match self.state {
+                    _ if self.workspace_id.is_none() => return Err(DomainError::NotFound),
+                    PostState::Cancelled | PostState::Expired | PostState::Approved => {}
+                    _ => return Err(self.refuse("erased (cancel it first)")),
+                }
+                if self.texts_erased {
+                    return Ok(());
+                }
+                PostEvent::PostTextsErased { by }
             }
             PostCommand::Expire { now } => match (self.state, self.publish_at) {
                 (PostState::Draft | PostState::Planned, Some(due))
@@ -736,6 +786,7 @@ impl Aggregate for Post {
                 self.approvals.clear();
             }
             PostEvent::PostCommented { .. } => {}
+            PostEvent::PostTextsErased { .. } => self.texts_erased = true,
             PostEvent::PostExpired => {
                 self.state = PostState::Expired;
                 self.approvals.clear();
@@ -895,6 +946,7 @@ mod tests {
             audience: vec![],
             segments: vec![],
             text: text.into(),
+            sealed: SealedText::default(),
             parse_mode: None,
             publish_at,
             now: now(),
@@ -1003,6 +1055,7 @@ mod tests {
             audience,
             segments: vec![segment],
             text: "hi".into(),
+            sealed: SealedText::default(),
             parse_mode: None,
             publish_at: now(),
             now: now(),
@@ -1044,6 +1097,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_sealed_text_is_stored_sealed_and_its_plain_text_is_what_is_checked() {
+        let sealed = SealedText(Some("sealed:v1:opaque".into()));
+        let plan = |text: &str| PostCommand::Plan {
+            workspace_id: WS,
+            chat_ids: vec![CHAT],
+            audience: vec![],
+            segments: vec![],
+            text: text.into(),
+            sealed: sealed.clone(),
+            parse_mode: Some(ParseMode::Html),
+            publish_at: now(),
+            now: now(),
+            author: AUTHOR.into(),
+        };
+        let events = framework()
+            .given_no_previous_events()
+            .when_async(plan("<b>hi</b>"))
+            .await
+            .inspect_result()
+            .unwrap();
+        let PostEvent::PostPlanned { text, .. } = &events[0] else {
+            panic!("{events:?}");
+        };
+        assert_eq!(text, "sealed:v1:opaque", "only the sealed text is stored");
+        // The plain text decides: sealing a text Telegram cannot parse does not let it through.
+        expect_plan_error(
+            plan("1 < 2"),
+            DomainError::TextUnparseable {
+                detail: "Unsupported start tag \"\" at byte offset 2".into(),
+            },
+        )
+        .await;
+        let events = framework()
+            .given(vec![planned()])
+            .when_async(PostCommand::Comment {
+                by: AUTHOR.into(),
+                text: "  looks good  ".into(),
+                sealed: sealed.clone(),
+            })
+            .await
+            .inspect_result()
+            .unwrap();
+        assert!(
+            matches!(&events[0], PostEvent::PostCommented { text, .. } if text == "sealed:v1:opaque"),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn markup_telegram_cannot_parse_is_refused_at_planning_and_at_edit() {
         let unparseable = DomainError::TextUnparseable {
             detail: "Unsupported start tag \"\" at byte offset 2".into(),
@@ -1054,6 +1156,7 @@ mod tests {
             audience: vec![],
             segments: vec![],
             text: text.into(),
+            sealed: SealedText::default(),
             parse_mode: Some(ParseMode::Html),
             publish_at: now(),
             now: now(),
@@ -1071,6 +1174,7 @@ mod tests {
             .when_async(PostCommand::Edit {
                 by: AUTHOR.into(),
                 text: "1 < 2".into(),
+                sealed: SealedText::default(),
                 parse_mode: Some(ParseMode::Html),
                 publish_at: now() + TimeDelta::hours(1),
                 now: now(),
@@ -1083,6 +1187,7 @@ mod tests {
             .when_async(PostCommand::Edit {
                 by: AUTHOR.into(),
                 text: "Version 1.0".into(),
+                sealed: SealedText::default(),
                 parse_mode: Some(ParseMode::MarkdownV2),
                 publish_at: now() + TimeDelta::hours(1),
                 now: now(),
@@ -1257,6 +1362,7 @@ mod tests {
         let edit = |by: &str, publish_at| PostCommand::Edit {
             by: by.into(),
             text: "better".into(),
+            sealed: SealedText::default(),
             parse_mode: None,
             publish_at,
             now: now(),
@@ -1322,6 +1428,7 @@ mod tests {
             .when_async(PostCommand::Comment {
                 by: "ed".into(),
                 text: "  fix the typo  ".into(),
+                sealed: SealedText::default(),
             })
             .await
             .then_expect_events(vec![PostEvent::PostCommented {
@@ -1370,6 +1477,7 @@ mod tests {
             .when_async(PostCommand::Edit {
                 by: "ann".into(),
                 text: "better".into(),
+                sealed: SealedText::default(),
                 parse_mode: None,
                 publish_at: now() + TimeDelta::hours(2),
                 now: now(),

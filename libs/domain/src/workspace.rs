@@ -34,6 +34,12 @@ pub enum WorkspaceCommand {
     SetRules {
         rules: RuleSet,
     },
+    /// Whether its posts' texts and comments are sealed under a key of each post's own, so that
+    /// erasing the post's key erases them from every event and projection (`false`: stored as
+    /// they are).
+    SetPostTextSealing {
+        sealed: bool,
+    },
     /// Records, for the audit, that `user_id` now has `role` here (the identity tables decide
     /// access and are written in the same transaction).
     RecordRoleGranted {
@@ -64,6 +70,7 @@ pub enum WorkspaceEvent {
     WorkspaceAudienceRulesSet { rules: Option<AudienceRules> },
     RetentionSet { audit_days: Option<u32> },
     WorkspaceRulesSet { rules: RuleSet },
+    PostTextSealingSet { sealed: bool },
     MemberRoleGranted { user_id: String, role: String },
     MemberRoleRevoked { user_id: String },
 }
@@ -76,6 +83,7 @@ impl DomainEvent for WorkspaceEvent {
             Self::WorkspaceAudienceRulesSet { .. } => "WorkspaceAudienceRulesSet".into(),
             Self::RetentionSet { .. } => "RetentionSet".into(),
             Self::WorkspaceRulesSet { .. } => "WorkspaceRulesSet".into(),
+            Self::PostTextSealingSet { .. } => "PostTextSealingSet".into(),
             Self::MemberRoleGranted { .. } => "MemberRoleGranted".into(),
             Self::MemberRoleRevoked { .. } => "MemberRoleRevoked".into(),
         }
@@ -96,6 +104,9 @@ pub struct Workspace {
     /// The rules its posts' dry-runs check.
     #[serde(default)]
     pub rules: RuleSet,
+    /// Its posts' texts and comments are sealed (erasable per post).
+    #[serde(default)]
+    pub seal_post_texts: bool,
 }
 
 impl Workspace {
@@ -166,6 +177,13 @@ impl Aggregate for Workspace {
                 sink.write(WorkspaceEvent::WorkspaceRulesSet { rules }, self)
                     .await;
             }
+            WorkspaceCommand::SetPostTextSealing { sealed } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                sink.write(WorkspaceEvent::PostTextSealingSet { sealed }, self)
+                    .await;
+            }
             WorkspaceCommand::RecordRoleGranted { user_id, role } => {
                 if !self.exists() {
                     return Err(DomainError::NotFound);
@@ -191,6 +209,7 @@ impl Aggregate for Workspace {
             WorkspaceEvent::WorkspaceAudienceRulesSet { rules } => self.audience_rules = rules,
             WorkspaceEvent::RetentionSet { audit_days } => self.audit_days = audit_days,
             WorkspaceEvent::WorkspaceRulesSet { rules } => self.rules = rules,
+            WorkspaceEvent::PostTextSealingSet { sealed } => self.seal_post_texts = sealed,
             WorkspaceEvent::MemberRoleGranted { .. } | WorkspaceEvent::MemberRoleRevoked { .. } => {
             }
         }

@@ -258,6 +258,12 @@ mod tests {
                 Some(Action::Read),
             ),
             (&Method::DELETE, "/v1/desk/session", None),
+            (&put, "/v1/workspaces/{ws}/privacy", Some(Action::Configure)),
+            (
+                &post,
+                "/v1/workspaces/{ws}/posts/{id}/erase",
+                Some(Action::Configure),
+            ),
             (
                 &post,
                 "/v1/workspaces/{ws}/sandbox/chats",

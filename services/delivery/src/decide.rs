@@ -39,6 +39,20 @@ pub struct Fresh {
     /// The recipient's quiet hours and caps (the chat's own, else its workspace's), with what
     /// it was sent in its current local day and week.
     pub audience: Option<(AudienceRules, Sent)>,
+    /// What stops the post's text from being read, when it is sealed (decision 0013).
+    pub text: TextState,
+}
+
+/// Whether the post's text can be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TextState {
+    #[default]
+    Readable,
+    /// Its key was destroyed (`POST .../posts/{id}/erase`): there is nothing left to send.
+    Erased,
+    /// No configured secret key opens its key (a key removed too early after a rotation): the
+    /// text is there, this process cannot read it yet.
+    Unreadable,
 }
 
 /// The delivery's own history that matters to the rules.
@@ -102,6 +116,17 @@ pub fn before_send(fresh: &Fresh, now: DateTime<Utc>) -> Next {
             class: FailureClass::Permanent,
             detail: format!("the chat is unreachable ({reason}); nothing was sent"),
         });
+    }
+    match fresh.text {
+        TextState::Readable => {}
+        TextState::Erased => {
+            return Next::Record(DeliveryOutcome::Failed {
+                class: FailureClass::Permanent,
+                detail: "the post's text was erased; nothing was sent".into(),
+            });
+        }
+        // Untried until the operator adds the previous secret key.
+        TextState::Unreadable => return Next::Hold,
     }
     match &fresh.bot {
         BotState::Ready => {}
@@ -202,6 +227,7 @@ mod tests {
             chat_hourly_cap: 60,
             chat_oldest_in_hour: None,
             audience: None,
+            text: TextState::Readable,
         }
     }
 
@@ -337,6 +363,22 @@ mod tests {
             ..fresh()
         };
         assert_eq!(before_send(&paused, now()), Next::Hold);
+        let erased = Fresh {
+            text: TextState::Erased,
+            ..fresh()
+        };
+        assert!(matches!(
+            before_send(&erased, now()),
+            Next::Record(DeliveryOutcome::Failed {
+                class: FailureClass::Permanent,
+                ..
+            })
+        ));
+        let unreadable = Fresh {
+            text: TextState::Unreadable,
+            ..fresh()
+        };
+        assert_eq!(before_send(&unreadable, now()), Next::Hold);
         let later = now() + TimeDelta::minutes(5);
         let rescheduled = Fresh {
             publish_at: Some(later),

@@ -25,7 +25,7 @@ use futures::future::join_all;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::decide::Fresh;
+use crate::decide::{Fresh, TextState};
 use crate::queue::budget;
 use crate::queue::claims::Due;
 use crate::shared::Shared;
@@ -231,6 +231,40 @@ async fn audience_rules(
         .collect())
 }
 
+/// The posts' sealed texts, opened (a workspace that seals post texts, decision 0013); posts
+/// whose text is plain are not listed.
+async fn open_texts(
+    shared: &Shared,
+    posts: &HashMap<Id, domain::Post>,
+) -> anyhow::Result<HashMap<Id, (String, TextState)>> {
+    let sealed: Vec<(Id, &str)> = posts
+        .iter()
+        .filter(|(_, p)| p.text.starts_with(store::subjects::SEALED_PREFIX))
+        .map(|(id, p)| (*id, p.text.as_str()))
+        .collect();
+    if sealed.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let opener = store::subjects::Opener::for_values(
+        &shared.pool,
+        &shared.cipher,
+        sealed.iter().map(|(_, t)| *t),
+    )
+    .await?;
+    Ok(sealed
+        .into_iter()
+        .map(|(id, text)| {
+            let opened = opener.open(text);
+            let state = match opened.as_str() {
+                store::subjects::ERASED => TextState::Erased,
+                store::subjects::UNREADABLE => TextState::Unreadable,
+                _ => TextState::Readable,
+            };
+            (id, (opened, state))
+        })
+        .collect())
+}
+
 async fn read(
     conn: &mut PgConnection,
     group: &[Entry],
@@ -259,6 +293,7 @@ async fn read(
     let chat_ids: Vec<Id> = chats.keys().copied().collect();
     let sent = budget::chats_sent_last_hour(conn, &chat_ids).await?;
     let audience = audience_rules(conn, group, &chats).await?;
+    let texts = open_texts(shared, &posts).await?;
 
     let mut passes = Vec::with_capacity(group.len());
     for entry in group {
@@ -281,11 +316,16 @@ async fn read(
             chat_hourly_cap: chat.effective_hourly_cap(),
             chat_oldest_in_hour: oldest,
             audience: audience.get(&due.chat_id).cloned(),
+            text: texts
+                .get(&due.post_id)
+                .map_or(TextState::Readable, |(_, state)| *state),
         };
         let content = client.map(|client| Content {
             bot: client,
             telegram_chat_id: chat.telegram_chat_id,
-            text: post.text.clone(),
+            text: texts
+                .get(&due.post_id)
+                .map_or_else(|| post.text.clone(), |(text, _)| text.clone()),
             parse_mode: post.parse_mode,
         });
         passes.push((fresh, content));

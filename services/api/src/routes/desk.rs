@@ -154,12 +154,14 @@ pub async fn operations(
         }
     };
     let now = Utc::now();
-    let in_doubt = deliveries("unknown", None)
+    let mut in_doubt = deliveries("unknown", None)
         .await
         .map_err(ApiError::internal)?;
-    let failed = deliveries("failed", Some(now - TimeDelta::days(7)))
+    super::views::open_previews(&state, &mut in_doubt).await?;
+    let mut failed = deliveries("failed", Some(now - TimeDelta::days(7)))
         .await
         .map_err(ApiError::internal)?;
+    super::views::open_previews(&state, &mut failed).await?;
 
     let mut paused_bots = Vec::new();
     let mut rate_limited = 0;
@@ -206,7 +208,7 @@ pub async fn operations(
     .fetch_all(&state.pool)
     .await
     .map_err(ApiError::internal)?;
-    let expired_approvals = expired
+    let mut expired_approvals = expired
         .iter()
         .map(|r| {
             Ok(json!({
@@ -217,6 +219,7 @@ pub async fn operations(
         })
         .collect::<sqlx::Result<Vec<Value>>>()
         .map_err(ApiError::internal)?;
+    super::views::open_previews(&state, &mut expired_approvals).await?;
     let waiting_approval: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM post_list WHERE workspace_id = $1 AND state = 'planned'",
     )

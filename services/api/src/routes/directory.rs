@@ -65,6 +65,7 @@ pub async fn get_workspace(
         "name": name,
         "audience_rules": super::audience::rules_json(workspace.audience_rules.as_ref()),
         "retention": { "audit_days": workspace.audit_days.unwrap_or(domain::MAX_AUDIT_DAYS) },
+        "privacy": { "seal_post_texts": workspace.seal_post_texts },
         "rules": workspace.rules,
     })))
 }
@@ -770,6 +771,34 @@ pub async fn set_retention(
         "id": ws,
         "audit_days": body.audit_days.unwrap_or(domain::MAX_AUDIT_DAYS),
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Privacy {
+    seal_post_texts: bool,
+}
+
+/// `PUT .../privacy`: whether posts planned from now on keep their texts and comments sealed
+/// under a key of each post's own, so that `POST .../posts/{id}/erase` can erase them from the
+/// whole history (decision 0013). Posts planned before keep their texts as they are.
+pub async fn set_privacy(
+    State(state): State<AppState>,
+    ApiPath(ws): ApiPath<String>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<Privacy>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let command = WorkspaceCommand::SetPostTextSealing {
+        sealed: body.seal_post_texts,
+    };
+    state
+        .store
+        .execute::<Workspace>(ws, ws, command, &ctx)
+        .await?;
+    Ok(Json(
+        json!({ "id": ws, "seal_post_texts": body.seal_post_texts }),
+    ))
 }
 
 /// Distinguishes an absent field from an explicit `null`.

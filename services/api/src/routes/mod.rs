@@ -149,6 +149,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             post(posts::approve),
         )
         .route("/v1/workspaces/{ws}/posts/{id}/reject", post(posts::reject))
+        .route("/v1/workspaces/{ws}/posts/{id}/erase", post(posts::erase))
+        .route("/v1/workspaces/{ws}/privacy", put(directory::set_privacy))
         .route("/v1/workspaces/{ws}/posts/{id}/cancel", post(posts::cancel))
         .route(
             "/v1/workspaces/{ws}/posts/{id}/reschedule",

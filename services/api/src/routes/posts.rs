@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use domain::{
     Delivery, DeliveryCommand, DeliveryCounts, DeliveryState, DeliveryStatus, Id, ParseMode, Post,
-    PostCommand, PostState, Resolution, delivery_id,
+    PostCommand, PostState, Resolution, SealedText, Workspace, delivery_id,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -62,12 +62,14 @@ pub async fn plan(
         .collect::<Result<Vec<_>, _>>()?;
     let audience = super::segments::audience(&state, ws, &segment_ids).await?;
     let id = Id::now_v7();
+    let sealed = sealed_text(&state, ws, id, &body.text).await?;
     let command = PostCommand::Plan {
         workspace_id: ws,
         chat_ids,
         audience,
         segments: segment_ids.clone(),
         text: body.text,
+        sealed,
         parse_mode,
         publish_at,
         now: Utc::now(),
@@ -102,11 +104,44 @@ pub(super) fn parse_mode(value: Option<&str>) -> Result<Option<ParseMode>, ApiEr
 pub(super) async fn load(state: &AppState, ws: &str, id: &str) -> Result<(Id, Id, Post), ApiError> {
     let ws = workspace(state, ws).await?;
     let id = parse_id(id, "post id")?;
-    let post: Post = state.store.load(id).await?;
+    let mut post: Post = state.store.load(id).await?;
     if post.workspace_id != Some(ws) {
         return Err(ApiError::not_found("post"));
     }
+    // A sealed text is read opened (or `[erased]`): everything the API does with a post's text
+    // (show, render, check, edit) sees what its author wrote.
+    if post.text.starts_with(store::subjects::SEALED_PREFIX) {
+        let opener =
+            store::subjects::Opener::for_values(&state.pool, &state.cipher, [post.text.as_str()])
+                .await
+                .map_err(ApiError::internal)?;
+        post.text = opener.open(&post.text);
+    }
     Ok((ws, id, post))
+}
+
+/// `text` as the post's events will store it: sealed under the post's own key when the
+/// workspace seals post texts (decision 0013), else as it is.
+async fn sealed_text(
+    state: &AppState,
+    ws: Id,
+    post: Id,
+    text: &str,
+) -> Result<SealedText, ApiError> {
+    let workspace: Workspace = state.store.load(ws).await?;
+    if !workspace.seal_post_texts {
+        return Ok(SealedText::default());
+    }
+    let mut conn = state.pool.acquire().await.map_err(ApiError::internal)?;
+    match store::subjects::seal(&mut conn, &state.cipher, ws, post, text).await {
+        Ok(sealed) => Ok(SealedText(Some(sealed))),
+        Err(error) if error.to_string().contains("was erased") => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "post_erased",
+            "this post's texts were erased; plan a new post",
+        )),
+        Err(error) => Err(ApiError::internal(error)),
+    }
 }
 
 pub async fn get(
@@ -261,6 +296,7 @@ async fn post_json(state: &AppState, ws: Id, id: Id, post: &Post) -> Result<Valu
         "targets": post.chat_ids.len(),
         "segment_ids": post.segments,
         "excluded": post.excluded,
+        "texts_erased": post.texts_erased,
         "author_id": post.author,
         "last_editor_id": post.last_editor,
         "approval": approval_json(post),
@@ -458,9 +494,19 @@ pub async fn edit(
         }
         .into());
     }
+    if post.text == store::subjects::ERASED {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "post_erased",
+            "this post's texts were erased; plan a new post",
+        ));
+    }
+    let ws_id = post.workspace_id.unwrap_or_default();
+    let sealed = sealed_text(&state, ws_id, post_id, &text).await?;
     let command = PostCommand::Edit {
         by: ctx.actor.clone(),
         text,
+        sealed,
         parse_mode,
         publish_at,
         now: Utc::now(),
@@ -481,12 +527,54 @@ pub async fn comment(
     ApiJson(body): ApiJson<NewComment>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (ws, id, _) = load(&state, &ws, &id).await?;
+    let text = body.text.trim().to_owned();
+    let sealed = sealed_text(&state, ws, id, &text).await?;
     let command = PostCommand::Comment {
         by: ctx.actor.clone(),
-        text: body.text,
+        text,
+        sealed,
     };
     state.store.execute::<Post>(ws, id, command, &ctx).await?;
     Ok((StatusCode::CREATED, Json(json!({ "post_id": id }))))
+}
+
+/// `POST .../posts/{id}/erase`: erases a post's sealed texts (its text, edits and comments) from
+/// the whole history by destroying the post's key; the events stay, and every reading and
+/// rebuild shows them as erased. Only once the post sends nothing more, and only a post planned
+/// while the workspace sealed its texts.
+pub async fn erase(
+    State(state): State<AppState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    Context(ctx): Context,
+) -> Result<Json<Value>, ApiError> {
+    let (ws, id, post) = load(&state, &ws, &id).await?;
+    let stored: Post = state.store.load(id).await?;
+    if !stored.text.starts_with(store::subjects::SEALED_PREFIX) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "text_not_sealed",
+            "this post was planned while the workspace kept post texts as they are: they cannot be erased from the history; seal post texts (PUT .../privacy) for posts planned from now on",
+        ));
+    }
+    let counts = post_counts(&state, id, &post).await?;
+    if post.state == PostState::Approved && counts.pending > 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "post_still_sending",
+            format!(
+                "{} deliveries of the post are still to go out; cancel it first, or erase it once they are done",
+                counts.pending
+            ),
+        ));
+    }
+    let command = PostCommand::EraseTexts {
+        by: ctx.actor.clone(),
+    };
+    state.store.execute::<Post>(ws, id, command, &ctx).await?;
+    store::subjects::erase(&state.pool, id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "id": id, "texts_erased": true })))
 }
 
 /// Who did what to the post, when: its events in the audit (milliseconds behind the events).
@@ -725,9 +813,10 @@ pub async fn list(
                 .ok_or_else(|| bad("after is not a next_after this list gave".into()))
         })
         .transpose()?;
-    let (posts, next) = projections::posts::list(&state.pool, ws, &filter, after, limit)
+    let (mut posts, next) = projections::posts::list(&state.pool, ws, &filter, after, limit)
         .await
         .map_err(ApiError::internal)?;
+    super::views::open_previews(&state, &mut posts).await?;
     Ok(Json(json!({
         "posts": posts,
         "next_after": next.map(|c| c.encode()),

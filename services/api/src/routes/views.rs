@@ -44,10 +44,36 @@ pub async fn calendar(
     let ws = workspace(&state, &ws).await?;
     let from = parse_time(range.from.as_deref(), "from")?;
     let to = parse_time(range.to.as_deref(), "to")?;
-    let entries = projections::calendar::entries(&state.pool, ws, from, to, MAX_LIMIT * 10)
+    let mut entries = projections::calendar::entries(&state.pool, ws, from, to, MAX_LIMIT * 10)
         .await
         .map_err(ApiError::internal)?;
+    open_previews(&state, &mut entries).await?;
     Ok(Json(json!({ "entries": entries })))
+}
+
+/// Opens the sealed texts among `rows` (post previews of a workspace that seals its texts, kept
+/// whole by the projections) and cuts each `text_preview` to its usual length.
+pub(super) async fn open_previews(state: &AppState, rows: &mut [Value]) -> Result<(), ApiError> {
+    let mut sealed = Vec::new();
+    rows.iter()
+        .for_each(|row| store::subjects::sealed_strings(row, &mut sealed));
+    if sealed.is_empty() {
+        return Ok(());
+    }
+    let opener = store::subjects::Opener::for_values(
+        &state.pool,
+        &state.cipher,
+        sealed.iter().map(String::as_str),
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    for row in rows.iter_mut() {
+        opener.open_json(row);
+        if let Some(Value::String(preview)) = row.get_mut("text_preview") {
+            *preview = preview.chars().take(projections::PREVIEW_CHARS).collect();
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
