@@ -159,6 +159,9 @@ fn details(event: Option<&Event>) -> Value {
             json!({ "rules": e.rules.as_ref().map(rules) })
         }
         Some(Event::ChatAudienceRulesSet(e)) => json!({ "rules": e.rules.as_ref().map(rules) }),
+        Some(Event::SegmentAudienceRulesSet(e)) => {
+            json!({ "rules": e.rules.as_ref().map(rules) })
+        }
         Some(
             Event::PostApproved(_)
             | Event::PostCancelled(_)

@@ -238,6 +238,11 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
                     rule: Some(segment_rule(rule)),
                 })
             }
+            SegmentEvent::SegmentAudienceRulesSet { rules } => {
+                Event::SegmentAudienceRulesSet(v1::SegmentAudienceRulesSet {
+                    rules: rules.map(audience_rules),
+                })
+            }
             SegmentEvent::SegmentChanged { name, rule } => {
                 Event::SegmentChanged(v1::SegmentChanged {
                     name,

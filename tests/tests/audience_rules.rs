@@ -176,3 +176,139 @@ async fn rules_that_cannot_hold_are_refused_with_the_reason() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segments_quiet_hours_hold_its_members_unless_they_have_their_own() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let member = app.connect_chat(&ws, &bot, 5101).await;
+    let own_rules = app.connect_chat(&ws, &bot, 5102).await;
+    let channel = app.connect_chat(&ws, &bot, -100_510_300).await;
+    for chat in [&member, &own_rules] {
+        let (status, body) = put(
+            &app,
+            &format!("/v1/workspaces/{ws}/chats/{chat}/tags"),
+            json!({"tags": ["night-owls"]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let segment = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/segments"),
+            json!({"name": "night owls", "tags_any": ["night-owls"]}),
+            StatusCode::CREATED,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Quiet for the next hour and more, for members reached through the segment.
+    let end = (Utc::now() + TimeDelta::hours(1))
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap();
+    let (status, body) = put(
+        &app,
+        &format!("/v1/workspaces/{ws}/segments/{segment}/audience-rules"),
+        json!({"time_zone": "UTC", "quiet_hours": quiet_until(end)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, shown) = app
+        .get(&format!("/v1/workspaces/{ws}/segments/{segment}"))
+        .await;
+    assert_eq!(
+        shown["audience_rules"]["quiet_hours"]["end"],
+        end.format("%H:%M").to_string()
+    );
+    // A member's own rules win over the segment's: a cap it has not reached.
+    let (status, _) = put(
+        &app,
+        &format!("/v1/workspaces/{ws}/chats/{own_rules}/audience-rules"),
+        json!({"time_zone": "UTC", "max_per_day": 5}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Invalid rules for a segment are refused like a chat's.
+    let (status, body) = put(
+        &app,
+        &format!("/v1/workspaces/{ws}/segments/{segment}/audience-rules"),
+        json!({"time_zone": "Mars/Olympus", "max_per_day": 1}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("invalid_audience_rules")
+        )
+    );
+
+    // The dry-run says so before anything is planned.
+    let body = json!({"chat_ids": [channel], "segment_ids": [segment], "text": "late news"});
+    let answer = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/posts/dry-run"),
+            body,
+            StatusCode::OK,
+        )
+        .await;
+    let quiet: Vec<&Value> = answer["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "quiet_hours")
+        .collect();
+    assert_eq!(quiet.len(), 1, "the member alone: {answer}");
+    assert_eq!(quiet[0]["chat_id"], member.as_str(), "{answer}");
+
+    let post = app
+        .post_ok(
+            &format!("/v1/workspaces/{ws}/posts"),
+            json!({"chat_ids": [channel], "segment_ids": [segment], "text": "late news",
+                   "publish_at": Utc::now().to_rfc3339()}),
+            StatusCode::CREATED,
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.approve(&ws, &post).await;
+    let body = app
+        .eventually(
+            "the member to wait, the others delivered",
+            Duration::from_secs(20),
+            || async {
+                let body = app.post_state(&ws, &post).await;
+                let delivered = body["counts"]["delivered"] == 2;
+                let waiting = body["deliveries"]
+                    .as_array()?
+                    .iter()
+                    .any(|d| d["chat_id"] == member.as_str() && !d["waiting"].is_null());
+                (delivered && waiting).then_some(body)
+            },
+        )
+        .await;
+    let held = body["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["chat_id"] == member.as_str())
+        .unwrap();
+    assert_eq!(held["waiting"]["reason"], "quiet_hours", "{held}");
+    assert!(
+        app.sandbox.messages(Some(5101)).is_empty(),
+        "nothing in the segment's quiet hours"
+    );
+    assert_eq!(
+        app.sandbox.messages(Some(5102)).len(),
+        1,
+        "its own rules allow it"
+    );
+    assert_eq!(
+        app.sandbox.messages(Some(-100_510_300)).len(),
+        1,
+        "not reached through the segment"
+    );
+    app.cleanup().await;
+}

@@ -346,6 +346,11 @@ async fn another_workspaces_ids_are_answered_as_if_they_did_not_exist() {
                 json!({ "bot_id": bot, "chats": [{ "telegram_chat_id": 7198, "title": "t", "lawful_basis": "consent" }] }),
             ),
             (Method::POST, format!("{w}/posts/{post}/erase"), json!({})),
+            (
+                Method::PUT,
+                format!("{w}/segments/{post}/audience-rules"),
+                json!({ "time_zone": "UTC", "max_per_day": 1 }),
+            ),
         ]
     };
     let foreign = requests(&b.post, &b.chat, &b.bot);

@@ -63,13 +63,29 @@ pub struct Sent {
     pub this_week: u32,
 }
 
-/// The rules in force for a chat: its own, else its workspace's default (`None`: no rules).
-/// Delivery's gate and the dry-run both ask this.
+/// The rules in force for a chat: its own, else those of the segment the post reached it
+/// through, else its workspace's default (`None`: no rules). Delivery's gate and the dry-run
+/// both ask this.
 pub fn in_force<'a>(
     own: Option<&'a AudienceRules>,
+    segment: Option<&'a AudienceRules>,
     workspace: Option<&'a AudienceRules>,
 ) -> Option<&'a AudienceRules> {
-    own.or(workspace)
+    own.or(segment).or(workspace)
+}
+
+/// Of a post's segments (in the order it names them), the rules of the first that has rules and
+/// selects the chat: a chat reached through a segment keeps that segment's quiet hours.
+pub fn of_segments<'a>(
+    segments: impl IntoIterator<Item = &'a crate::Segment>,
+    chat_id: crate::Id,
+    tags: &[String],
+) -> Option<&'a AudienceRules> {
+    segments
+        .into_iter()
+        .filter(|s| s.exists())
+        .find(|s| s.audience_rules.is_some() && s.rule.selects(chat_id, tags))
+        .and_then(|s| s.audience_rules.as_ref())
 }
 
 impl AudienceRules {
@@ -250,6 +266,53 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_chats_own_rules_win_then_the_first_segment_that_selects_it_then_the_workspaces() {
+        use crate::{Segment, SegmentRule};
+        let chat = crate::Id::from_u128(5);
+        let segment = |tags: &[&str], rules: Option<AudienceRules>| Segment {
+            workspace_id: Some(crate::Id::from_u128(1)),
+            rule: SegmentRule {
+                tags_any: tags.iter().map(|t| (*t).to_owned()).collect(),
+                ..SegmentRule::default()
+            },
+            audience_rules: rules,
+            ..Segment::default()
+        };
+        let (own, night, late, ws) = (
+            rules("UTC", "01:00", "02:00"),
+            rules("UTC", "22:00", "06:00"),
+            rules("UTC", "23:00", "07:00"),
+            rules("UTC", "03:00", "04:00"),
+        );
+        let segments = [
+            segment(&["vip"], Some(late.clone())),
+            segment(&["owl"], None),
+            segment(&["owl"], Some(night.clone())),
+            segment(&["owl"], Some(late.clone())),
+        ];
+        let tags = vec!["owl".to_owned()];
+        let through = of_segments(&segments, chat, &tags);
+        assert_eq!(
+            through,
+            Some(&night),
+            "the first segment with rules that selects it"
+        );
+        assert_eq!(in_force(Some(&own), through, Some(&ws)), Some(&own));
+        assert_eq!(in_force(None, through, Some(&ws)), Some(&night));
+        assert_eq!(
+            in_force(None, of_segments(&segments, chat, &[]), Some(&ws)),
+            Some(&ws)
+        );
+        let mut deleted = segment(&["owl"], Some(late));
+        deleted.deleted = true;
+        assert_eq!(
+            of_segments([&deleted], chat, &tags),
+            None,
+            "a deleted segment has no say"
+        );
     }
 
     #[test]

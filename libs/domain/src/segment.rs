@@ -7,6 +7,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+use crate::audience::AudienceRules;
 use crate::{Chat, DomainError, EVENT_VERSION, Id, Services};
 
 const MAX_NAME: usize = 100;
@@ -75,6 +76,11 @@ pub enum SegmentCommand {
         name: String,
         rule: SegmentRule,
     },
+    /// The quiet hours and caps of its members when a post reaches them through this segment
+    /// and they have none of their own (`None`: the workspace's).
+    SetAudienceRules {
+        rules: Option<AudienceRules>,
+    },
     Delete,
 }
 
@@ -89,6 +95,9 @@ pub enum SegmentEvent {
         name: String,
         rule: SegmentRule,
     },
+    SegmentAudienceRulesSet {
+        rules: Option<AudienceRules>,
+    },
     SegmentDeleted,
 }
 
@@ -97,6 +106,7 @@ impl DomainEvent for SegmentEvent {
         match self {
             Self::SegmentDefined { .. } => "SegmentDefined",
             Self::SegmentChanged { .. } => "SegmentChanged",
+            Self::SegmentAudienceRulesSet { .. } => "SegmentAudienceRulesSet",
             Self::SegmentDeleted => "SegmentDeleted",
         }
         .into()
@@ -112,6 +122,9 @@ pub struct Segment {
     pub name: String,
     pub rule: SegmentRule,
     pub deleted: bool,
+    /// Quiet hours and caps for its members reached through it.
+    #[serde(default)]
+    pub audience_rules: Option<AudienceRules>,
 }
 
 impl Segment {
@@ -196,6 +209,15 @@ impl Aggregate for Segment {
                     rule,
                 }
             }
+            SegmentCommand::SetAudienceRules { rules } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                if let Some(rules) = &rules {
+                    rules.validate()?;
+                }
+                SegmentEvent::SegmentAudienceRulesSet { rules }
+            }
             SegmentCommand::Delete => {
                 if !self.exists() {
                     return Err(DomainError::NotFound);
@@ -222,6 +244,7 @@ impl Aggregate for Segment {
                 self.name = name;
                 self.rule = rule;
             }
+            SegmentEvent::SegmentAudienceRulesSet { rules } => self.audience_rules = rules,
             SegmentEvent::SegmentDeleted => self.deleted = true,
         }
     }

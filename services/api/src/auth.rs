@@ -260,6 +260,11 @@ mod tests {
             (&Method::DELETE, "/v1/desk/session", None),
             (&put, "/v1/workspaces/{ws}/privacy", Some(Action::Configure)),
             (
+                &put,
+                "/v1/workspaces/{ws}/segments/{id}/audience-rules",
+                Some(Action::Configure),
+            ),
+            (
                 &post,
                 "/v1/workspaces/{ws}/posts/{id}/erase",
                 Some(Action::Configure),

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::audience::{AudienceRules, Sent};
-use domain::{Bot, Chat, Id, Workspace};
+use domain::{Bot, Chat, Id, Segment, Workspace};
 use futures::future::join_all;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
@@ -181,16 +181,26 @@ async fn lock(conn: &mut PgConnection, group: &[Entry]) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// The posts, chats, bots, leases and hourly counts of the group, read on the gate's
-/// connection (a send at the gate needs no other, so it never waits for a pool that commands
-/// queued behind its locks are holding).
-/// Each chat's quiet hours and caps (its own, else its workspace's) and what it was sent in its
-/// local day and week, for the chats that have rules.
+/// Each chat's quiet hours and caps (its own, else those of the segment the post reached it
+/// through, else its workspace's) and what it was sent in its local day and week, for the
+/// chats that have rules.
 async fn audience_rules(
     conn: &mut PgConnection,
     group: &[Entry],
+    posts: &HashMap<Id, domain::Post>,
     chats: &HashMap<Id, Chat>,
 ) -> anyhow::Result<HashMap<Id, (AudienceRules, Sent)>> {
+    let mut segments: HashMap<Id, Segment> = group
+        .iter()
+        .filter(|e| {
+            chats
+                .get(&e.due.chat_id)
+                .is_some_and(|c| c.audience_rules.is_none())
+        })
+        .filter_map(|e| posts.get(&e.due.post_id))
+        .flat_map(|p| p.segments.iter().map(|id| (*id, Segment::default())))
+        .collect();
+    store::apply_many_on(conn, &mut segments, 1..=i64::MAX, &[]).await?;
     let mut workspaces: HashMap<Id, Workspace> = group
         .iter()
         .filter(|e| {
@@ -206,8 +216,17 @@ async fn audience_rules(
     let mut periods = Vec::new();
     for entry in group {
         let chat_id = entry.due.chat_id;
+        let chat = chats.get(&chat_id);
+        let through_segment = posts.get(&entry.due.post_id).and_then(|post| {
+            domain::audience::of_segments(
+                post.segments.iter().filter_map(|id| segments.get(id)),
+                chat_id,
+                chat.map_or(&[][..], |c| c.tags.as_slice()),
+            )
+        });
         let Some(found) = domain::audience::in_force(
-            chats.get(&chat_id).and_then(|c| c.audience_rules.as_ref()),
+            chat.and_then(|c| c.audience_rules.as_ref()),
+            through_segment,
             workspaces
                 .get(&entry.due.workspace_id)
                 .and_then(|w| w.audience_rules.as_ref()),
@@ -265,6 +284,9 @@ async fn open_texts(
         .collect())
 }
 
+/// The posts, chats, bots, leases and hourly counts of the group, read on the gate's
+/// connection (a send at the gate needs no other, so it never waits for a pool that commands
+/// queued behind its locks are holding).
 async fn read(
     conn: &mut PgConnection,
     group: &[Entry],
@@ -292,7 +314,7 @@ async fn read(
     let leased = crate::leases::owned_now(conn, &partitions, &shared.worker_id).await?;
     let chat_ids: Vec<Id> = chats.keys().copied().collect();
     let sent = budget::chats_sent_last_hour(conn, &chat_ids).await?;
-    let audience = audience_rules(conn, group, &chats).await?;
+    let audience = audience_rules(conn, group, &posts, &chats).await?;
     let texts = open_texts(shared, &posts).await?;
 
     let mut passes = Vec::with_capacity(group.len());

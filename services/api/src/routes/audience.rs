@@ -1,10 +1,11 @@
-//! Quiet hours and frequency caps: a workspace's default rules and a chat's own.
+//! Quiet hours and frequency caps: a workspace's default rules, a segment's for its members, and
+//! a chat's own.
 
 use axum::Json;
 use axum::extract::State;
 use chrono::NaiveTime;
 use domain::audience::{AudienceRules, OnViolation, QuietHours};
-use domain::{ChatCommand, DomainError, WorkspaceCommand};
+use domain::{ChatCommand, DomainError, SegmentCommand, WorkspaceCommand};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -124,6 +125,25 @@ pub async fn set_workspace_rules(
         .execute::<domain::Workspace>(ws, ws, WorkspaceCommand::SetAudienceRules { rules }, &ctx)
         .await?;
     Ok(Json(json!({ "audience_rules": answer })))
+}
+
+/// `PUT /v1/workspaces/{ws}/segments/{id}/audience-rules`: the rules of the segment's members
+/// reached through it who have none of their own.
+pub async fn set_segment_rules(
+    State(state): State<AppState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<Option<RulesBody>>,
+) -> Result<Json<Value>, ApiError> {
+    let ws = workspace(&state, &ws).await?;
+    let (id, _) = super::segments::segment_of(&state, ws, &id).await?;
+    let rules = body.map(RulesBody::rules).transpose()?.flatten();
+    let answer = rules_json(rules.as_ref());
+    state
+        .store
+        .execute::<domain::Segment>(ws, id, SegmentCommand::SetAudienceRules { rules }, &ctx)
+        .await?;
+    Ok(Json(json!({ "id": id, "audience_rules": answer })))
 }
 
 /// `PUT /v1/workspaces/{ws}/chats/{id}/audience-rules`: a chat's own rules.

@@ -85,6 +85,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 .delete(segments::delete),
         )
         .route(
+            "/v1/workspaces/{ws}/segments/{id}/audience-rules",
+            put(audience::set_segment_rules),
+        )
+        .route(
             "/v1/workspaces/{ws}/chats/{id}/audience-rules",
             put(audience::set_chat_rules),
         )

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use domain::audience::{self, Sent};
 use domain::forecast::{self, Forecast, Message};
 use domain::rules::{self, Finding, RuleSet, Stage, Target};
-use domain::{Bot, Chat, Id, ParseMode, Post, PostState, Workspace, WorkspaceCommand};
+use domain::{Bot, Chat, Id, ParseMode, Post, PostState, Segment, Workspace, WorkspaceCommand};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -83,6 +83,8 @@ struct Subject {
     /// Members of the segments named (a new post only): planning sends to those it may reach
     /// and leaves the others out, so they are no finding, only a count.
     members: Vec<Id>,
+    /// The segments named: their quiet hours and caps apply to their members.
+    segments: Vec<Id>,
     text: String,
     parse_mode: Option<ParseMode>,
     publish_at: DateTime<Utc>,
@@ -128,6 +130,7 @@ pub async fn dry_run_new(
         post_id: None,
         chat_ids,
         members,
+        segments: segment_ids,
         text: body.text,
         parse_mode: super::posts::parse_mode(body.parse_mode.as_deref())?,
         publish_at,
@@ -148,6 +151,7 @@ pub async fn dry_run_post(
         post_id: Some(id),
         chat_ids: post.chat_ids.clone(),
         members: Vec::new(),
+        segments: post.segments.clone(),
         text: post.text.clone(),
         parse_mode: post.parse_mode,
         publish_at: post.publish_at.unwrap_or_else(Utc::now),
@@ -238,12 +242,19 @@ async fn dry_run(
     let all_targets: Vec<Id> = subject.chat_ids.iter().chain(&added).copied().collect();
 
     // Quiet hours and caps at the publish time, as the gate will rule them then.
+    let segments = store::load_many::<Segment>(&state.pool, &subject.segments).await?;
     let mut in_force = HashMap::new();
     let mut periods = Vec::new();
     for id in &all_targets {
         let Some(chat) = ours(id) else { continue };
+        let through_segment = audience::of_segments(
+            subject.segments.iter().filter_map(|id| segments.get(id)),
+            *id,
+            &chat.tags,
+        );
         if let Some(found) = audience::in_force(
             chat.audience_rules.as_ref(),
+            through_segment,
             workspace.audience_rules.as_ref(),
         ) {
             if found.max_per_day.is_some() || found.max_per_week.is_some() {

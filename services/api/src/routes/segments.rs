@@ -39,7 +39,11 @@ impl SegmentBody {
 }
 
 /// Loads a segment of the workspace (404 otherwise, also once deleted).
-async fn segment_of(state: &AppState, ws: Id, id: &str) -> Result<(Id, Segment), ApiError> {
+pub(super) async fn segment_of(
+    state: &AppState,
+    ws: Id,
+    id: &str,
+) -> Result<(Id, Segment), ApiError> {
     let id = parse_id(id, "segment id")?;
     let segment: Segment = state.store.load(id).await?;
     if segment.workspace_id != Some(ws) || segment.deleted {
@@ -66,6 +70,7 @@ async fn segment_json(
         "chat_ids": segment.rule.chat_ids,
         "members": members,
         "reachable": members - unreachable,
+        "audience_rules": super::audience::rules_json(segment.audience_rules.as_ref()),
     }))
 }
 
