@@ -30,6 +30,7 @@ const views: Record<string, () => Promise<ViewModule>> = {
   operations: () => import('./views/operations'),
   inbox: () => import('./views/inbox'),
   settings: () => import('./views/settings'),
+  chat: () => import('./views/chat'),
 };
 
 const routes: [string, string][] = [
@@ -39,6 +40,7 @@ const routes: [string, string][] = [
   ['/w/:ws/posts/:id', 'post'],
   ['/w/:ws/approvals', 'queue'],
   ['/w/:ws/audience', 'audience'],
+  ['/w/:ws/chats/:id', 'chat'],
   ['/w/:ws/audit', 'audit'],
   ['/w/:ws/operations', 'operations'],
   ['/w/:ws/sandbox', 'inbox'],
@@ -308,7 +310,7 @@ function Shell(props: { me: Me; ws: WorkspaceRef; view: string; params: Record<s
                 .filter((n) => n[3])
                 .map(([key, href, label]) => (
                   <li key={key}>
-                    <Link href={href} aria-current={props.view === key ? 'page' : undefined}>
+                    <Link href={href} aria-current={(props.view === 'chat' ? 'audience' : props.view) === key ? 'page' : undefined}>
                       {label}
                     </Link>
                   </li>

@@ -95,8 +95,20 @@ async function setUp() {
     ).id;
     contacts.push(id);
   }
+  // Dana asked to be forgotten: the admin erases her from the desk.
+  const dana = (
+    await call('POST', `${base}/chats`, {
+      bot_id: bot,
+      telegram_chat_id: rnd(10_000_000, 900_000_000),
+      title: 'Dana Weber',
+      tags: ['hamburg'],
+      lawful_basis: 'consent',
+      source: 'spring fair',
+      given_at: '2026-10-12T09:00:00Z',
+    })
+  ).id;
   await call('POST', `${base}/segments`, { name: 'Berlin VIPs', tags_all: ['berlin'], tags_any: ['vip'] });
-  await call('POST', `${base}/segments`, { name: 'Everyone in Berlin', tags_all: ['berlin'] });
+  const everyone = (await call('POST', `${base}/segments`, { name: 'Everyone in Berlin', tags_all: ['berlin'] })).id;
   await call('PUT', `${base}/rules`, {
     forbidden_words: [
       { word: 'guaranteed', severity: 'warn' },
@@ -155,7 +167,7 @@ async function setUp() {
   const late = new Date(now + 3 * day);
   late.setUTCHours(22, 30, 0, 0);
   await call('POST', `${base}/posts`, { chat_ids: [contacts[2]], text: 'Your order has shipped', publish_at: iso(late.getTime()) }, users.ann.token);
-  return { ws, base, bot, channel, group, contacts, users, password };
+  return { ws, base, bot, channel, group, contacts, dana, everyone, users, password };
 }
 
 // ------------------------------------------------------------------------ browser helpers ---
@@ -205,6 +217,45 @@ function step(name) {
   log(`— ${name}`);
 }
 
+/** A moment as an <input type="datetime-local"> value in the browser's zone (Europe/Berlin). */
+function berlinInput(ms, seconds = false) {
+  const x = new Intl.DateTimeFormat('en-CA', {
+    timeZone: 'Europe/Berlin', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+  })
+    .formatToParts(ms)
+    .reduce((o, p) => ({ ...o, [p.type]: p.value }), {});
+  return `${x.year}-${x.month}-${x.day}T${x.hour}:${x.minute}${seconds ? `:${x.second}` : ''}`;
+}
+
+/** Polls `read` (an API read) until `ok` holds of its answer, or fails with `what`. */
+async function until(what, read, ok, ms = 15_000) {
+  const end = Date.now() + ms;
+  let last;
+  for (;;) {
+    last = await read();
+    if (ok(last)) return last;
+    if (Date.now() > end) throw new Error(`${what} (last answer: ${JSON.stringify(last).slice(0, 300)})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function go(page, path, heading) {
+  await page.evaluate((to) => {
+    history.pushState(null, '', to);
+    dispatchEvent(new PopStateEvent('popstate'));
+  }, path);
+  await page.getByRole('heading', { level: 1, name: heading }).waitFor();
+}
+
+async function noReloadMark(page) {
+  await page.evaluate(() => {
+    window.__deskNoReload = true;
+  });
+}
+async function noReloadCheck(page, what) {
+  if (!(await page.evaluate(() => window.__deskNoReload === true))) throw new Error(`the page reloaded while ${what}`);
+}
+
 // --------------------------------------------------------------------------------- the run ---
 
 async function main() {
@@ -241,11 +292,7 @@ async function main() {
     await page.getByLabel('Text', { exact: true }).fill(text);
     await page.getByRole('checkbox', { name: /Acme news/ }).check();
     const at = new Date(Date.now() + 45_000);
-    const p = (n) => String(n).padStart(2, '0');
-    const local = new Intl.DateTimeFormat('en-CA', {
-      timeZone: 'Europe/Berlin', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
-    }).formatToParts(at).reduce((o, x) => ({ ...o, [x.type]: x.value }), {});
-    await page.locator('input[name="publish_at"]').fill(`${local.year}-${local.month}-${local.day}T${local.hour}:${local.minute}:${p(Number(local.second))}`);
+    await page.locator('input[name="publish_at"]').fill(berlinInput(at.getTime(), true));
     step('preview, counter and a finding');
     await page.locator('.tg-bubble strong', { hasText: 'Herald' }).waitFor();
     const counter = await page.locator('#counter').textContent();
@@ -287,16 +334,23 @@ async function main() {
     await item.getByRole('button', { name: 'Approve' }).click();
     await page.locator('.toast', { hasText: 'Approved.' }).waitFor();
 
-    step('it arrives in the sandbox inbox, live, without a reload');
+    step('it arrives in the sandbox inbox, live, without a reload (meanwhile the admin works in a second browser)');
     await page.getByRole('link', { name: 'Sandbox inbox' }).click();
     await page.getByRole('heading', { level: 1, name: 'Sandbox inbox' }).waitFor();
-    await page.evaluate(() => {
-      window.__deskNoReload = true;
-    });
+    await noReloadMark(page);
+    const adminContext = await browser.newContext({ viewport: { width: 1280, height: 800 }, timezoneId: 'Europe/Berlin', locale: 'en-GB' });
+    const admin = adminContext.newPage().then(async (ap) => {
+      ap.setDefaultTimeout(20_000);
+      ap.on('pageerror', (e) => consoleErrors.push(String(e)));
+      await adminFlow(ap, data);
+      await adminContext.close();
+    }).then(() => null, (e) => e);
     await page.locator('.tg-bubble', { hasText: `fresh news from Herald ${run}` }).waitFor({ timeout: 120_000 });
-    if (!(await page.evaluate(() => window.__deskNoReload === true))) throw new Error('the page reloaded while waiting for the message');
+    await noReloadCheck(page, 'waiting for the message');
     await page.locator('.tg-bubble strong', { hasText: 'Herald' }).first().waitFor();
     await view(page, 'sandbox-inbox-live');
+    const adminFailed = await admin;
+    if (adminFailed) throw adminFailed;
     await signOut(page);
 
     step('the auditor finds planned, approved and delivered in the audit explorer');
@@ -326,11 +380,11 @@ async function main() {
 
     step('every view, as the workspace admin, at 1280×800');
     await signIn(page, users.ann.login, password);
-    await visitAll(page, ws, postId, '');
+    await visitAll(page, ws, postId, '', data.contacts[0]);
 
     step('every view at phone width (390×844)');
     await page.setViewportSize({ width: 390, height: 844 });
-    await visitAll(page, ws, postId, '-phone');
+    await visitAll(page, ws, postId, '-phone', data.contacts[0]);
 
     if (consoleErrors.length) throw new Error(`the page threw: ${consoleErrors.join('; ')}`);
     await context.close();
@@ -339,7 +393,168 @@ async function main() {
   }
 }
 
-async function visitAll(page, ws, postId, suffix) {
+// The workspace admin (Ann) in a browser of her own: the calendar's drag and keyboard moves,
+// live updates from other people's actions, Settings, a contact's page and erasing a contact.
+async function adminFlow(page, data) {
+  const { ws, base: api, users, password, channel, contacts, dana, everyone } = data;
+  const base = `/w/${ws}`;
+  const day = 86_400_000;
+  const getPost = (id) => call('GET', `${api}/posts/${id}`, undefined, users.ann.token);
+  await signIn(page, users.ann.login, password);
+
+  step('admin: drag a post to another day in the month view; the API says publish_at moved a day');
+  const start = new Date(Date.now() + 2 * day);
+  start.setUTCHours(10, 0, 0, 0);
+  const drag = (
+    await call('POST', `${api}/posts`, { chat_ids: [channel], text: `Drag me ${run}`, publish_at: iso(start.getTime()) }, users.ann.token)
+  ).id;
+  await go(page, `${base}/calendar?view=month&date=${berlinInput(start.getTime()).slice(0, 10)}`, /Calendar/);
+  const chip = page.locator(`.chip[href$="/posts/${drag}"]`);
+  await chip.waitFor();
+  const targetDay = berlinInput(start.getTime() + day).slice(0, 10);
+  await chip.dragTo(page.locator(`.cell[data-date="${targetDay}"]`));
+  await until(
+    'the dragged post did not move a day',
+    () => getPost(drag),
+    (p) => new Date(p.publish_at).getTime() === start.getTime() + day,
+  );
+  await page.locator(`.cell[data-date="${targetDay}"] .chip[href$="/posts/${drag}"]`).waitFor();
+  log('drag and drop moved the post a day');
+
+  step('admin: the keyboard alternative (focus the post, press M, pick a time)');
+  const moved = start.getTime() + 2 * day + 3 * 3_600_000;
+  await page.locator(`.chip[href$="/posts/${drag}"]`).focus();
+  await page.keyboard.press('m');
+  const dialog = page.getByRole('dialog', { name: 'Move the post' });
+  await dialog.waitFor();
+  await dialog.getByLabel(/New time/).fill(berlinInput(moved));
+  await dialog.getByLabel(/New time/).press('Enter');
+  await until('the keyboard move did not reach the API', () => getPost(drag), (p) => new Date(p.publish_at).getTime() === moved);
+  await page.locator(`.cell[data-date="${berlinInput(moved).slice(0, 10)}"] .chip[href$="/posts/${drag}"]`).waitFor();
+  log('the keyboard move moved the post');
+
+  step('admin: the calendar updates live when others plan and approve through the API');
+  await noReloadMark(page);
+  const liveAt = new Date(start.getTime() - day);
+  const live = (
+    await call('POST', `${api}/posts`, { chat_ids: [channel], text: `Planned elsewhere ${run}`, publish_at: iso(liveAt.getTime()) }, users.ann.token)
+  ).id;
+  await page.locator(`.chip.s-planned[href$="/posts/${live}"]`).waitFor();
+  await call('POST', `${api}/posts/${live}/approve`, undefined, users.ben.token);
+  await page.locator(`.chip.s-approved[href$="/posts/${live}"]`).waitFor();
+  await noReloadCheck(page, 'waiting for the calendar to update');
+  log('the calendar showed the new post, then its approval, without a reload');
+
+  step('admin: the approval queue updates live too');
+  await go(page, `${base}/approvals`, 'Approvals');
+  const queued = (
+    await call('POST', `${api}/posts`, { chat_ids: [channel], text: `Queue me ${run}`, publish_at: iso(liveAt.getTime() + 3_600_000) }, users.ann.token)
+  ).id;
+  const row = page.locator(`a[href$="/posts/${queued}"]`);
+  await row.first().waitFor();
+  await call('POST', `${api}/posts/${queued}/reject`, { reason: 'not this week' }, users.ben.token);
+  await row.first().waitFor({ state: 'detached' });
+  await noReloadCheck(page, 'waiting for the queue to update');
+  log('the queue showed the post, then dropped it once rejected');
+
+  step('admin: connect a channel from Settings through the sandbox');
+  await go(page, `${base}/settings`, 'Settings');
+  const newChannel = -(1_000_000_000_000 + rnd(1, 999_999_999));
+  const connect = page.locator('form', { has: page.getByRole('heading', { name: 'Connect a chat or contact' }) });
+  await connect.getByLabel('Telegram chat id').fill(String(newChannel));
+  await connect.getByLabel('Title').fill(`Acme offers ${run}`);
+  await connect.getByLabel('Kind').selectOption('channel');
+  await connect.getByRole('button', { name: 'Connect' }).click();
+  await page.locator('.toast', { hasText: `Acme offers ${run} connected` }).waitFor();
+  const found = await call('GET', `${api}/chats?telegram_chat_id=${newChannel}`);
+  if (found.chats.length !== 1 || found.chats[0].title !== `Acme offers ${run}` || found.chats[0].type !== 'channel')
+    throw new Error(`the channel connected from Settings is not in the API as expected: ${JSON.stringify(found)}`);
+  log('the channel is connected');
+
+  step('admin: risk rules and retention from Settings → Rules');
+  await go(page, `${base}/settings?tab=rules`, 'Settings');
+  const risk = page.locator('form', { has: page.getByRole('heading', { name: 'Risk rules for posts' }) });
+  await risk.getByRole('button', { name: 'Add a word' }).click();
+  const n = await risk.getByLabel(/^Word or phrase/).count();
+  await risk.getByLabel(`Word or phrase ${n}`).fill('free money');
+  await risk.getByLabel(`Severity ${n}`).selectOption('block');
+  await risk.getByLabel(/Links allowed only to/).fill('acme.example\nt.me');
+  await risk.getByRole('button', { name: 'Save the rules' }).click();
+  await page.locator('.toast', { hasText: 'Rules saved' }).waitFor();
+  const rules = (await call('GET', `${api}/rules`)).rules;
+  if (!rules.forbidden_words.some((w) => w.word === 'free money' && w.severity === 'block') || !rules.link_domains.allow.includes('acme.example'))
+    throw new Error(`the rules saved from the desk are not the API's: ${JSON.stringify(rules)}`);
+  const retention = page.locator('form', { has: page.getByRole('heading', { name: 'Audit retention' }) });
+  await retention.getByLabel(/Keep the audit/).fill('180');
+  await retention.getByRole('button', { name: 'Save retention' }).click();
+  await page.locator('.toast', { hasText: '180 days' }).waitFor();
+  const wsInfo = await call('GET', api);
+  if (wsInfo.retention.audit_days !== 180) throw new Error(`retention is ${JSON.stringify(wsInfo.retention)}, not 180 days`);
+  await view(page, 'settings-rules');
+
+  step("admin: a contact's basis, tags and quiet hours on her page");
+  const bob = contacts[1];
+  await go(page, `${base}/chats/${bob}`, 'Bob Keller');
+  const basis = page.locator('form', { has: page.getByRole('heading', { name: 'Lawful basis' }) });
+  await basis.getByLabel('Basis').selectOption('legitimate_interest');
+  await basis.getByLabel('Where it comes from').fill('customer since 2019');
+  await basis.getByRole('button', { name: 'Record the basis' }).click();
+  await page.locator('.toast', { hasText: 'Lawful basis recorded' }).waitFor();
+  await page.getByLabel('Tags, separated by commas').fill('berlin, press');
+  await page.getByRole('button', { name: 'Save tags' }).click();
+  await page.locator('.toast', { hasText: 'Tags saved' }).waitFor();
+  const rulesForm = page.locator('form', { has: page.getByRole('heading', { name: 'Quiet hours and caps' }) });
+  await rulesForm.getByLabel(/^Time zone/).selectOption('Europe/Berlin');
+  await rulesForm.getByRole('checkbox', { name: 'Quiet hours' }).check();
+  await rulesForm.getByLabel('From', { exact: true }).fill('00:00');
+  await rulesForm.getByLabel('Until', { exact: true }).fill('23:59');
+  await rulesForm.getByRole('button', { name: 'Save rules' }).click();
+  await rulesForm.getByText('Saved.').waitFor();
+  const bobNow = await until(
+    "Bob's page did not reach the API",
+    () => call('GET', `${api}/chats/${bob}`),
+    (c) => c.audience_rules?.quiet_hours?.start === '00:00' && c.tags.join() === 'berlin,press',
+  );
+  if (bobNow.lawful_basis?.basis !== 'legitimate_interest' || bobNow.lawful_basis.source !== 'customer since 2019')
+    throw new Error(`Bob's lawful basis is ${JSON.stringify(bobNow.lawful_basis)}`);
+  await page.locator('.facts', { hasText: 'quiet 00:00–23:59 (Europe/Berlin)' }).waitFor();
+  await view(page, 'chat-contact');
+
+  step("admin: the editor's dry-run finds the quiet hours, and the segment's audience is counted");
+  await go(page, `${base}/posts/new`, 'New post');
+  await page.getByLabel('Text', { exact: true }).fill(`A note for the press ${run}`);
+  await page.getByRole('checkbox', { name: /Bob Keller/ }).check();
+  await page.locator('.finding', { hasText: /quiet hours/i }).first().waitFor();
+  await page.getByRole('checkbox', { name: /Everyone in Berlin/ }).check();
+  await page.locator('#audience-count', { hasText: /in all/ }).waitFor();
+  log(`editor: ${(await page.locator('.finding', { hasText: /quiet hours/i }).first().textContent()).trim()}`);
+
+  step('admin: a segment lists a chat');
+  await go(page, `${base}/audience?tab=segments`, 'Audience');
+  await page.getByRole('button', { name: 'Edit Everyone in Berlin' }).click();
+  const seg = page.locator('form', { has: page.getByRole('heading', { name: 'Edit Everyone in Berlin' }) });
+  await seg.getByRole('checkbox', { name: /Chloé Dubois/ }).check();
+  await seg.getByRole('button', { name: 'Save segment' }).click();
+  await page.locator('.toast', { hasText: 'Segment saved' }).waitFor();
+  const segment = await call('GET', `${api}/segments/${everyone}`);
+  if (!segment.chat_ids.includes(contacts[2])) throw new Error(`the segment does not list Chloé: ${JSON.stringify(segment)}`);
+
+  step('admin: erase a contact, after a confirmation that says it cannot be undone');
+  await go(page, `${base}/chats/${dana}`, 'Dana Weber');
+  await page.getByRole('button', { name: /^Erase Dana Weber/ }).click();
+  const confirm = page.getByRole('alertdialog', { name: 'Erase Dana Weber?' });
+  await confirm.getByText('This cannot be undone.').waitFor();
+  await confirm.getByRole('button', { name: 'Erase for good' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Erased contact' }).waitFor();
+  await page.locator('.page-head .badge', { hasText: 'erased' }).waitFor();
+  const erased = await call('GET', `${api}/chats/${dana}`);
+  if (!erased.erased || !erased.opted_out) throw new Error(`Dana is not erased in the API: ${JSON.stringify(erased)}`);
+  await go(page, `${base}/audience`, 'Audience');
+  await page.locator(`tbody tr:has(a[href$="/chats/${dana}"])`, { hasText: 'erased' }).waitFor();
+  log('Dana shows as erased');
+}
+
+async function visitAll(page, ws, postId, suffix, contact) {
   const go = async (path, heading) => {
     await page.evaluate((to) => {
       history.pushState(null, '', to);
@@ -377,6 +592,8 @@ async function visitAll(page, ws, postId, suffix) {
   if (!(await page.locator('tbody tr', { hasText: 'rejected' }).count())) throw new Error('the import dry run shows no rejected row for a row without a lawful basis');
   await view(page, `audience-import${suffix}`);
   await go(`${base}/audience?tab=segments`, 'Audience');
+  await page.getByRole('button', { name: 'Edit Berlin VIPs' }).click();
+  await page.getByRole('heading', { name: 'Edit Berlin VIPs' }).waitFor();
   await view(page, `audience-segments${suffix}`);
   await go(`${base}/audit`, 'Audit');
   await page.locator('tbody tr').first().waitFor();
@@ -389,6 +606,12 @@ async function visitAll(page, ws, postId, suffix) {
   await view(page, `sandbox-inbox${suffix}`);
   await go(`${base}/settings`, 'Settings');
   await view(page, `settings${suffix}`);
+  await go(`${base}/settings?tab=rules`, 'Settings');
+  await page.getByRole('heading', { name: 'Risk rules for posts' }).waitFor();
+  await view(page, `settings-rules${suffix}`);
+  await go(`${base}/chats/${contact}`, /./);
+  await page.getByRole('heading', { name: 'Who approves posts to it' }).waitFor();
+  await view(page, `chat${suffix}`);
 }
 
 main().then(

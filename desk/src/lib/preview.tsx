@@ -1,9 +1,8 @@
 // Previews as Telegram shows a message, and dry-run findings with their fixes.
 
-import { parse } from './markup';
 import { time } from './format';
 import { TelegramText } from './telegram';
-import type { DryRun, Finding } from './types';
+import type { DryRun, Finding, Post } from './types';
 
 export function Findings(props: { findings: Finding[]; chatName?: (id: string) => string }) {
   if (!props.findings.length) return <p class="note note-ok">No findings: the workspace's rules pass.</p>;
@@ -42,14 +41,26 @@ export function Preview(props: { dry: DryRun | null; text: string; busy: boolean
 }
 
 
-/** A stored post's text, parsed in the browser (for readers who may not run dry-runs). */
-export function PostPreview(props: { text: string; parseMode: string | null; at?: string }) {
-  const p = parse(props.text, props.parseMode);
+/**
+ * A stored post as Telegram will show it, from the server's render in GET .../posts/{id} (the
+ * same parser as planning and the dry-run), so readers who may not dry-run see the same thing.
+ */
+export function PostPreview(props: { post: Post }) {
+  const r = props.post.render;
   return (
     <div class="tg-phone" aria-label="Preview as Telegram shows it">
       <div class="tg-bubble">
-        <TelegramText text={p.text} entities={p.entities} />
-        <div class="meta">{props.at ? time(props.at) : ''}</div>
+        {r ? (
+          <TelegramText text={r.text} entities={r.entities} />
+        ) : props.post.texts_erased ? (
+          <p class="muted">The text of this post was erased.</p>
+        ) : (
+          <p class="muted">Telegram would refuse this text as it stands: edit it. The raw text: {props.post.text}</p>
+        )}
+        <div class="meta">
+          {time(props.post.publish_at)}
+          {r ? ` · ${r.length.toLocaleString()} characters` : ''}
+        </div>
       </div>
     </div>
   );

@@ -143,6 +143,9 @@ export interface Post {
   state: string;
   text: string;
   parse_mode: string | null;
+  /** As Telegram will show it; null when the text does not parse. */
+  render: { text: string; entities: Entity[]; length: number } | null;
+  texts_erased?: boolean;
   publish_at: string;
   targets: number;
   segment_ids?: string[];
@@ -191,6 +194,7 @@ export interface DryRun {
   parse_error: { code: string; message: string } | null;
   blocked: boolean;
   findings: Finding[];
+  audience?: { targets: number; from_segments: number; excluded: number };
   forecast: {
     first_at: string;
     last_at: string;

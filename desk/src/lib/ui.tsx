@@ -2,6 +2,7 @@
 
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
+import type { Chat } from './types';
 
 export function ErrorNote(props: { error: string | null | undefined; title?: string }) {
   if (!props.error) return null;
@@ -97,4 +98,13 @@ const STATE_KIND: Record<string, string> = {
 
 export function stateKind(s: string): string {
   return STATE_KIND[s] || 'plain';
+}
+
+/** Whether a chat can be sent to, as a badge. */
+export function chatStatus(c: Chat) {
+  if (c.erased) return <Badge kind="plain">erased</Badge>;
+  if (c.opted_out) return <Badge kind="bad">opted out</Badge>;
+  if (c.blocked) return <Badge kind="bad" title={c.blocked}>blocked</Badge>;
+  if (!c.targetable) return <Badge kind="warn">no lawful basis</Badge>;
+  return <Badge kind="ok">can be sent to</Badge>;
 }

@@ -6,10 +6,10 @@ import { api, messageOf } from '../lib/api';
 import { useDirectory } from '../lib/directory';
 import { plural, when } from '../lib/format';
 import { useLive } from '../lib/live';
-import { setQuery, useLocation } from '../lib/router';
+import { Link, setQuery, useLocation } from '../lib/router';
 import { useSession } from '../lib/session';
 import type { Chat, ImportResult, Segment } from '../lib/types';
-import { Badge, Empty, ErrorNote, PageTitle, notify } from '../lib/ui';
+import { Badge, Empty, ErrorNote, PageTitle, chatStatus, notify } from '../lib/ui';
 
 const TABS = [
   ['contacts', 'Contacts and chats'],
@@ -23,14 +23,6 @@ function basisWords(c: Chat): string {
   if (!c.lawful_basis) return 'none recorded: cannot be sent to';
   const b = c.lawful_basis.basis === 'legitimate_interest' ? 'legitimate interest' : c.lawful_basis.basis;
   return `${b}, from ${c.lawful_basis.source}, ${when(c.lawful_basis.given_at)}`;
-}
-
-function status(c: Chat) {
-  if (c.erased) return <Badge kind="plain">erased</Badge>;
-  if (c.opted_out) return <Badge kind="bad">opted out</Badge>;
-  if (c.blocked) return <Badge kind="bad" title={c.blocked}>blocked</Badge>;
-  if (!c.targetable) return <Badge kind="warn">no lawful basis</Badge>;
-  return <Badge kind="ok">can be sent to</Badge>;
 }
 
 function Contacts() {
@@ -81,21 +73,27 @@ function Contacts() {
               <th scope="col">Lawful basis</th>
               <th scope="col">Tags</th>
               <th scope="col">Status</th>
-              {can('opt_out') && <th scope="col">Action</th>}
+              {can('opt_out') && <th scope="col">Actions</th>}
             </tr>
           </thead>
           <tbody>
             {list.slice(0, shown).map((c) => (
               <tr key={c.id}>
                 <td>
-                  {c.title} <span class="muted small mono">{c.telegram_chat_id}</span>
+                  <Link href={`/w/${ws.id}/chats/${c.id}`}>{c.erased ? 'Erased contact' : c.title || c.telegram_chat_id}</Link>{' '}
+                  <span class="muted small mono">{c.telegram_chat_id}</span>
                 </td>
                 <td>{c.contact ? 'contact' : c.type || 'chat'}</td>
                 <td>{basisWords(c)}</td>
                 <td>{c.tags.join(', ')}</td>
-                <td>{status(c)}</td>
+                <td>{chatStatus(c)}</td>
                 {can('opt_out') && (
                   <td>
+                    {can('configure') && (
+                      <Link class="button small" href={`/w/${ws.id}/chats/${c.id}`}>
+                        Manage<span class="sr-only"> {c.erased ? 'erased contact' : c.title}</span>
+                      </Link>
+                    )}{' '}
                     {c.contact && !c.opted_out && !c.erased && (
                       <button type="button" class="small" onClick={() => optOut(c)}>
                         Opt out<span class="sr-only"> {c.title}</span>
@@ -260,24 +258,32 @@ function Import() {
 
 function SegmentForm(props: { segment?: Segment; onDone: () => void }) {
   const { ws } = useSession();
+  const dir = useDirectory();
   const s = props.segment;
   const [name, setName] = useState(s?.name || '');
   const [all, setAll] = useState((s?.tags_all || []).join(', '));
   const [any, setAny] = useState((s?.tags_any || []).join(', '));
+  const [listed, setListed] = useState<Set<string>>(new Set(s?.chat_ids || []));
+  const [find, setFind] = useState('');
   const [error, setError] = useState<string | null>(null);
   const split = (v: string) =>
     v
       .split(',')
       .map((t) => t.trim().toLowerCase())
       .filter(Boolean);
+  const p = s ? `seg-${s.id}` : 'seg-new';
+  const shown = dir.chats.filter(
+    (c) => !c.erased && (!find || c.title.toLowerCase().includes(find.toLowerCase()) || String(c.telegram_chat_id).includes(find)),
+  );
   return (
     <form
       class="card stack"
-      aria-label={s ? `Edit segment ${s.name}` : 'New segment'}
+      aria-labelledby={`${p}-h`}
       onSubmit={async (e) => {
         e.preventDefault();
+        setError(null);
         try {
-          const body = { name, tags_all: split(all), tags_any: split(any), chat_ids: s?.chat_ids || [] };
+          const body = { name, tags_all: split(all), tags_any: split(any), chat_ids: [...listed] };
           await api(`/v1/workspaces/${ws.id}/segments${s ? `/${s.id}` : ''}`, { method: s ? 'PUT' : 'POST', body });
           notify(s ? 'Segment saved.' : 'Segment created.');
           props.onDone();
@@ -286,8 +292,11 @@ function SegmentForm(props: { segment?: Segment; onDone: () => void }) {
         }
       }}
     >
-      <h3 style={{ margin: 0 }}>{s ? `Edit ${s.name}` : 'New segment'}</h3>
-      <ErrorNote error={error} />
+      <h3 id={`${p}-h`} style={{ margin: 0 }}>
+        {s ? `Edit ${s.name}` : 'New segment'}
+      </h3>
+      <p class="muted small">A segment selects the chats it lists, plus those whose tags match (all of the first list, and one of the second).</p>
+      <ErrorNote error={error} title="Not saved:" />
       <div class="row">
         <label>
           Name
@@ -301,9 +310,42 @@ function SegmentForm(props: { segment?: Segment; onDone: () => void }) {
           Has any of these tags
           <input value={any} onInput={(e) => setAny(e.currentTarget.value)} />
         </label>
+      </div>
+      <fieldset>
+        <legend>Listed chats ({listed.size})</legend>
+        <label>
+          Find a chat to list
+          <input type="search" value={find} onInput={(e) => setFind(e.currentTarget.value)} />
+        </label>
+        <div class="pick-list" role="group" aria-label="Chats the segment lists">
+          {shown.slice(0, 200).map((c) => (
+            <label key={c.id}>
+              <input
+                type="checkbox"
+                checked={listed.has(c.id)}
+                onChange={() => {
+                  const next = new Set(listed);
+                  if (next.has(c.id)) next.delete(c.id);
+                  else next.add(c.id);
+                  setListed(next);
+                }}
+              />
+              {c.title || c.telegram_chat_id}
+              <span class="muted small">{c.contact ? 'contact' : c.type || 'chat'}</span>
+            </label>
+          ))}
+          {shown.length > 200 && <p class="muted small">{shown.length - 200} more: narrow the search.</p>}
+        </div>
+      </fieldset>
+      <div class="row">
         <button type="submit" class="primary">
-          {s ? 'Save' : 'Create'}
+          {s ? 'Save segment' : 'Create segment'}
         </button>
+        {s && (
+          <button type="button" onClick={props.onDone}>
+            Cancel
+          </button>
+        )}
       </div>
     </form>
   );

@@ -276,6 +276,40 @@ function VirtualList(props: {
   );
 }
 
+/** The range's warnings in words, each with its post: visible without hovering. */
+function WarningList(props: { posts: PostListItem[]; warn: Map<string, string[]>; ws: string }) {
+  const [all, setAll] = useState(false);
+  const warned = props.posts.filter((p) => props.warn.get(p.id)?.length);
+  if (!warned.length) return null;
+  const shown = all ? warned : warned.slice(0, 8);
+  return (
+    <section class="card" aria-labelledby="cal-warn-h" style={{ marginTop: '0.8rem' }}>
+      <h2 id="cal-warn-h" style={{ marginTop: 0 }}>
+        Warnings in this range ({warned.length.toLocaleString()})
+      </h2>
+      <ul class="warn-list">
+        {shown.map((p) => (
+          <li key={p.id}>
+            <Link href={`/w/${props.ws}/posts/${p.id}`}>
+              {when(p.publish_at)}: {plainPreview(p.text_preview).slice(0, 60) || '(no text)'}
+            </Link>
+            <ul class="small">
+              {props.warn.get(p.id)!.map((w) => (
+                <li key={w}>{w}</li>
+              ))}
+            </ul>
+          </li>
+        ))}
+      </ul>
+      {warned.length > shown.length && (
+        <button type="button" class="more" onClick={() => setAll(true)}>
+          Show all {warned.length.toLocaleString()}
+        </button>
+      )}
+    </section>
+  );
+}
+
 export default function Calendar() {
   const { ws, can, name } = useSession();
   const dir = useDirectory();
@@ -494,6 +528,7 @@ export default function Calendar() {
                   <div
                     key={k}
                     role="gridcell"
+                    data-date={isoDate(d)}
                     class={`cell${other ? ' other' : ''}${sameDay(d, today) ? ' today' : ''}${dropKey === k ? ' drop' : ''}`}
                     onDragOver={(e) => {
                       e.preventDefault();
@@ -583,8 +618,9 @@ export default function Calendar() {
       )}
 
       <p class="legend" aria-label="Legend">
-        <span>⚠ a conflict, a limit or quiet hours (hover or focus the post for details)</span>
+        <span>⚠ a conflict, a limit or quiet hours: listed below</span>
       </p>
+      <WarningList posts={posts} warn={warn} ws={ws.id} />
 
       {moving && (
         <MoveDialog

@@ -263,6 +263,15 @@ export default function Editor(props: { params: Record<string, string> }) {
             ) : (
               <p class="muted">The workspace's rules, the targets and the limits are checked as you type.</p>
             )}
+            {dry?.audience && (
+              <p class="note note-info" id="audience-count">
+                Goes to {plural(dry.audience.targets, 'chat')} in all: {plural(dry.audience.from_segments, 'member')} from the segments
+                {dry.audience.excluded > 0
+                  ? `; ${plural(dry.audience.excluded, 'member')} of them cannot be sent to (opted out, blocked or without a lawful basis) and will be left out`
+                  : ''}
+                .
+              </p>
+            )}
             {dry?.forecast && (
               <p class="muted small">
                 {plural(dry.forecast.messages, 'message')}: the first at {time(dry.forecast.first_at)}, the last at{' '}

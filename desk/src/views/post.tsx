@@ -48,12 +48,13 @@ function DeliveryRow(props: { d: Delivery; post: Post; onDone: () => void }) {
     case 'delivered':
       what = (
         <>
-          Delivered{link ? ': ' : '.'}
+          Delivered{link ? ': ' : d.telegram_message_id ? ` as message ${d.telegram_message_id}` : ''}
           {link && (
             <a href={link.href} target="_blank" rel="noopener noreferrer">
               {link.label}
             </a>
           )}
+          {!link && chat?.contact ? ' (a private chat: Telegram has no link to it).' : link ? null : '.'}
         </>
       );
       break;
@@ -322,7 +323,7 @@ export default function PostPage(props: { params: Record<string, string> }) {
       </p>
       <div class="grid-2">
         <div class="stack">
-          <PostPreview text={p.text} parseMode={p.parse_mode} at={p.publish_at} />
+          <PostPreview post={p} />
           <ul class="counts" aria-label="Deliveries by status">
             <li>
               <strong>{c.delivered.toLocaleString()}</strong>delivered

@@ -34,7 +34,7 @@ function Item(props: { post: Post; onDone: () => void }) {
           <Stages post={p} />
           <Decide post={p} onDone={props.onDone} />
         </div>
-        <PostPreview text={p.text} parseMode={p.parse_mode} at={p.publish_at} />
+        <PostPreview post={p} />
       </div>
     </article>
   );

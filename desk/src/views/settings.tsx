@@ -3,12 +3,15 @@
 // with a password and give them a role.
 
 import { useState } from 'preact/hooks';
-import { api, messageOf } from '../lib/api';
+import { api, ApiError, messageOf } from '../lib/api';
 import { useDirectory } from '../lib/directory';
 import { useLoad } from '../lib/hooks';
 import { useSession } from '../lib/session';
 import type { Role, User } from '../lib/types';
-import { ErrorNote, PageTitle, notify } from '../lib/ui';
+import { ErrorNote, Loading, PageTitle, notify } from '../lib/ui';
+import { AudienceRulesForm, splitList } from '../lib/forms';
+import { setQuery, useLocation } from '../lib/router';
+import type { AudienceRules } from '../lib/types';
 
 const ROLES: Role[] = ['viewer', 'author', 'approver', 'auditor', 'admin'];
 
@@ -47,12 +50,12 @@ function Form(props: { title: string; submit: () => Promise<string>; children: p
   );
 }
 
-export default function Settings() {
-  const { ws, can, me } = useSession();
+function Connections() {
+  const { ws, me } = useSession();
   const dir = useDirectory();
   const base = `/v1/workspaces/${ws.id}`;
   const [bot, setBot] = useState({ name: '', token: '' });
-  const [chat, setChat] = useState({ bot_id: '', telegram_chat_id: '', title: '', lawful_basis: '', source: '' });
+  const [chat, setChat] = useState({ bot_id: '', telegram_chat_id: '', title: '', lawful_basis: '', source: '', type: 'channel', can_post: true });
   const [person, setPerson] = useState({ login: '', name: '', password: '', role: 'author' as Role });
   const [grant, setGrant] = useState({ user: '', role: 'author' as Role });
   const users = useLoad(
@@ -60,18 +63,9 @@ export default function Settings() {
     [me.user.id],
   );
   const userList: User[] = Array.isArray(users.data) ? users.data : users.data?.users || [];
-  if (!can('configure')) {
-    return (
-      <section>
-        <PageTitle title="Settings" />
-        <p class="note note-info">Settings are for admins; your role is {ws.role}.</p>
-      </section>
-    );
-  }
   const chatBot = chat.bot_id || dir.bots[0]?.id || '';
   return (
-    <section>
-      <PageTitle title="Settings" />
+    <>
       <div class="ops-grid">
         <Form
           title="Register a bot"
@@ -99,6 +93,21 @@ export default function Settings() {
           label="Connect"
           submit={async () => {
             const id = Number(chat.telegram_chat_id);
+            if (!Number.isSafeInteger(id) || id === 0) throw new Error('The Telegram chat id is a whole number: negative for a group or channel, positive for a person.');
+            let told = '';
+            if (id < 0) {
+              // In sandbox mode the emulator must know the group or channel before Herald asks
+              // Telegram about it; against a real Bot API there is nothing to tell (404 not_sandbox).
+              try {
+                await api(`${base}/sandbox/chats`, {
+                  method: 'POST',
+                  body: { chat_id: id, type: chat.type, title: chat.title, can_post_messages: chat.can_post },
+                });
+                told = ' (the sandbox knows it now)';
+              } catch (e) {
+                if (!(e instanceof ApiError && e.code === 'not_sandbox')) throw e;
+              }
+            }
             const body: Record<string, unknown> = { bot_id: chatBot, telegram_chat_id: id, title: chat.title };
             if (chat.lawful_basis) {
               body.lawful_basis = chat.lawful_basis;
@@ -107,7 +116,7 @@ export default function Settings() {
             await api(`${base}/chats`, { method: 'POST', body });
             setChat({ ...chat, telegram_chat_id: '', title: '' });
             dir.reload();
-            return `${chat.title} connected.`;
+            return `${chat.title} connected${told}.`;
           }}
         >
           <label>
@@ -128,6 +137,22 @@ export default function Settings() {
             Title
             <input required value={chat.title} onInput={(e) => setChat({ ...chat, title: e.currentTarget.value })} />
           </label>
+          {Number(chat.telegram_chat_id) < 0 && (
+            <>
+              <label>
+                Kind
+                <select value={chat.type} onChange={(e) => setChat({ ...chat, type: e.currentTarget.value })}>
+                  <option value="channel">Channel</option>
+                  <option value="supergroup">Supergroup</option>
+                  <option value="group">Group</option>
+                </select>
+              </label>
+              <label class="check">
+                <input type="checkbox" checked={chat.can_post} onChange={(e) => setChat({ ...chat, can_post: e.currentTarget.checked })} /> The bot may
+                post there (sandbox)
+              </label>
+            </>
+          )}
           <label>
             Lawful basis (contacts only)
             <select value={chat.lawful_basis} onChange={(e) => setChat({ ...chat, lawful_basis: e.currentTarget.value })}>
@@ -142,7 +167,7 @@ export default function Settings() {
           </label>
           <p class="muted small">
             A positive id is a person (a contact: give a lawful basis); a group or channel is negative and Herald first asks
-            Telegram whether the bot may post there.
+            Telegram whether the bot may post there. In the sandbox, the desk first tells the emulator about it.
           </p>
         </Form>
 
@@ -231,6 +256,186 @@ export default function Settings() {
             ))}
           </ul>
         </Form>
+      </div>
+    </>
+  );
+}
+
+type Severity = 'block' | 'warn' | 'info';
+interface RiskRules {
+  link_domains?: { allow?: string[]; deny?: string[] };
+  forbidden_words?: { word: string; severity: Severity }[];
+  max_length?: number | null;
+}
+interface WorkspaceInfo {
+  id: string;
+  name: string;
+  audience_rules: AudienceRules | null;
+  retention?: { audit_days: number };
+  rules?: RiskRules;
+}
+
+function RiskRulesForm(props: { rules: RiskRules; onSaved: () => void }) {
+  const { ws } = useSession();
+  const r = props.rules;
+  const [allow, setAllow] = useState((r.link_domains?.allow || []).join('\n'));
+  const [deny, setDeny] = useState((r.link_domains?.deny || []).join('\n'));
+  const [words, setWords] = useState<{ word: string; severity: Severity }[]>(r.forbidden_words || []);
+  const [max, setMax] = useState(r.max_length != null ? String(r.max_length) : '');
+  const setWord = (i: number, patch: Partial<{ word: string; severity: Severity }>) =>
+    setWords(words.map((w, j) => (j === i ? { ...w, ...patch } : w)));
+  return (
+    <Form
+      title="Risk rules for posts"
+      label="Save the rules"
+      submit={async () => {
+        const body: RiskRules = {
+          link_domains: { allow: splitList(allow, true), deny: splitList(deny, true) },
+          forbidden_words: words.filter((w) => w.word.trim()).map((w) => ({ word: w.word.trim(), severity: w.severity })),
+        };
+        if (max.trim()) body.max_length = Number(max);
+        await api(`/v1/workspaces/${ws.id}/rules`, { method: 'PUT', body });
+        props.onSaved();
+        return 'Rules saved: the editor and approvals check them from now on.';
+      }}
+    >
+      <p class="muted small">
+        The editor shows each finding as the author types; a finding that blocks stops the approval until the post is fixed.
+      </p>
+      <div class="row">
+        <label>
+          Links allowed only to (one domain a line; empty: any)
+          <textarea rows={3} value={allow} placeholder="acme.example" onInput={(e) => setAllow(e.currentTarget.value)} />
+        </label>
+        <label>
+          Links refused to (one domain a line)
+          <textarea rows={3} value={deny} placeholder="evil.example" onInput={(e) => setDeny(e.currentTarget.value)} />
+        </label>
+      </div>
+      <fieldset>
+        <legend>Forbidden words</legend>
+        {words.length === 0 && <p class="muted small">None yet.</p>}
+        <ul class="list-plain stack">
+          {words.map((w, i) => (
+            <li key={i} class="row">
+              <label>
+                Word or phrase {i + 1}
+                <input value={w.word} onInput={(e) => setWord(i, { word: e.currentTarget.value })} />
+              </label>
+              <label>
+                Severity {i + 1}
+                <select value={w.severity} onChange={(e) => setWord(i, { severity: e.currentTarget.value as Severity })}>
+                  <option value="block">blocks approval</option>
+                  <option value="warn">warns</option>
+                  <option value="info">notes</option>
+                </select>
+              </label>
+              <button type="button" class="small" onClick={() => setWords(words.filter((_, j) => j !== i))}>
+                Remove<span class="sr-only"> word {i + 1}</span>
+              </button>
+            </li>
+          ))}
+        </ul>
+        <button type="button" class="small" onClick={() => setWords([...words, { word: '', severity: 'warn' }])}>
+          Add a word
+        </button>
+      </fieldset>
+      <label>
+        Warn above this length (Telegram’s units; empty: only Telegram’s 4,096)
+        <input type="number" min={1} max={4096} inputMode="numeric" value={max} onInput={(e) => setMax(e.currentTarget.value)} />
+      </label>
+    </Form>
+  );
+}
+
+function RulesTab() {
+  const { ws } = useSession();
+  const base = `/v1/workspaces/${ws.id}`;
+  const info = useLoad(
+    async (signal) => {
+      const [w, r] = await Promise.all([
+        api<WorkspaceInfo>(base, { signal }),
+        api<{ rules: RiskRules }>(`${base}/rules`, { signal }),
+      ]);
+      return { ...w, rules: r.rules || {} };
+    },
+    [ws.id],
+  );
+  const [days, setDays] = useState<string | null>(null);
+  if (info.error && !info.data) return <ErrorNote error={info.error} />;
+  if (!info.data) return <Loading what="the rules" />;
+  const d = info.data;
+  const shownDays = days ?? String(d.retention?.audit_days ?? 365);
+  return (
+    <div class="ops-grid">
+      <RiskRulesForm key={JSON.stringify(d.rules)} rules={d.rules || {}} onSaved={info.reload} />
+      <AudienceRulesForm
+        id="ws-rules"
+        title="Quiet hours and caps for every chat"
+        intro="For each chat without rules of its own (a chat’s page sets its own). Times are read in the zone you choose."
+        rules={d.audience_rules}
+        save={async (body) => {
+          await api(`${base}/audience-rules`, { method: 'PUT', body });
+          info.reload();
+        }}
+      />
+      <Form
+        title="Audit retention"
+        label="Save retention"
+        submit={async () => {
+          const n = shownDays.trim() ? Number(shownDays) : null;
+          const r = await api<{ audit_days: number }>(`${base}/retention`, { method: 'PUT', body: { audit_days: n } });
+          setDays(null);
+          info.reload();
+          return `The audit keeps ${r.audit_days} days; older entries are removed within the hour.`;
+        }}
+      >
+        <label>
+          Keep the audit for this many days (at most 12 months; empty: 12 months)
+          <input type="number" min={1} inputMode="numeric" value={shownDays} onInput={(e) => setDays(e.currentTarget.value)} />
+        </label>
+      </Form>
+    </div>
+  );
+}
+
+const TABS = [
+  ['connections', 'Bots, chats and people'],
+  ['rules', 'Rules'],
+] as const;
+
+export default function Settings() {
+  const { ws, can } = useSession();
+  const loc = useLocation();
+  const tab = loc.query.get('tab') === 'rules' ? 'rules' : 'connections';
+  if (!can('configure')) {
+    return (
+      <section>
+        <PageTitle title="Settings" />
+        <p class="note note-info">Settings are for admins; your role is {ws.role}.</p>
+      </section>
+    );
+  }
+  return (
+    <section>
+      <PageTitle title="Settings" />
+      <div class="tabs" role="tablist" aria-label="Settings">
+        {TABS.map(([k, label]) => (
+          <button
+            key={k}
+            type="button"
+            role="tab"
+            id={`tab-${k}`}
+            aria-selected={tab === k}
+            aria-controls="settings-panel"
+            onClick={() => setQuery({ tab: k === 'connections' ? null : k })}
+          >
+            {label}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel" id="settings-panel" aria-labelledby={`tab-${tab}`}>
+        {tab === 'connections' ? <Connections /> : <RulesTab />}
       </div>
     </section>
   );
