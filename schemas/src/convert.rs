@@ -172,6 +172,7 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
                 kind,
                 basis,
                 tags,
+                username,
                 ..
             } => Event::ChatConnected(v1::ChatConnected {
                 bot_id: bot_id.to_string(),
@@ -180,6 +181,7 @@ fn decode_payload(stored: &StoredEvent) -> Result<Event, ConvertError> {
                 kind: kind.unwrap_or_default(),
                 basis: basis.map(lawful_basis),
                 tags,
+                username: username.unwrap_or_default(),
             }),
             ChatEvent::ChatTagsSet { tags } => Event::ChatTagsSet(v1::ChatTagsSet { tags }),
             ChatEvent::ContactErased => Event::ContactErased(v1::ContactErased {}),

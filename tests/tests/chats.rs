@@ -180,3 +180,55 @@ async fn connecting_asks_telegram_and_a_recheck_flags_and_clears_lost_rights() {
     assert_eq!(settled["state"], "delivered", "{settled}");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_public_channel_keeps_its_username_and_its_delivered_messages_link_to_it() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    app.sandbox_post(
+        "/sandbox/chats",
+        json!({"chat_id": -100_777_001, "type": "channel", "title": "Acme news", "username": "@acmenews"}),
+    )
+    .await;
+    let channel = app.connect_chat(&ws, &bot, -100_777_001).await;
+    let (_, shown) = app
+        .get(&format!("/v1/workspaces/{ws}/chats/{channel}"))
+        .await;
+    assert_eq!(shown["username"], "acmenews", "{shown}");
+    // A person's username is never kept, even if Telegram reports one.
+    app.sandbox_post(
+        "/sandbox/chats",
+        json!({"chat_id": 7_770_002, "type": "private", "username": "alice_private"}),
+    )
+    .await;
+    let person = app.connect_chat(&ws, &bot, 7_770_002).await;
+    let (_, shown) = app
+        .get(&format!("/v1/workspaces/{ws}/chats/{person}"))
+        .await;
+    assert_eq!(shown["username"], serde_json::Value::Null);
+
+    let post = app
+        .plan(
+            &ws,
+            &[&channel, &person],
+            "hello",
+            std::time::Duration::ZERO,
+        )
+        .await;
+    app.approve(&ws, &post).await;
+    let settled = app
+        .settled(&ws, &post, std::time::Duration::from_secs(15))
+        .await;
+    let deliveries = settled["deliveries"].as_array().unwrap();
+    let of = |chat: &str| deliveries.iter().find(|d| d["chat_id"] == chat).unwrap();
+    let message = of(&channel)["telegram_message_id"].as_i64().unwrap();
+    assert_eq!(
+        of(&channel)["link"],
+        format!("https://t.me/acmenews/{message}")
+    );
+    assert!(
+        of(&person).get("link").is_none(),
+        "a private chat has no public link"
+    );
+    app.cleanup().await;
+}

@@ -32,6 +32,9 @@ pub enum ChatCommand {
         basis: Option<Basis>,
         /// Labels segments select by (`vip`, `berlin`); normalised by [`Chat::check_tags`].
         tags: Vec<String>,
+        /// A public group's or channel's @username, as Telegram reported it (never a person's:
+        /// ignored for private chats).
+        username: Option<String>,
     },
     /// Replaces the chat's tags.
     SetTags { tags: Vec<String> },
@@ -88,6 +91,8 @@ pub enum ChatEvent {
         basis: Option<Basis>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tags: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
     },
     ChatTagsSet {
         tags: Vec<String>,
@@ -175,6 +180,9 @@ pub struct Chat {
     /// Its own quiet hours and caps (`None`: the workspace's).
     pub audience_rules: Option<AudienceRules>,
     pub tags: Vec<String>,
+    /// A public group's or channel's @username (links to its messages).
+    #[serde(default)]
+    pub username: Option<String>,
     /// Its personal data was erased.
     pub erased: bool,
 }
@@ -275,6 +283,7 @@ impl Aggregate for Chat {
                 kind,
                 basis,
                 tags,
+                username,
             } => {
                 if self.workspace_id.is_some() {
                     return Err(DomainError::AlreadyExists);
@@ -298,6 +307,8 @@ impl Aggregate for Chat {
                     kind,
                     basis,
                     tags,
+                    // A person's username is personal data: never kept.
+                    username: username.filter(|_| !consent::is_private(telegram_chat_id)),
                 };
                 sink.write(event, self).await;
             }
@@ -457,9 +468,11 @@ impl Aggregate for Chat {
                 kind,
                 basis,
                 tags,
+                username,
             } => {
                 self.workspace_id = Some(workspace_id);
                 self.tags = tags;
+                self.username = username;
                 self.bot_id = Some(bot_id);
                 self.telegram_chat_id = telegram_chat_id;
                 self.title = title;
@@ -531,6 +544,7 @@ mod tests {
             kind: Some("channel".into()),
             basis: None,
             tags: vec![],
+            username: None,
         }
     }
 
@@ -596,6 +610,7 @@ mod tests {
                 kind: Some("channel".into()),
                 basis: None,
                 tags: vec![],
+                username: None,
             })
             .await
             .then_expect_events(vec![connected()]);
@@ -614,6 +629,7 @@ mod tests {
                 kind: Some("channel".into()),
                 basis: None,
                 tags: vec![],
+                username: None,
             })
             .await
             .then_expect_error(DomainError::UnknownBot(BOT));
@@ -627,6 +643,7 @@ mod tests {
                 kind: Some("channel".into()),
                 basis: None,
                 tags: vec![],
+                username: None,
             })
             .await
             .then_expect_error(DomainError::UnknownBot(Id::from_u128(3)));
@@ -645,6 +662,7 @@ mod tests {
             kind: None,
             basis,
             tags: vec![],
+            username: None,
         }
     }
 
@@ -666,6 +684,7 @@ mod tests {
             kind: None,
             basis,
             tags: vec![],
+            username: None,
         };
         framework()
             .given_no_previous_events()
@@ -773,6 +792,7 @@ mod tests {
                 kind: Some("channel".into()),
                 basis: None,
                 tags: vec![],
+                username: None,
             })
             .await
             .then_expect_error(DomainError::InvalidTelegramChatId);

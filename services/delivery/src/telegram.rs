@@ -132,6 +132,8 @@ pub struct ChatCheck {
     pub title: Option<String>,
     /// Why the bot may not post there, when it may not.
     pub cannot_post: Option<String>,
+    /// A public group's or channel's @username (never asked of a private chat).
+    pub username: Option<String>,
 }
 
 /// Why a chat could not be checked.
@@ -179,6 +181,7 @@ pub async fn check_chat(
             kind,
             title: None,
             cannot_post: None,
+            username: None,
         });
     }
     let user = teloxide::types::UserId(u64::try_from(bot_user_id).unwrap_or_default());
@@ -190,6 +193,7 @@ pub async fn check_chat(
         kind,
         title: info.title().map(str::to_owned),
         cannot_post: posting_refusal(&member.kind, kind),
+        username: info.username().map(str::to_owned),
     })
 }
 

@@ -446,6 +446,7 @@ async fn command(
                     kind: Some("private".into()),
                     basis: Some(Basis::bot_start(at)),
                     tags: Vec::new(),
+                    username: None,
                 },
             ))
         }

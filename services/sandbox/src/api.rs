@@ -107,11 +107,11 @@ fn get_chat(sandbox: &Sandbox, params: &Params) -> ApiResult {
         return Err(ApiError::chat_not_found());
     }
     let chat_type = state.chat_type(chat_id);
-    Ok(objects::chat_full_info(
-        chat_id,
-        chat_type,
-        setup.title.as_deref(),
-    ))
+    let mut info = objects::chat_full_info(chat_id, chat_type, setup.title.as_deref());
+    if let (Some(username), false) = (&setup.username, chat_type == ChatType::Private) {
+        info["username"] = username.clone().into();
+    }
+    Ok(info)
 }
 
 /// `getChatMember`: the bot's own standing as set up (`POST /sandbox/chats`); any other user

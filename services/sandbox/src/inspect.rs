@@ -102,13 +102,14 @@ struct ChatOverride {
     #[serde(rename = "type")]
     chat_type: Option<ChatType>,
     title: Option<String>,
+    username: Option<String>,
     bot_status: Option<BotStatus>,
     can_post_messages: Option<bool>,
     exists: Option<bool>,
 }
 
 /// `POST /sandbox/chats` with `{"chat_id":…}` and any of `"type"` (private, group,
-/// supergroup, channel), `"title"`, `"bot_status"` (administrator, member, left, kicked),
+/// supergroup, channel), `"title"`, `"username"` (a public chat's), `"bot_status"` (administrator, member, left, kicked),
 /// `"can_post_messages"`, `"exists"`: what `getChat`, `getChatMember` and `sendMessage` then
 /// answer for that chat.
 async fn set_chat(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
@@ -117,6 +118,7 @@ async fn set_chat(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
             let setup = ChatSetup {
                 chat_type: chat.chat_type,
                 title: chat.title,
+                username: chat.username.map(|u| u.trim_start_matches('@').to_owned()),
                 bot_status: chat.bot_status,
                 can_post_messages: chat.can_post_messages,
                 exists: chat.exists,

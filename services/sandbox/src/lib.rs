@@ -220,6 +220,7 @@ impl Sandbox {
         let chat = state.chats.entry(chat_id).or_default();
         chat.chat_type = setup.chat_type.or(chat.chat_type);
         chat.title = setup.title.or(chat.title.take());
+        chat.username = setup.username.or(chat.username.take());
         chat.bot_status = setup.bot_status.or(chat.bot_status);
         chat.can_post_messages = setup.can_post_messages.or(chat.can_post_messages);
         chat.exists = setup.exists.or(chat.exists);

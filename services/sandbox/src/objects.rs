@@ -53,6 +53,8 @@ pub enum BotStatus {
 pub struct ChatSetup {
     pub chat_type: Option<ChatType>,
     pub title: Option<String>,
+    /// A public group's or channel's @username (without the @).
+    pub username: Option<String>,
     pub bot_status: Option<BotStatus>,
     pub can_post_messages: Option<bool>,
     /// `Some(false)`: Telegram knows no such chat (or the bot never saw it).

@@ -224,6 +224,7 @@ async fn check_with_telegram(
             kind: "unchecked",
             title: None,
             cannot_post: None,
+            username: None,
         });
     };
     let token = state.cipher.decrypt(&bot.encrypted_token).map_err(|_| {
@@ -309,12 +310,12 @@ pub async fn connect_one(
         return Err(DomainError::UnknownBot(bot_id).into());
     }
     let checked = telegram_chat_id < 0 || checks == Checks::All;
-    let (kind, title) = if checked {
+    let (kind, title, username) = if checked {
         let check = check_with_telegram(state, &bot, telegram_chat_id).await?;
         let kind = (check.kind != "unchecked").then(|| check.kind.to_owned());
-        (kind, check.title.unwrap_or(title))
+        (kind, check.title.unwrap_or(title), check.username)
     } else {
-        (None, title)
+        (None, title, None)
     };
     if mode == Mode::DryRun {
         return Ok(Connected { id: None, kind });
@@ -337,6 +338,7 @@ pub async fn connect_one(
         kind: kind.clone(),
         basis,
         tags,
+        username,
     };
     state.store.execute::<Chat>(ws, id, command, ctx).await?;
     Ok(Connected { id: Some(id), kind })
@@ -526,6 +528,7 @@ pub(super) fn chat_json(id: Id, chat: &Chat, opener: &store::subjects::Opener) -
         "bot_id": chat.bot_id,
         "telegram_chat_id": chat.telegram_chat_id,
         "title": opener.open(&chat.title),
+        "username": chat.username,
         "erased": chat.erased,
         "type": chat.kind,
         "contact": domain::consent::is_private(chat.telegram_chat_id),

@@ -234,11 +234,22 @@ async fn deliveries_json(
     let holds = delivery::queue::stats::holds_of(&state.pool, &pending)
         .await
         .map_err(ApiError::internal)?;
+    // A message in a public group or channel has a link anyone can open.
+    let delivered: Vec<Id> = statuses
+        .iter()
+        .filter(|(_, s)| s.telegram_message_id.is_some())
+        .map(|(chat_id, _)| *chat_id)
+        .collect();
+    let chats = store::load_many::<domain::Chat>(&state.pool, &delivered).await?;
     let mut items = Vec::with_capacity(statuses.len());
     for (chat_id, status) in statuses {
         let mut item = delivery_json(state, id, *chat_id, status).await?;
         if let Some((until, reason)) = holds.get(chat_id) {
             item["waiting"] = json!({ "until": until, "reason": reason });
+        }
+        let username = chats.get(chat_id).and_then(|c| c.username.as_deref());
+        if let (Some(username), Some(message)) = (username, status.telegram_message_id) {
+            item["link"] = format!("https://t.me/{username}/{message}").into();
         }
         items.push(item);
     }
