@@ -1,8 +1,20 @@
 // Previews as Telegram shows a message, and dry-run findings with their fixes.
 
-import { time } from './format';
+import { time, when } from './format';
 import { TelegramText } from './telegram';
 import type { DryRun, Finding, Post } from './types';
+
+const STAMP = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})/g;
+
+/** A finding's words with the chat's name for its id and times in the reader's zone. */
+function readable(text: string, chatId: string | undefined, chatName?: (id: string) => string): string {
+  let out = text.replace(STAMP, (m) => when(m));
+  if (chatId && chatName) {
+    const name = chatName(chatId);
+    out = out.split(`chat ${chatId}`).join(name).split(chatId).join(name);
+  }
+  return out;
+}
 
 export function Findings(props: { findings: Finding[]; chatName?: (id: string) => string }) {
   if (!props.findings.length) return <p class="note note-ok">No findings: the workspace's rules pass.</p>;
@@ -11,10 +23,9 @@ export function Findings(props: { findings: Finding[]; chatName?: (id: string) =
     <ul class="findings" aria-label="Findings">
       {props.findings.map((f, i) => (
         <li key={i} class={`finding finding-${f.severity}`}>
-          <strong>{words[f.severity]}:</strong> {f.reason}
-          {f.chat_id && props.chatName && <span class="muted"> ({props.chatName(f.chat_id)})</span>}
+          <strong>{words[f.severity]}:</strong> {readable(f.reason, f.chat_id, props.chatName)}
           <span class="fix">
-            <strong>Fix:</strong> {f.fix}
+            <strong>Fix:</strong> {readable(f.fix, f.chat_id, props.chatName)}
           </span>
         </li>
       ))}

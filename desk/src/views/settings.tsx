@@ -15,13 +15,13 @@ import type { AudienceRules } from '../lib/types';
 
 const ROLES: Role[] = ['viewer', 'author', 'approver', 'auditor', 'admin'];
 
-function Form(props: { title: string; submit: () => Promise<string>; children: preact.ComponentChildren; label: string }) {
+function Form(props: { title: string; submit: () => Promise<string>; children: preact.ComponentChildren; label: string; wide?: boolean }) {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const id = `form-${props.title.replace(/\W+/g, '-').toLowerCase()}`;
   return (
     <form
-      class="card stack"
+      class={`card stack${props.wide ? ' wide' : ''}`}
       aria-labelledby={id}
       onSubmit={async (e) => {
         e.preventDefault();
@@ -286,6 +286,7 @@ function RiskRulesForm(props: { rules: RiskRules; onSaved: () => void }) {
     setWords(words.map((w, j) => (j === i ? { ...w, ...patch } : w)));
   return (
     <Form
+      wide
       title="Risk rules for posts"
       label="Save the rules"
       submit={async () => {
@@ -314,28 +315,42 @@ function RiskRulesForm(props: { rules: RiskRules; onSaved: () => void }) {
       </div>
       <fieldset>
         <legend>Forbidden words</legend>
-        {words.length === 0 && <p class="muted small">None yet.</p>}
-        <ul class="list-plain stack">
-          {words.map((w, i) => (
-            <li key={i} class="row">
-              <label>
-                Word or phrase {i + 1}
-                <input value={w.word} onInput={(e) => setWord(i, { word: e.currentTarget.value })} />
-              </label>
-              <label>
-                Severity {i + 1}
-                <select value={w.severity} onChange={(e) => setWord(i, { severity: e.currentTarget.value as Severity })}>
-                  <option value="block">blocks approval</option>
-                  <option value="warn">warns</option>
-                  <option value="info">notes</option>
-                </select>
-              </label>
-              <button type="button" class="small" onClick={() => setWords(words.filter((_, j) => j !== i))}>
-                Remove<span class="sr-only"> word {i + 1}</span>
-              </button>
-            </li>
-          ))}
-        </ul>
+        {words.length === 0 ? (
+          <p class="muted small">None yet.</p>
+        ) : (
+          <table class="words">
+            <thead>
+              <tr>
+                <th scope="col">Word or phrase</th>
+                <th scope="col">When found</th>
+                <th scope="col">
+                  <span class="sr-only">Remove</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {words.map((w, i) => (
+                <tr key={i}>
+                  <td>
+                    <input aria-label={`Word or phrase ${i + 1}`} value={w.word} onInput={(e) => setWord(i, { word: e.currentTarget.value })} />
+                  </td>
+                  <td>
+                    <select aria-label={`Severity ${i + 1}`} value={w.severity} onChange={(e) => setWord(i, { severity: e.currentTarget.value as Severity })}>
+                      <option value="block">blocks approval</option>
+                      <option value="warn">warns</option>
+                      <option value="info">notes</option>
+                    </select>
+                  </td>
+                  <td>
+                    <button type="button" class="small" onClick={() => setWords(words.filter((_, j) => j !== i))}>
+                      Remove<span class="sr-only"> {w.word || `word ${i + 1}`}</span>
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
         <button type="button" class="small" onClick={() => setWords([...words, { word: '', severity: 'warn' }])}>
           Add a word
         </button>
