@@ -71,7 +71,7 @@ async function setUp() {
   const botNumber = rnd(100_000_000, 800_000_000);
   const bot = (await call('POST', `${base}/bots`, { name: 'Acme news bot', token: `${botNumber}:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw` })).id;
   const channelId = -(1_000_000_000_000 + rnd(1, 999_999_999));
-  await sandbox('/sandbox/chats', { chat_id: channelId, type: 'channel', title: 'Acme news' });
+  await sandbox('/sandbox/chats', { chat_id: channelId, type: 'channel', title: 'Acme news', username: `acme_news_${run}` });
   const channel = (await call('POST', `${base}/chats`, { bot_id: bot, telegram_chat_id: channelId, title: 'Acme news' })).id;
   const groupId = -(1_000_000_000_000 + rnd(1, 999_999_999));
   await sandbox('/sandbox/chats', { chat_id: groupId, type: 'supergroup', title: 'Acme community' });
@@ -464,10 +464,11 @@ async function adminFlow(page, data) {
   await connect.getByLabel('Telegram chat id').fill(String(newChannel));
   await connect.getByLabel('Title').fill(`Acme offers ${run}`);
   await connect.getByLabel('Kind').selectOption('channel');
+  await connect.getByLabel(/Public @username/).fill(`@acme_offers_${run}`);
   await connect.getByRole('button', { name: 'Connect' }).click();
   await page.locator('.toast', { hasText: `Acme offers ${run} connected` }).waitFor();
   const found = await call('GET', `${api}/chats?telegram_chat_id=${newChannel}`);
-  if (found.chats.length !== 1 || found.chats[0].title !== `Acme offers ${run}` || found.chats[0].type !== 'channel')
+  if (found.chats.length !== 1 || found.chats[0].title !== `Acme offers ${run}` || found.chats[0].type !== 'channel' || found.chats[0].username !== `acme_offers_${run}`)
     throw new Error(`the channel connected from Settings is not in the API as expected: ${JSON.stringify(found)}`);
   log('the channel is connected');
 
@@ -490,7 +491,25 @@ async function adminFlow(page, data) {
   await page.locator('.toast', { hasText: '180 days' }).waitFor();
   const wsInfo = await call('GET', api);
   if (wsInfo.retention.audit_days !== 180) throw new Error(`retention is ${JSON.stringify(wsInfo.retention)}, not 180 days`);
+  const sealing = page.locator('form', { has: page.getByRole('heading', { name: 'Post texts' }) });
+  await sealing.getByRole('checkbox').check();
+  await sealing.getByRole('button', { name: 'Save' }).click();
+  await page.locator('.toast', { hasText: 'keep their texts sealed' }).waitFor();
+  if (!(await call('GET', api)).privacy?.seal_post_texts) throw new Error('sealing post texts from Settings did not reach the API');
   await view(page, 'settings-rules');
+
+  step("admin: erase a sealed post's texts from its page");
+  const sealed = (
+    await call('POST', `${api}/posts`, { chat_ids: [channel], text: `A private note ${run}`, publish_at: iso(start.getTime()) }, users.ann.token)
+  ).id;
+  await call('POST', `${api}/posts/${sealed}/cancel`, undefined, users.ann.token);
+  await go(page, `${base}/posts/${sealed}`, /Post for/);
+  await page.getByRole('button', { name: /Erase this post’s texts/ }).click();
+  const eraseText = page.getByRole('alertdialog', { name: /Erase this post’s texts/ });
+  await eraseText.getByText('This cannot be undone.').waitFor();
+  await eraseText.getByRole('button', { name: 'Erase the texts for good' }).click();
+  await page.locator('.tg-bubble', { hasText: 'The text of this post was erased.' }).waitFor();
+  if (!(await getPost(sealed)).texts_erased) throw new Error('the post page erased no texts in the API');
 
   step("admin: a contact's basis, tags and quiet hours on her page");
   const bob = contacts[1];
@@ -581,6 +600,7 @@ async function visitAll(page, ws, postId, suffix, contact) {
   await view(page, `approvals${suffix}`);
   await go(`${base}/posts/${postId}`, /Post for/);
   await page.locator('.timeline li').first().waitFor();
+  await page.locator('tbody tr', { hasText: 'Acme news' }).locator(`a[href^="https://t.me/acme_news_"]`).waitFor();
   await view(page, `post${suffix}`);
   await go(`${base}/audience`, 'Audience');
   await page.locator('tbody tr').first().waitFor();

@@ -61,16 +61,16 @@ export function PostPreview(props: { post: Post }) {
   return (
     <div class="tg-phone" aria-label="Preview as Telegram shows it">
       <div class="tg-bubble">
-        {r ? (
-          <TelegramText text={r.text} entities={r.entities} />
-        ) : props.post.texts_erased ? (
+        {props.post.texts_erased ? (
           <p class="muted">The text of this post was erased.</p>
+        ) : r ? (
+          <TelegramText text={r.text} entities={r.entities} />
         ) : (
           <p class="muted">Telegram would refuse this text as it stands: edit it. The raw text: {props.post.text}</p>
         )}
         <div class="meta">
           {time(props.post.publish_at)}
-          {r ? ` · ${r.length.toLocaleString()} characters` : ''}
+          {r && !props.post.texts_erased ? ` · ${r.length.toLocaleString()} characters` : ''}
         </div>
       </div>
     </div>

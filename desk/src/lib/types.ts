@@ -83,6 +83,7 @@ export interface Segment {
   tags_all: string[];
   tags_any: string[];
   chat_ids: string[];
+  audience_rules?: AudienceRules | null;
   members: number;
   reachable: number;
 }
@@ -125,6 +126,8 @@ export interface Delivery {
   status: 'pending' | 'delivered' | 'failed' | 'unknown';
   telegram_message_id: number | null;
   error: string | null;
+  /** A public group's or channel's link to the message. */
+  link?: string;
   auto_resends?: number;
   attempts?: { at: string; outcome: string }[];
   waiting?: { until: string; reason: string };

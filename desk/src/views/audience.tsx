@@ -10,6 +10,7 @@ import { Link, setQuery, useLocation } from '../lib/router';
 import { useSession } from '../lib/session';
 import type { Chat, ImportResult, Segment } from '../lib/types';
 import { Badge, Empty, ErrorNote, PageTitle, chatStatus, notify } from '../lib/ui';
+import { AudienceRulesForm, rulesWords } from '../lib/forms';
 
 const TABS = [
   ['contacts', 'Contacts and chats'],
@@ -391,6 +392,7 @@ function Segments() {
                       s.tags_all.length ? `all of ${s.tags_all.join(', ')}` : '',
                       s.tags_any.length ? `any of ${s.tags_any.join(', ')}` : '',
                       s.chat_ids.length ? plural(s.chat_ids.length, 'listed chat') : '',
+                      s.audience_rules ? rulesWords(s.audience_rules) : '',
                     ]
                       .filter(Boolean)
                       .join('; ')}
@@ -427,7 +429,19 @@ function Segments() {
       )}
       {can('configure') &&
         (editing ? (
-          <SegmentForm key={editing} segment={dir.segments.find((s) => s.id === editing)} onDone={done} />
+          <>
+            <SegmentForm key={editing} segment={dir.segments.find((s) => s.id === editing)} onDone={done} />
+            <AudienceRulesForm
+              id={`seg-rules-${editing}`}
+              title="Quiet hours and caps of the segment"
+              intro="For its members reached through it that have no rules of their own (a chat’s own rules win; the workspace’s apply otherwise)."
+              rules={dir.segments.find((s) => s.id === editing)?.audience_rules}
+              save={async (body) => {
+                await api(`/v1/workspaces/${ws.id}/segments/${editing}/audience-rules`, { method: 'PUT', body });
+                dir.reload();
+              }}
+            />
+          </>
         ) : (
           <SegmentForm key="new" onDone={done} />
         ))}

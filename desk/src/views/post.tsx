@@ -9,6 +9,7 @@ import { deliveryWord, eventWord, fromLocalInput, stateWord, toLocalInput, when,
 import { useLoad } from '../lib/hooks';
 import { useLive } from '../lib/live';
 import { PostPreview } from '../lib/preview';
+import { Confirm } from '../lib/forms';
 import { Link } from '../lib/router';
 import { useSession } from '../lib/session';
 import type { AuditEvent, Chat, Delivery, Post } from '../lib/types';
@@ -30,7 +31,9 @@ function DeliveryRow(props: { d: Delivery; post: Post; onDone: () => void }) {
   const [error, setError] = useState<string | null>(null);
   const d = props.d;
   const chat = dir.chat.get(d.chat_id);
-  const link = telegramLink(chat, d.telegram_message_id);
+  const link = d.link
+    ? { href: d.link, label: d.link.replace(/^https:\/\//, '') }
+    : telegramLink(chat, d.telegram_message_id);
   async function resolve(resolution: 'mark_delivered' | 'resend') {
     try {
       await api(`/v1/workspaces/${ws.id}/posts/${props.post.id}/deliveries/${d.chat_id}/resolve`, {
@@ -241,6 +244,9 @@ function Actions(props: { post: Post; onDone: () => void }) {
       setError(messageOf(e));
     }
   }
+  const [erasing, setErasing] = useState(false);
+  const erasable =
+    can('configure') && !p.texts_erased && !open && (p.counts.pending === 0 || ['cancelled', 'expired'].includes(p.state));
   if (!can('plan') && !can('comment')) return null;
   return (
     <div class="card stack">
@@ -274,6 +280,30 @@ function Actions(props: { post: Post; onDone: () => void }) {
             <button type="submit">Reschedule</button>
           </form>
         </>
+      )}
+      {erasable && (
+        <div>
+          <button type="button" class="danger" onClick={() => setErasing(true)}>
+            Erase this post’s texts…
+          </button>
+        </div>
+      )}
+      {erasing && (
+        <Confirm
+          title="Erase this post’s texts?"
+          action="Erase the texts for good"
+          onClose={() => setErasing(false)}
+          onConfirm={async () => {
+            await api(`${base}/erase`, { method: 'POST' });
+            notify('The post’s texts were erased from its whole history.');
+            props.onDone();
+          }}
+        >
+          <p>
+            <strong>This cannot be undone.</strong> Its text, every edit and every comment are destroyed in the history and every
+            view; who did what, and when, stays. Messages already in Telegram stay there.
+          </p>
+        </Confirm>
       )}
       {can('comment') && (
         <form

@@ -55,7 +55,7 @@ function Connections() {
   const dir = useDirectory();
   const base = `/v1/workspaces/${ws.id}`;
   const [bot, setBot] = useState({ name: '', token: '' });
-  const [chat, setChat] = useState({ bot_id: '', telegram_chat_id: '', title: '', lawful_basis: '', source: '', type: 'channel', can_post: true });
+  const [chat, setChat] = useState({ bot_id: '', telegram_chat_id: '', title: '', lawful_basis: '', source: '', type: 'channel', can_post: true, username: '' });
   const [person, setPerson] = useState({ login: '', name: '', password: '', role: 'author' as Role });
   const [grant, setGrant] = useState({ user: '', role: 'author' as Role });
   const users = useLoad(
@@ -101,7 +101,13 @@ function Connections() {
               try {
                 await api(`${base}/sandbox/chats`, {
                   method: 'POST',
-                  body: { chat_id: id, type: chat.type, title: chat.title, can_post_messages: chat.can_post },
+                  body: {
+                    chat_id: id,
+                    type: chat.type,
+                    title: chat.title,
+                    can_post_messages: chat.can_post,
+                    ...(chat.username.trim() ? { username: chat.username.trim().replace(/^@/, '') } : {}),
+                  },
                 });
                 told = ' (the sandbox knows it now)';
               } catch (e) {
@@ -114,7 +120,7 @@ function Connections() {
               body.source = chat.source || 'desk';
             }
             await api(`${base}/chats`, { method: 'POST', body });
-            setChat({ ...chat, telegram_chat_id: '', title: '' });
+            setChat({ ...chat, telegram_chat_id: '', title: '', username: '' });
             dir.reload();
             return `${chat.title} connected${told}.`;
           }}
@@ -146,6 +152,10 @@ function Connections() {
                   <option value="supergroup">Supergroup</option>
                   <option value="group">Group</option>
                 </select>
+              </label>
+              <label>
+                Public @username (sandbox; empty: a private one)
+                <input value={chat.username} placeholder="acme_news" onInput={(e) => setChat({ ...chat, username: e.currentTarget.value })} />
               </label>
               <label class="check">
                 <input type="checkbox" checked={chat.can_post} onChange={(e) => setChat({ ...chat, can_post: e.currentTarget.checked })} /> The bot may
@@ -272,6 +282,7 @@ interface WorkspaceInfo {
   name: string;
   audience_rules: AudienceRules | null;
   retention?: { audit_days: number };
+  privacy?: { seal_post_texts: boolean };
   rules?: RiskRules;
 }
 
@@ -377,6 +388,7 @@ function RulesTab() {
     [ws.id],
   );
   const [days, setDays] = useState<string | null>(null);
+  const [seal, setSeal] = useState<boolean | null>(null);
   if (info.error && !info.data) return <ErrorNote error={info.error} />;
   if (!info.data) return <Loading what="the rules" />;
   const d = info.data;
@@ -394,6 +406,29 @@ function RulesTab() {
           info.reload();
         }}
       />
+      <Form
+        title="Post texts"
+        label="Save"
+        submit={async () => {
+          const sealed = !!(seal ?? d.privacy?.seal_post_texts);
+          await api(`${base}/privacy`, { method: 'PUT', body: { seal_post_texts: sealed } });
+          setSeal(null);
+          info.reload();
+          return sealed
+            ? 'Posts planned from now on keep their texts sealed: an admin can erase them from the history.'
+            : 'Posts planned from now on keep their texts as they are.';
+        }}
+      >
+        <label class="check">
+          <input
+            type="checkbox"
+            checked={!!(seal ?? d.privacy?.seal_post_texts)}
+            onChange={(e) => setSeal(e.currentTarget.checked)}
+          />{' '}
+          Seal the texts of new posts, so that a post’s text, edits and comments can be erased later
+        </label>
+        <p class="muted small">Posts planned before keep their texts as they are.</p>
+      </Form>
       <Form
         title="Audit retention"
         label="Save retention"
