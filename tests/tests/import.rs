@@ -149,3 +149,62 @@ async fn a_post_to_many_chats_shows_counts_and_pages_its_deliveries() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_imports_at_once_connect_each_chat_once_and_name_the_rows_that_lost() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let rows = |from: i64, to: i64| -> Vec<Value> {
+        (from..to)
+            .map(|id| json!({"telegram_chat_id": id, "title": "subscriber", "lawful_basis": "consent"}))
+            .collect()
+    };
+    let path = format!("/v1/workspaces/{ws}/chats/import");
+    // 600 rows each (three write batches), 400 of them in both.
+    let (a, b) = tokio::join!(
+        app.post(&path, json!({"bot_id": bot, "chats": rows(20_000, 20_600)})),
+        app.post(&path, json!({"bot_id": bot, "chats": rows(20_200, 20_800)})),
+    );
+    assert_eq!(
+        (a.0, b.0),
+        (StatusCode::OK, StatusCode::OK),
+        "{} {}",
+        a.1,
+        b.1
+    );
+    let connected = a.1["connected"].as_u64().unwrap() + b.1["connected"].as_u64().unwrap();
+    let lost =
+        a.1["already_connected"].as_u64().unwrap() + b.1["already_connected"].as_u64().unwrap();
+    assert_eq!(
+        (connected, lost),
+        (800, 400),
+        "{} {}",
+        a.1["failed"],
+        b.1["failed"]
+    );
+    assert_eq!(a.1["failed"], 0);
+    assert_eq!(b.1["failed"], 0);
+    for answer in [&a.1, &b.1] {
+        for row in answer["rows"].as_array().unwrap() {
+            if row["status"] == "already_connected" {
+                assert_eq!(row["error"]["code"], "chat_already_connected", "{row}");
+                assert!(row["error"]["existing_chat_id"].is_string(), "{row}");
+            }
+        }
+    }
+    let chats: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'ChatConnected'")
+            .fetch_one(&app.herald.pool)
+            .await
+            .unwrap();
+    assert_eq!(chats, 800, "each chat connected once");
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM subject_keys")
+        .fetch_one(&app.herald.pool)
+        .await
+        .unwrap();
+    assert!(
+        (800..=1_200).contains(&keys),
+        "{keys} contact keys for 800 contacts"
+    );
+    app.cleanup().await;
+}

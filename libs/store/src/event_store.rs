@@ -64,7 +64,11 @@ const BOT_TAKEN: &str = "HI002";
 
 /// Recognises the identity trigger's refusal in the error that aborted an event's insert.
 fn identity_taken(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<CommandError> {
-    let database = error.downcast_ref::<sqlx::Error>()?.as_database_error()?;
+    identity_taken_in(error.downcast_ref::<sqlx::Error>()?)
+}
+
+fn identity_taken_in(error: &sqlx::Error) -> Option<CommandError> {
+    let database = error.as_database_error()?;
     let code = database.code()?;
     if code != CHAT_TAKEN && code != BOT_TAKEN {
         return None;
@@ -444,9 +448,14 @@ impl EventRows {
         .bind(&self.metadata)
         .execute(conn)
         .await
-        .map_err(|error| match error.as_database_error().and_then(|e| e.code()) {
-            Some(code) if code == "23505" => CommandError::Conflict,
-            _ => CommandError::Store(error.to_string()),
+        .map_err(|error| {
+            if let Some(taken) = identity_taken_in(&error) {
+                return taken;
+            }
+            match error.as_database_error().and_then(|e| e.code()) {
+                Some(code) if code == "23505" => CommandError::Conflict,
+                _ => CommandError::Store(error.to_string()),
+            }
         })?;
         Ok(())
     }

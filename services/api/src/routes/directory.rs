@@ -279,6 +279,15 @@ pub struct Connected {
     pub kind: Option<String>,
 }
 
+/// A connection checked and ready to write: its new id and its command, the title still plain
+/// (a contact's is sealed in the transaction that writes it).
+pub struct Prepared {
+    pub id: Id,
+    pub kind: Option<String>,
+    command: ChatCommand,
+    private: bool,
+}
+
 /// Connects one Telegram chat of a bot to workspace `ws`, once Telegram confirmed the bot may
 /// post there (as `checks` says); a dry run checks everything and writes nothing.
 pub async fn connect_one(
@@ -289,6 +298,26 @@ pub async fn connect_one(
     checks: Checks,
     mode: Mode,
 ) -> Result<Connected, ApiError> {
+    let prepared = prepare(state, ws, connection, checks).await?;
+    let kind = prepared.kind.clone();
+    if mode == Mode::DryRun {
+        return Ok(Connected { id: None, kind });
+    }
+    let id = write(state, ws, ctx, vec![prepared])
+        .await
+        .pop()
+        .expect("one result per connection")?;
+    Ok(Connected { id: Some(id), kind })
+}
+
+/// Everything a connection must pass before it is written: the chat's rules, the identity
+/// constraint (409 naming the chat already connected), the bot, and Telegram's answer.
+pub async fn prepare(
+    state: &AppState,
+    ws: Id,
+    connection: Connection,
+    checks: Checks,
+) -> Result<Prepared, ApiError> {
     let Connection {
         bot_id,
         telegram_chat_id,
@@ -317,19 +346,6 @@ pub async fn connect_one(
     } else {
         (None, title, None)
     };
-    if mode == Mode::DryRun {
-        return Ok(Connected { id: None, kind });
-    }
-    let id = Id::now_v7();
-    // A person's name is sealed under a key of their own, so erasing them needs no rewrite.
-    let title = if domain::consent::is_private(telegram_chat_id) {
-        let mut conn = state.pool.acquire().await.map_err(ApiError::internal)?;
-        store::subjects::seal(&mut conn, &state.cipher, ws, id, &title)
-            .await
-            .map_err(ApiError::internal)?
-    } else {
-        title
-    };
     let command = ChatCommand::Connect {
         workspace_id: ws,
         bot_id,
@@ -340,8 +356,87 @@ pub async fn connect_one(
         tags,
         username,
     };
-    state.store.execute::<Chat>(ws, id, command, ctx).await?;
-    Ok(Connected { id: Some(id), kind })
+    Ok(Prepared {
+        id: Id::now_v7(),
+        kind,
+        command,
+        private: domain::consent::is_private(telegram_chat_id),
+    })
+}
+
+/// Writes prepared connections: one on its own (the command's own transaction), many in one
+/// transaction (one commit for a whole batch of an import); a result per connection, in order.
+/// When one of a batch spoils it (another request connected the same chat a moment ago), each
+/// is written on its own, so the others still go in and that one gets its own answer.
+pub async fn write(
+    state: &AppState,
+    ws: Id,
+    ctx: &store::RequestContext,
+    prepared: Vec<Prepared>,
+) -> Vec<Result<Id, ApiError>> {
+    if prepared.len() > 1
+        && let Ok(results) = write_together(state, ws, ctx, &prepared).await
+    {
+        return results;
+    }
+    let mut results = Vec::with_capacity(prepared.len());
+    for one in prepared {
+        results.push(write_alone(state, ws, ctx, one).await);
+    }
+    results
+}
+
+/// One connection through the command's own transaction: a request holds one pool connection
+/// at a time, however many connect at once.
+async fn write_alone(
+    state: &AppState,
+    ws: Id,
+    ctx: &store::RequestContext,
+    one: Prepared,
+) -> Result<Id, ApiError> {
+    let mut command = one.command;
+    // A person's name is sealed under a key of their own, so erasing them needs no rewrite.
+    if let (true, ChatCommand::Connect { title, .. }) = (one.private, &mut command) {
+        let mut conn = state.pool.acquire().await.map_err(ApiError::internal)?;
+        *title = store::subjects::seal(&mut conn, &state.cipher, ws, one.id, title)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    state
+        .store
+        .execute::<Chat>(ws, one.id, command, ctx)
+        .await?;
+    Ok(one.id)
+}
+
+async fn write_together(
+    state: &AppState,
+    ws: Id,
+    ctx: &store::RequestContext,
+    prepared: &[Prepared],
+) -> Result<Vec<Result<Id, ApiError>>, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(ApiError::internal)?;
+    let mut commands = Vec::with_capacity(prepared.len());
+    for one in prepared {
+        let mut command = one.command.clone();
+        // Sealed on the batch's transaction: the keys commit with the events, or neither does.
+        if let (true, ChatCommand::Connect { title, .. }) = (one.private, &mut command) {
+            *title = store::subjects::seal(&mut tx, &state.cipher, ws, one.id, title)
+                .await
+                .map_err(ApiError::internal)?;
+        }
+        commands.push((ws, one.id, command));
+    }
+    let results = state
+        .store
+        .execute_on::<Chat>(&mut tx, commands, ctx)
+        .await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(results
+        .into_iter()
+        .zip(prepared)
+        .map(|(result, one)| result.map(|_| one.id).map_err(ApiError::from))
+        .collect())
 }
 
 #[derive(Deserialize)]

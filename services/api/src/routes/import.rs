@@ -17,14 +17,16 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Context;
-use super::directory::{BasisFields, Checks, Connection, Mode, connect_one, workspace};
+use super::directory::{BasisFields, Checks, Connection, Prepared, prepare, workspace, write};
 use crate::extract::{ApiBytes, ApiPath, ApiQuery, parse_id};
 use crate::{ApiError, AppState};
 
 /// Rows per request.
 pub const MAX_ROWS: usize = 10_000;
-/// Rows connected at once.
+/// Rows checked at once.
 const CONCURRENCY: usize = 8;
+/// Rows written in one transaction (one commit).
+const WRITE_BATCH: usize = 250;
 /// The columns a CSV import may have; the first two are required.
 const CSV_COLUMNS: [&str; 6] = [
     "telegram_chat_id",
@@ -150,7 +152,8 @@ struct Outcome {
     error: Option<Value>,
 }
 
-/// Connects (or, in a dry run, checks) every row; outcomes in the rows' order.
+/// Connects (or, in a dry run, checks) every row; outcomes in the rows' order. Rows are
+/// checked several at a time, then written [`WRITE_BATCH`] to a transaction.
 async fn run(
     state: &AppState,
     ws: domain::Id,
@@ -158,43 +161,71 @@ async fn run(
     rows: &[Row],
     dry_run: bool,
 ) -> Vec<Outcome> {
-    let mode = if dry_run { Mode::DryRun } else { Mode::Write };
     // Owned items, so the stream's futures borrow nothing from an iteration.
     let connections: Vec<_> = rows.iter().map(|row| row.connection.clone()).collect();
-    futures::stream::iter(connections)
+    let checked: Vec<Result<Prepared, (&'static str, Value)>> = futures::stream::iter(connections)
         .map(|connection| async move {
-            let outcome = match connection {
-                Ok(connection) => {
-                    connect_one(state, ws, ctx, connection, Checks::GroupsAndChannels, mode)
-                        .await
-                        .map_err(|error| (error.code, error.to_json()))
-                }
+            match connection {
+                Ok(connection) => prepare(state, ws, connection, Checks::GroupsAndChannels)
+                    .await
+                    .map_err(|error| (error.code, error.to_json())),
                 Err(error) => Err(("invalid_row", error)),
-            };
-            match outcome {
-                Ok(connected) => Outcome {
-                    status: if dry_run {
-                        "would_connect"
-                    } else {
-                        "connected"
-                    },
-                    chat_id: connected.id,
-                    error: None,
-                },
-                Err((code, error)) => Outcome {
-                    status: if code == "chat_already_connected" {
-                        "already_connected"
-                    } else {
-                        "failed"
-                    },
-                    chat_id: None,
-                    error: Some(error),
-                },
             }
         })
         .buffered(CONCURRENCY)
         .collect()
-        .await
+        .await;
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(checked.len());
+    let mut ready = Vec::new();
+    for (index, result) in checked.into_iter().enumerate() {
+        match result {
+            Ok(_) if dry_run => outcomes.push(Some(Outcome::connected("would_connect", None))),
+            Ok(prepared) => {
+                outcomes.push(None);
+                ready.push((index, prepared));
+            }
+            Err((code, error)) => outcomes.push(Some(Outcome::failed(code, error))),
+        }
+    }
+    while !ready.is_empty() {
+        let batch: Vec<(usize, Prepared)> = ready.drain(..ready.len().min(WRITE_BATCH)).collect();
+        let (indices, prepared): (Vec<usize>, Vec<Prepared>) = batch.into_iter().unzip();
+        for (index, written) in indices
+            .into_iter()
+            .zip(write(state, ws, ctx, prepared).await)
+        {
+            outcomes[index] = Some(match written {
+                Ok(id) => Outcome::connected("connected", Some(id)),
+                Err(error) => Outcome::failed(error.code, error.to_json()),
+            });
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.expect("every row has an outcome"))
+        .collect()
+}
+
+impl Outcome {
+    fn connected(status: &'static str, chat_id: Option<domain::Id>) -> Self {
+        Self {
+            status,
+            chat_id,
+            error: None,
+        }
+    }
+
+    fn failed(code: &str, error: Value) -> Self {
+        Self {
+            status: if code == "chat_already_connected" {
+                "already_connected"
+            } else {
+                "failed"
+            },
+            chat_id: None,
+            error: Some(error),
+        }
+    }
 }
 
 fn summary(rows: &[Row], outcomes: &[Outcome], dry_run: bool) -> Value {
