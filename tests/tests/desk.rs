@@ -687,3 +687,44 @@ async fn the_audit_explorer_filters_by_actor_post_chat_and_time() {
 fn urlish(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_models_say_what_is_in_force_not_only_what_was_set() {
+    let app = spawn_app_with(AppOptions {
+        delivery: false,
+        ..Default::default()
+    })
+    .await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let (_, workspace) = app.get(&format!("/v1/workspaces/{ws}")).await;
+    assert_eq!(workspace["in_doubt"], "flag", "{workspace}");
+    app.set_in_doubt_policy(&ws, "resend").await;
+    let (_, workspace) = app.get(&format!("/v1/workspaces/{ws}")).await;
+    assert_eq!(workspace["in_doubt"], "resend");
+
+    let chat = app.connect_chat(&ws, &bot, -100_990_001).await;
+    let (_, shown) = app.get(&format!("/v1/workspaces/{ws}/chats/{chat}")).await;
+    assert_eq!(shown["hourly_cap"], Value::Null, "none of its own");
+    assert_eq!(
+        shown["hourly_cap_in_force"],
+        domain::limits::DEFAULT_CHAT_HOURLY_CAP,
+        "{shown}"
+    );
+    let (status, _) = app
+        .request(
+            Method::PUT,
+            &format!("/v1/workspaces/{ws}/chats/{chat}/limits"),
+            Some(json!({"hourly_cap": 5})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, shown) = app.get(&format!("/v1/workspaces/{ws}/chats/{chat}")).await;
+    assert_eq!(
+        (
+            shown["hourly_cap"].clone(),
+            shown["hourly_cap_in_force"].clone()
+        ),
+        (json!(5), json!(5))
+    );
+    app.cleanup().await;
+}

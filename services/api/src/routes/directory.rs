@@ -67,6 +67,7 @@ pub async fn get_workspace(
         "retention": { "audit_days": workspace.audit_days.unwrap_or(domain::MAX_AUDIT_DAYS) },
         "privacy": { "seal_post_texts": workspace.seal_post_texts },
         "rules": workspace.rules,
+        "in_doubt": workspace.in_doubt_policy,
     })))
 }
 
@@ -636,6 +637,7 @@ pub(super) fn chat_json(id: Id, chat: &Chat, opener: &store::subjects::Opener) -
         "opted_out": chat.opted_out,
         "blocked": chat.blocked,
         "hourly_cap": chat.hourly_cap,
+        "hourly_cap_in_force": chat.effective_hourly_cap(),
         "tags": chat.tags,
         "audience_rules": super::audience::rules_json(chat.audience_rules.as_ref()),
     })

@@ -290,6 +290,13 @@ async fn post_json(state: &AppState, ws: Id, id: Id, post: &Post) -> Result<Valu
     let counts = counts(state, id, post, &statuses).await?;
     let deliveries = deliveries_json(state, id, &first).await?;
     let next_after = (post.chat_ids.len() > MAX_PAGE).then_some(MAX_PAGE);
+    // Its texts are sealed (and so erasable) when it has a key of its own.
+    let texts_sealed: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM subject_keys WHERE subject_id = $1)")
+            .bind(id)
+            .fetch_one(&state.pool)
+            .await
+            .map_err(ApiError::internal)?;
     Ok(json!({
         "id": id,
         "workspace_id": ws,
@@ -307,6 +314,7 @@ async fn post_json(state: &AppState, ws: Id, id: Id, post: &Post) -> Result<Valu
         "targets": post.chat_ids.len(),
         "segment_ids": post.segments,
         "excluded": post.excluded,
+        "texts_sealed": texts_sealed,
         "texts_erased": post.texts_erased,
         "author_id": post.author,
         "last_editor_id": post.last_editor,
