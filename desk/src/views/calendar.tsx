@@ -1,8 +1,9 @@
-// The content calendar: month, week, day and list over GET .../posts (by range, paged) and
-// GET .../calendar (one entry per post and chat: conflicts, caps, quiet hours). Posts move by
-// drag and drop, or from the keyboard (focus a post, press M).
+// The content calendar: month, week, day and list over GET .../posts (one row per post, by
+// range, 500 a page until done, shown as the pages arrive), and GET .../calendar (one entry per
+// post and chat, a day at a time) only for what needs the chats: conflicts, caps, quiet hours and
+// the segment filter. Posts move by drag and drop, or from the keyboard (focus a post, press M).
 
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, messageOf, pages } from '../lib/api';
 import { chatTitle, useDirectory, type Directory } from '../lib/directory';
 import {
@@ -17,7 +18,6 @@ import {
   startOfWeek,
 } from '../lib/dates';
 import { day, fromLocalInput, plainPreview, isoDate, stateWord, time, toLocalInput, when, zone } from '../lib/format';
-import { useLoad } from '../lib/hooks';
 import { useLive } from '../lib/live';
 import { Link, navigate, setQuery, useLocation } from '../lib/router';
 import { useSession } from '../lib/session';
@@ -310,6 +310,144 @@ function WarningList(props: { posts: PostListItem[]; warn: Map<string, string[]>
   );
 }
 
+/** The most calendar entries (one per post and chat) one GET .../calendar answers. */
+const CALENDAR_MAX = 10_000;
+/** The most entries the warnings read for one range: beyond it they cover the first ones. */
+const ENTRY_BUDGET = 200_000;
+
+interface Loading {
+  data: Data | undefined;
+  error: string | null;
+  /** Still paging through the range's posts (the data shows the pages so far). */
+  loading: boolean;
+  /** Posts fetched so far, while loading. */
+  progress: number;
+  /** Still reading the per-chat entries that the warnings and the segment filter need. */
+  checking: boolean;
+  reload: () => void;
+}
+
+/**
+ * The range's posts from GET .../posts, 500 a page until done, shown page by page when the range
+ * or a filter changed (a live reload keeps the last data until the new one is whole); then the
+ * per-chat entries from GET .../calendar a day at a time (a day halved until each part fits
+ * under its 10,000), for the conflicts, caps, quiet hours and segments.
+ */
+function useCalendarData(
+  base: string,
+  from: Date,
+  to: Date,
+  filters: { bot: string; chat: string; segment: string; state: string; author: string },
+): Loading {
+  const [data, setData] = useState<Data | undefined>(undefined);
+  const [error, setError] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [checking, setChecking] = useState(false);
+  const [progress, setProgress] = useState(0);
+  const [tick, setTick] = useState(0);
+  const shown = useRef('');
+  const rules = useRef<AudienceRules | null>(null);
+  const key = JSON.stringify([base, from.getTime(), to.getTime(), filters.bot, filters.chat, filters.state, filters.author]);
+  useEffect(() => {
+    const ctl = new AbortController();
+    const signal = ctl.signal;
+    const fresh = shown.current !== key;
+    setLoading(true);
+    setProgress(0);
+    if (fresh) {
+      shown.current = key;
+      setData({ posts: [], entries: [], rules: rules.current, truncated: false });
+    }
+    const query = {
+      from: utc(from),
+      to: utc(to),
+      limit: 500,
+      bot: filters.bot,
+      chat: filters.chat,
+      state: filters.state,
+      author: filters.author,
+    };
+    (async () => {
+      const wsInfo = api<{ audience_rules: AudienceRules | null }>(base, { signal }).catch(() => ({ audience_rules: null }));
+      const posts = await pages<PostListItem>(`${base}/posts`, 'posts', query, {
+        signal,
+        max: 100_000,
+        onPage: (sofar) => {
+          if (signal.aborted) return;
+          setProgress(sofar.length);
+          if (fresh) setData((d) => ({ ...(d as Data), posts: sofar.slice() }));
+        },
+      });
+      rules.current = (await wsInfo).audience_rules;
+      if (signal.aborted) return;
+      setData((d) => ({ posts, entries: fresh ? [] : d?.entries || [], rules: rules.current, truncated: d?.truncated || false }));
+      setLoading(false);
+      setError(null);
+      if (!posts.length) {
+        setData((d) => ({ ...(d as Data), entries: [], truncated: false }));
+        setChecking(false);
+        return;
+      }
+      setChecking(true);
+      const { entries, truncated } = await entriesIn(base, from.getTime(), to.getTime(), signal);
+      if (signal.aborted) return;
+      setData((d) => ({ ...(d as Data), entries, truncated }));
+      setChecking(false);
+    })().catch((e) => {
+      if (signal.aborted || (e as Error).name === 'AbortError') return;
+      setError(messageOf(e));
+      setLoading(false);
+      setChecking(false);
+    });
+    return () => ctl.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [key, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { data, error, loading, progress, checking, reload };
+}
+
+/** Every calendar entry in [from, to): a day per request, four at a time, in order. */
+async function entriesIn(base: string, from: number, to: number, signal: AbortSignal) {
+  const chunks: [number, number][] = [];
+  for (let t = from; t < to; ) {
+    const d = new Date(t);
+    const next = Math.min(new Date(d.getFullYear(), d.getMonth(), d.getDate() + 1).getTime(), to);
+    chunks.push([t, next]);
+    t = next;
+  }
+  let truncated = false;
+  let read = 0;
+  const one = async (a: number, b: number): Promise<CalendarEntry[]> => {
+    if (read >= ENTRY_BUDGET) {
+      truncated = true;
+      return [];
+    }
+    const r = await api<{ entries: CalendarEntry[] }>(`${base}/calendar`, {
+      query: { from: utc(new Date(a)), to: utc(new Date(b)) },
+      signal,
+    });
+    if (r.entries.length < CALENDAR_MAX || b - a <= 60_000) {
+      if (r.entries.length >= CALENDAR_MAX) truncated = true;
+      read += r.entries.length;
+      return r.entries;
+    }
+    const mid = a + Math.floor((b - a) / 2000) * 1000;
+    const left = await one(a, mid);
+    return left.concat(await one(mid, b));
+  };
+  const out: CalendarEntry[][] = new Array(chunks.length);
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (i < chunks.length) {
+        const k = i++;
+        out[k] = await one(chunks[k][0], chunks[k][1]);
+      }
+    }),
+  );
+  return { entries: out.flat(), truncated };
+}
+
 export default function Calendar() {
   const { ws, can, name } = useSession();
   const dir = useDirectory();
@@ -325,31 +463,11 @@ export default function Calendar() {
     state: q.get('state') || '',
     author: q.get('author') || '',
   };
-  const [progress, setProgress] = useState(0);
   const [moving, setMoving] = useState<PostListItem | null>(null);
   const [dropKey, setDropKey] = useState<string | null>(null);
   const base = `/v1/workspaces/${ws.id}`;
 
-  const load = useLoad<Data>(
-    async (signal) => {
-      const query = {
-        from: utc(from),
-        to: utc(to),
-        limit: 500,
-        bot: filters.bot,
-        chat: filters.chat,
-        state: filters.state,
-        author: filters.author,
-      };
-      const [posts, cal, wsInfo] = await Promise.all([
-        pages<PostListItem>(`${base}/posts`, 'posts', query, { signal, max: 50_000, onPage: (a) => setProgress(a.length) }),
-        api<{ entries: CalendarEntry[] }>(`${base}/calendar`, { query: { from: utc(from), to: utc(to) }, signal }),
-        api<{ audience_rules: AudienceRules | null }>(base, { signal }).catch(() => ({ audience_rules: null })),
-      ]);
-      return { posts, entries: cal.entries, rules: wsInfo.audience_rules, truncated: cal.entries.length >= 10_000 };
-    },
-    [ws.id, from.getTime(), to.getTime(), filters.bot, filters.chat, filters.state, filters.author],
-  );
+  const load = useCalendarData(base, from, to, filters);
   useLive(ws.id, load.reload, (c) => c.stream === 'post' || c.stream === 'delivery');
 
   const segmentChats = useMemo(() => {
@@ -370,16 +488,17 @@ export default function Calendar() {
     return ids;
   }, [filters.segment, dir]);
 
+  const allPosts = load.data?.posts;
+  const entries = load.data?.entries;
+  const rules = load.data?.rules;
   const posts = useMemo(() => {
-    const all = load.data?.posts || [];
+    const all = allPosts || [];
     if (!segmentChats) return all;
-    const hit = new Set(
-      (load.data?.entries || []).filter((e) => segmentChats.has(e.chat_id)).map((e) => e.post_id),
-    );
+    const hit = new Set((entries || []).filter((e) => segmentChats.has(e.chat_id)).map((e) => e.post_id));
     return all.filter((p) => hit.has(p.id));
-  }, [load.data, segmentChats]);
+  }, [allPosts, entries, segmentChats]);
 
-  const warn = useMemo(() => warnings(load.data, dir), [load.data, dir]);
+  const warn = useMemo(() => warnings(load.data, dir), [entries, rules, dir]);
   const byDay = useMemo(() => {
     const m = new Map<string, PostListItem[]>();
     for (const p of posts) {
@@ -390,6 +509,18 @@ export default function Calendar() {
     }
     return m;
   }, [posts]);
+  const byHour = useMemo(() => {
+    const m = new Map<string, PostListItem[]>();
+    if (mode !== 'week' && mode !== 'day') return m;
+    for (const p of posts) {
+      const d = new Date(p.publish_at);
+      const k = `${dayKey(d)}-${d.getHours()}`;
+      const list = m.get(k);
+      if (list) list.push(p);
+      else m.set(k, [p]);
+    }
+    return m;
+  }, [posts, mode]);
 
   const movable = (p: PostListItem) => can('plan') && MOVABLE.has(p.state) && new Date(p.publish_at).getTime() > Date.now();
 
@@ -482,8 +613,10 @@ export default function Calendar() {
           </button>
         </div>
         <span class="muted small" role="status">
-          {load.loading ? `Loading… ${progress ? `${progress} posts` : ''}` : `${posts.length.toLocaleString()} posts`} · times in{' '}
-          {zone}
+          {load.loading
+            ? `Loading ${load.progress.toLocaleString()} posts…`
+            : `${posts.length.toLocaleString()} posts${load.checking ? ' · checking conflicts and limits…' : ''}`}{' '}
+          · times in {zone}
         </span>
       </div>
       <div class="filters">
@@ -500,8 +633,8 @@ export default function Calendar() {
       <ErrorNote error={load.error} />
       {load.data?.truncated && (
         <p class="note note-warn">
-          More than 10,000 deliveries in this range: conflict and limit warnings cover the first 10,000. Narrow the range or
-          filter to see them all.
+          More deliveries in this range than the warnings can check at once: conflict, limit and quiet-hour warnings (and the
+          segment filter) cover the first {load.data.entries.length.toLocaleString()}. Narrow the range to check them all.
         </p>
       )}
       {can('plan') && (
@@ -581,7 +714,7 @@ export default function Calendar() {
                 const d = addDays(from, i);
                 const slotStart = new Date(d.getFullYear(), d.getMonth(), d.getDate(), h);
                 const k = `${dayKey(d)}-${h}`;
-                const list = (byDay.get(dayKey(d)) || []).filter((p) => new Date(p.publish_at).getHours() === h);
+                const list = byHour.get(k) || [];
                 const quiet = inQuietHours(slotStart, load.data?.rules);
                 return (
                   <div
