@@ -23,8 +23,19 @@ async fn connect_many(app: &TestApp, ws: &str, bot: &str, ids: &[i64]) -> Vec<St
     chats
 }
 
-/// Waits until no delivery is on the wire and the sandbox received nothing new for `quiet`.
-async fn drained(app: &TestApp, quiet: Duration, timeout: Duration) {
+/// What [`drained`] waits for besides quiet.
+#[derive(Clone, Copy, PartialEq)]
+enum Until {
+    /// Nothing on the wire (deliveries held for an hour by a cap stay pending).
+    Quiet,
+    /// Every delivery settled or cancelled: one that waits (for budget, a partition's new
+    /// owner, a chat's window) is still to come, so the wait does not end early.
+    AllSettled,
+}
+
+/// Waits until no delivery is on the wire (and, with [`Until::AllSettled`], none is pending in
+/// the schedule) and the sandbox received nothing new for `quiet`.
+async fn drained(app: &TestApp, until: Until, quiet: Duration, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = (usize::MAX, tokio::time::Instant::now());
     loop {
@@ -32,7 +43,11 @@ async fn drained(app: &TestApp, quiet: Duration, timeout: Duration) {
         let (sending, _) = delivery::queue::stats::progress_counts(&app.herald.pool)
             .await
             .unwrap();
-        if received != last.0 || sending > 0 {
+        let (_, open) = delivery::queue::stats::schedule_counts(&app.herald.pool)
+            .await
+            .unwrap();
+        let waiting = until == Until::AllSettled && open > 0;
+        if received != last.0 || sending > 0 || waiting {
             last = (received, tokio::time::Instant::now());
         } else if last.1.elapsed() >= quiet {
             return;
@@ -88,7 +103,13 @@ async fn opt_outs_and_cancels_win_over_three_workers_draining_one_bot() {
             cancelled.insert(format!("race {}", if n == 10 { 2 } else { 3 }), Utc::now());
         }
     }
-    drained(&app, Duration::from_secs(3), Duration::from_secs(60)).await;
+    drained(
+        &app,
+        Until::AllSettled,
+        Duration::from_secs(3),
+        Duration::from_secs(60),
+    )
+    .await;
 
     let received = app.sandbox.messages(None);
     let mut late = Vec::new();
@@ -284,7 +305,13 @@ async fn hourly_caps_hold_across_workers() {
         let post = app.plan(&ws, &[chat], "spread", Duration::ZERO).await;
         app.approve(&ws, &post).await;
     }
-    drained(&app, Duration::from_secs(4), Duration::from_secs(40)).await;
+    drained(
+        &app,
+        Until::Quiet,
+        Duration::from_secs(4),
+        Duration::from_secs(40),
+    )
+    .await;
     let received = app.sandbox.messages(None);
     assert_eq!(
         received.len(),
@@ -341,7 +368,13 @@ async fn rebuilding_every_projection_while_delivery_runs_delivers_each_post_once
         let settled = app.settled(&ws, post, Duration::from_secs(60)).await;
         assert_eq!(settled["state"], "delivered", "{settled}");
     }
-    drained(&app, Duration::from_secs(2), Duration::from_secs(30)).await;
+    drained(
+        &app,
+        Until::Quiet,
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    )
+    .await;
     let mut seen: HashMap<(i64, String), usize> = HashMap::new();
     for message in app.sandbox.messages(None) {
         *seen.entry((message.chat_id, message.text)).or_default() += 1;
