@@ -212,6 +212,13 @@ async fn each_update_is_handled_once_across_a_crash_and_a_restart() {
     let listener = app.listener();
     let first = say(&app, 4101, "/start").await;
     handled(&app, first).await;
+    // Its next poll confirms it to Telegram (the offset moves past it).
+    app.eventually(
+        "the first update confirmed",
+        Duration::from_secs(10),
+        || async { (app.sandbox.pending_updates(BOT) == 0).then_some(()) },
+    )
+    .await;
 
     // The listener dies; people go on writing meanwhile.
     listener.kill().await;
