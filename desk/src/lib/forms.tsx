@@ -1,12 +1,60 @@
-// Forms shared by the chat page and Settings: a chat's or the workspace's audience rules
-// (quiet hours in an IANA time zone, caps per day and week), and a confirmation dialog.
+// Forms shared by the chat page and Settings: a card that saves one thing, a chat's or the
+// workspace's audience rules (quiet hours in an IANA time zone, caps per day and week), and a
+// confirmation dialog.
 
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { messageOf } from './api';
 import type { AudienceRules } from './types';
-import { ErrorNote } from './ui';
+import { ErrorNote, notify } from './ui';
 import { zone } from './format';
+
+/** A card that saves one thing: its `submit` answers what to announce, or throws the refusal,
+ * which is shown in the card in the server's words. */
+export function SaveForm(props: {
+  title: string;
+  submit: () => Promise<string>;
+  children: ComponentChildren;
+  label: string;
+  /** Names the card for its heading's id (default: from the title). */
+  id?: string;
+  disabled?: boolean;
+  wide?: boolean;
+  errorTitle?: string;
+}) {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const id = props.id ? `${props.id}-h` : `form-${props.title.replace(/\W+/g, '-').toLowerCase()}`;
+  return (
+    <form
+      class={`card stack${props.wide ? ' wide' : ''}`}
+      aria-labelledby={id}
+      onSubmit={async (e) => {
+        e.preventDefault();
+        setBusy(true);
+        setError(null);
+        try {
+          notify(await props.submit());
+        } catch (err) {
+          setError(messageOf(err));
+        } finally {
+          setBusy(false);
+        }
+      }}
+    >
+      <h2 id={id} style={{ marginTop: 0 }}>
+        {props.title}
+      </h2>
+      <ErrorNote error={error} title={props.errorTitle} />
+      {props.children}
+      <div>
+        <button class="primary" type="submit" disabled={busy || props.disabled}>
+          {props.label}
+        </button>
+      </div>
+    </form>
+  );
+}
 
 let zones: string[] | null = null;
 /** Every IANA time zone the browser knows (UTC first). */

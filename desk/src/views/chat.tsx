@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, messageOf } from '../lib/api';
 import { useDirectory } from '../lib/directory';
-import { AudienceRulesForm, Confirm, rulesWords, splitList } from '../lib/forms';
+import { AudienceRulesForm, Confirm, SaveForm, rulesWords, splitList } from '../lib/forms';
 import { fromLocalInput, toLocalInput, when } from '../lib/format';
 import { useLoad } from '../lib/hooks';
 import { useLive } from '../lib/live';
@@ -24,40 +24,6 @@ interface PolicyStage {
   roles: string[];
   users: string[];
   rule: 'any' | 'all';
-}
-
-function Saver(props: { id: string; title: string; children: preact.ComponentChildren; submit: () => Promise<string>; label: string; disabled?: boolean }) {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  return (
-    <form
-      class="card stack"
-      aria-labelledby={`${props.id}-h`}
-      onSubmit={async (e) => {
-        e.preventDefault();
-        setBusy(true);
-        setError(null);
-        try {
-          notify(await props.submit());
-        } catch (err) {
-          setError(messageOf(err));
-        } finally {
-          setBusy(false);
-        }
-      }}
-    >
-      <h2 id={`${props.id}-h`} style={{ marginTop: 0 }}>
-        {props.title}
-      </h2>
-      <ErrorNote error={error} title="Not saved:" />
-      {props.children}
-      <div>
-        <button class="primary" type="submit" disabled={busy || props.disabled}>
-          {props.label}
-        </button>
-      </div>
-    </form>
-  );
 }
 
 function Policy(props: { chatId: string }) {
@@ -237,8 +203,9 @@ export default function ChatView(props: { params: Record<string, string> }) {
       ) : c.erased ? null : (
         <div class="ops-grid">
           {c.contact && (
-            <Saver
+            <SaveForm
               id="basis"
+              errorTitle="Not saved:"
               title="Lawful basis"
               label="Record the basis"
               submit={async () => {
@@ -264,10 +231,11 @@ export default function ChatView(props: { params: Record<string, string> }) {
                 Given at (your zone; empty: now)
                 <input type="datetime-local" value={basis.given_at} onInput={(e) => setBasis({ ...basis, given_at: e.currentTarget.value })} />
               </label>
-            </Saver>
+            </SaveForm>
           )}
-          <Saver
+          <SaveForm
             id="tags"
+            errorTitle="Not saved:"
             title="Tags"
             label="Save tags"
             submit={async () => {
@@ -280,7 +248,7 @@ export default function ChatView(props: { params: Record<string, string> }) {
               Tags, separated by commas
               <input value={tags} placeholder="berlin, vip" onInput={(e) => setTags(e.currentTarget.value)} />
             </label>
-          </Saver>
+          </SaveForm>
           <AudienceRulesForm
             id="chat-rules"
             title="Quiet hours and caps"
@@ -291,8 +259,9 @@ export default function ChatView(props: { params: Record<string, string> }) {
               reload();
             }}
           />
-          <Saver
+          <SaveForm
             id="cap"
+            errorTitle="Not saved:"
             title="Hourly cap"
             label="Save the cap"
             submit={async () => {
@@ -305,7 +274,7 @@ export default function ChatView(props: { params: Record<string, string> }) {
               At most this many messages an hour (empty: Telegram’s limit)
               <input type="number" min={1} inputMode="numeric" value={cap} onInput={(e) => setCap(e.currentTarget.value)} />
             </label>
-          </Saver>
+          </SaveForm>
         </div>
       )}
       {admin && !c.erased && <Policy chatId={id} />}

@@ -3,52 +3,17 @@
 // with a password and give them a role.
 
 import { useState } from 'preact/hooks';
-import { api, ApiError, messageOf } from '../lib/api';
+import { api, ApiError } from '../lib/api';
 import { useDirectory } from '../lib/directory';
 import { useLoad } from '../lib/hooks';
 import { useSession } from '../lib/session';
 import type { Role, User } from '../lib/types';
-import { ErrorNote, Loading, PageTitle, notify } from '../lib/ui';
-import { AudienceRulesForm, splitList } from '../lib/forms';
+import { ErrorNote, Loading, PageTitle } from '../lib/ui';
+import { AudienceRulesForm, SaveForm, splitList } from '../lib/forms';
 import { setQuery, useLocation } from '../lib/router';
 import type { AudienceRules } from '../lib/types';
 
 const ROLES: Role[] = ['viewer', 'author', 'approver', 'auditor', 'admin'];
-
-function Form(props: { title: string; submit: () => Promise<string>; children: preact.ComponentChildren; label: string; wide?: boolean }) {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const id = `form-${props.title.replace(/\W+/g, '-').toLowerCase()}`;
-  return (
-    <form
-      class={`card stack${props.wide ? ' wide' : ''}`}
-      aria-labelledby={id}
-      onSubmit={async (e) => {
-        e.preventDefault();
-        setBusy(true);
-        setError(null);
-        try {
-          notify(await props.submit());
-        } catch (err) {
-          setError(messageOf(err));
-        } finally {
-          setBusy(false);
-        }
-      }}
-    >
-      <h2 id={id} style={{ marginTop: 0 }}>
-        {props.title}
-      </h2>
-      <ErrorNote error={error} />
-      {props.children}
-      <div>
-        <button class="primary" type="submit" disabled={busy}>
-          {props.label}
-        </button>
-      </div>
-    </form>
-  );
-}
 
 function Connections() {
   const { ws, me } = useSession();
@@ -67,7 +32,7 @@ function Connections() {
   return (
     <>
       <div class="ops-grid">
-        <Form
+        <SaveForm
           title="Register a bot"
           label="Register"
           submit={async () => {
@@ -86,9 +51,9 @@ function Connections() {
             <input required type="password" autoComplete="off" value={bot.token} onInput={(e) => setBot({ ...bot, token: e.currentTarget.value })} />
           </label>
           <p class="muted small">Bots: {dir.bots.map((b) => b.name).join(', ') || 'none yet'}.</p>
-        </Form>
+        </SaveForm>
 
-        <Form
+        <SaveForm
           title="Connect a chat or contact"
           label="Connect"
           submit={async () => {
@@ -179,10 +144,10 @@ function Connections() {
             A positive id is a person (a contact: give a lawful basis); a group or channel is negative and Herald first asks
             Telegram whether the bot may post there. In the sandbox, the desk first tells the emulator about it.
           </p>
-        </Form>
+        </SaveForm>
 
         {me.user.instance_admin && (
-          <Form
+          <SaveForm
             title="Add a person"
             label="Add"
             submit={async () => {
@@ -225,10 +190,10 @@ function Connections() {
                 ))}
               </select>
             </label>
-          </Form>
+          </SaveForm>
         )}
 
-        <Form
+        <SaveForm
           title="Give a role"
           label="Give the role"
           submit={async () => {
@@ -265,7 +230,7 @@ function Connections() {
               </li>
             ))}
           </ul>
-        </Form>
+        </SaveForm>
       </div>
     </>
   );
@@ -296,7 +261,7 @@ function RiskRulesForm(props: { rules: RiskRules; onSaved: () => void }) {
   const setWord = (i: number, patch: Partial<{ word: string; severity: Severity }>) =>
     setWords(words.map((w, j) => (j === i ? { ...w, ...patch } : w)));
   return (
-    <Form
+    <SaveForm
       wide
       title="Risk rules for posts"
       label="Save the rules"
@@ -370,7 +335,7 @@ function RiskRulesForm(props: { rules: RiskRules; onSaved: () => void }) {
         Warn above this length (Telegram’s units; empty: only Telegram’s 4,096)
         <input type="number" min={1} max={4096} inputMode="numeric" value={max} onInput={(e) => setMax(e.currentTarget.value)} />
       </label>
-    </Form>
+    </SaveForm>
   );
 }
 
@@ -406,7 +371,7 @@ function RulesTab() {
           info.reload();
         }}
       />
-      <Form
+      <SaveForm
         title="Post texts"
         label="Save"
         submit={async () => {
@@ -428,8 +393,8 @@ function RulesTab() {
           Seal the texts of new posts, so that a post’s text, edits and comments can be erased later
         </label>
         <p class="muted small">Posts planned before keep their texts as they are.</p>
-      </Form>
-      <Form
+      </SaveForm>
+      <SaveForm
         title="Audit retention"
         label="Save retention"
         submit={async () => {
@@ -444,7 +409,7 @@ function RulesTab() {
           Keep the audit for this many days (at most 12 months; empty: 12 months)
           <input type="number" min={1} inputMode="numeric" value={shownDays} onInput={(e) => setDays(e.currentTarget.value)} />
         </label>
-      </Form>
+      </SaveForm>
     </div>
   );
 }
