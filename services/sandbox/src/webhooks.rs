@@ -20,6 +20,19 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 /// How long a push waits for the webhook's answer.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Every bot's queue, locked (never across an `.await`; poisoning is ignored as elsewhere in
+/// the sandbox).
+fn queues(
+    sandbox: &Sandbox,
+) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, crate::updates::Queue>> {
+    sandbox
+        .shared
+        .updates
+        .queues
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Webhook {
     url: String,
@@ -52,11 +65,7 @@ pub(crate) fn set_webhook(sandbox: &Sandbox, bot_id: i64, params: &Params) -> Ap
     }
     let drop = params.boolean("drop_pending_updates").unwrap_or(false);
     let start = {
-        let updates = &sandbox.shared.updates;
-        let mut queues = updates
-            .queues
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut queues = queues(sandbox);
         let queue = queues.entry(bot_id).or_default();
         if drop {
             queue.pending.clear();
@@ -79,12 +88,7 @@ pub(crate) fn set_webhook(sandbox: &Sandbox, bot_id: i64, params: &Params) -> Ap
 pub(crate) fn delete_webhook(sandbox: &Sandbox, bot_id: i64, params: &Params) -> ApiResult {
     let drop_pending = params.boolean("drop_pending_updates").unwrap_or(false);
     {
-        let mut queues = sandbox
-            .shared
-            .updates
-            .queues
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut queues = queues(sandbox);
         let queue = queues.entry(bot_id).or_default();
         queue.webhook = None;
         if drop_pending {
@@ -98,12 +102,7 @@ pub(crate) fn delete_webhook(sandbox: &Sandbox, bot_id: i64, params: &Params) ->
 
 /// `getWebhookInfo`.
 pub(crate) fn webhook_info(sandbox: &Sandbox, bot_id: i64) -> ApiResult {
-    let queues = sandbox
-        .shared
-        .updates
-        .queues
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let queues = queues(sandbox);
     let queue = queues.get(&bot_id);
     let pending = queue.map_or(0, |q| q.pending.len());
     let mut info = json!({
@@ -125,12 +124,7 @@ pub(crate) fn webhook_info(sandbox: &Sandbox, bot_id: i64) -> ApiResult {
 /// What to push next for `bot_id`: the webhook and the oldest pending update; `Err` when the
 /// webhook was removed (the pusher ends).
 fn next(sandbox: &Sandbox, bot_id: i64) -> Result<Option<(Webhook, Value)>, ()> {
-    let mut queues = sandbox
-        .shared
-        .updates
-        .queues
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut queues = queues(sandbox);
     let queue = queues.entry(bot_id).or_default();
     let Some(hook) = queue.webhook.clone() else {
         queue.pushing = false;
@@ -141,12 +135,7 @@ fn next(sandbox: &Sandbox, bot_id: i64) -> Result<Option<(Webhook, Value)>, ()> 
 
 /// The outcome of one push: the update leaves the queue, or the error is recorded.
 fn settle(sandbox: &Sandbox, bot_id: i64, update_id: i64, error: Option<String>) {
-    let mut queues = sandbox
-        .shared
-        .updates
-        .queues
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut queues = queues(sandbox);
     let Some(queue) = queues.get_mut(&bot_id) else {
         return;
     };
