@@ -467,6 +467,12 @@ impl TestApp {
 
     /// A workspace with one bot; returns (workspace id, bot id).
     pub async fn workspace_with_bot(&self) -> (String, String) {
+        self.workspace_with_bot_token(BOT_TOKEN).await
+    }
+
+    /// A new workspace with a bot of `token` (a Telegram bot is registered once: a second
+    /// workspace needs another token).
+    pub async fn workspace_with_bot_token(&self, token: &str) -> (String, String) {
         let ws = self
             .post_ok(
                 "/v1/workspaces",
@@ -480,7 +486,7 @@ impl TestApp {
         let bot = self
             .post_ok(
                 &format!("/v1/workspaces/{ws}/bots"),
-                json!({"name": "news", "token": BOT_TOKEN}),
+                json!({"name": "news", "token": token}),
                 StatusCode::CREATED,
             )
             .await["id"]

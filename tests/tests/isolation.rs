@@ -33,26 +33,7 @@ struct Tenant {
 
 /// A workspace with a bot, a chat and a delivered post, so that every table has its rows.
 async fn tenant(app: &TestApp, bot_token: &str, telegram_chat_id: i64) -> Tenant {
-    let ws = app
-        .post_ok(
-            "/v1/workspaces",
-            json!({ "name": "tenant" }),
-            StatusCode::CREATED,
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let bot = app
-        .post_ok(
-            &format!("/v1/workspaces/{ws}/bots"),
-            json!({ "name": "news", "token": bot_token }),
-            StatusCode::CREATED,
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (ws, bot) = app.workspace_with_bot_token(bot_token).await;
     let chat = app.connect_chat(&ws, &bot, telegram_chat_id).await;
     let post = app
         .plan(&ws, &[&chat], "tenant news", Duration::from_millis(200))
@@ -442,5 +423,61 @@ async fn another_workspaces_ids_are_answered_as_if_they_did_not_exist() {
             );
         }
     }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_read_split_into_parallel_chunks_keeps_the_request_scope() {
+    let app = spawn_app().await;
+    let (ws_a, bot_a) = app.workspace_with_bot().await;
+    let (ws_b, bot_b) = app
+        .workspace_with_bot_token("555555:EEHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw")
+        .await;
+    let chats_a = app.import_chats(&ws_a, &bot_a, 8_100, 10).await;
+    let chats_b = app.import_chats(&ws_b, &bot_b, 8_200, 10).await;
+    let ids: Vec<domain::Id> = chats_a
+        .iter()
+        .chain(&chats_b)
+        .map(|id| id.parse().unwrap())
+        .collect();
+    let options = platform::postgres::role_options(
+        &app.herald.config.database_url,
+        store::scope::API_ROLE,
+        None,
+    )
+    .unwrap();
+    let pool = store::scope::scoped_pool(options, 4, Duration::from_secs(10));
+    let workspace_a: uuid::Uuid = ws_a.parse().unwrap();
+
+    // Seven chunks of three, read on tasks of their own: each still sees A's rows only.
+    let seen = store::scope::within(
+        Some(workspace_a),
+        store::load_many_in_chunks::<domain::Chat>(&pool, &ids, 3),
+    )
+    .await
+    .unwrap();
+    let mut seen_ids: Vec<String> = seen.keys().map(ToString::to_string).collect();
+    seen_ids.sort();
+    let mut expected = chats_a.clone();
+    expected.sort();
+    assert_eq!(seen_ids, expected);
+    for chat in seen.values() {
+        assert_eq!(chat.workspace_id, Some(workspace_a));
+        assert!(
+            chat.has_lawful_basis(),
+            "the chat's events were all applied"
+        );
+    }
+
+    // Outside any scope the same read sees nothing.
+    let unscoped = store::load_many_in_chunks::<domain::Chat>(&pool, &ids, 3)
+        .await
+        .unwrap();
+    assert!(
+        unscoped.is_empty(),
+        "{} chats seen unscoped",
+        unscoped.len()
+    );
+    pool.close().await;
     app.cleanup().await;
 }

@@ -1,10 +1,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateError, EventStore as _};
-use domain::{Bot, Chat, Delivery, DomainError, Id, Post, Segment, Services, Workspace};
-use postgres_es::{PostgresCqrs, PostgresEventRepository, postgres_cqrs};
+use cqrs_es::Aggregate;
+use domain::{DomainError, Id, Services};
 use sqlx::PgPool;
 use sqlx::postgres::PgDatabaseError;
 
@@ -44,29 +42,12 @@ pub enum CommandError {
     },
 }
 
-impl From<AggregateError<DomainError>> for CommandError {
-    fn from(error: AggregateError<DomainError>) -> Self {
-        match error {
-            AggregateError::UserError(e) => Self::Domain(e),
-            AggregateError::AggregateConflict => Self::Conflict,
-            AggregateError::UnexpectedError(e) => {
-                identity_taken(&*e).unwrap_or_else(|| Self::Store(e.to_string()))
-            }
-            other => Self::Store(other.to_string()),
-        }
-    }
-}
-
 /// SQLSTATEs raised by the identity trigger (migration 0009) when an event would claim a
 /// Telegram identity that another aggregate holds.
 const CHAT_TAKEN: &str = "HI001";
 const BOT_TAKEN: &str = "HI002";
 
 /// Recognises the identity trigger's refusal in the error that aborted an event's insert.
-fn identity_taken(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<CommandError> {
-    identity_taken_in(error.downcast_ref::<sqlx::Error>()?)
-}
-
 fn identity_taken_in(error: &sqlx::Error) -> Option<CommandError> {
     let database = error.as_database_error()?;
     let code = database.code()?;
@@ -98,85 +79,96 @@ fn identity_taken_in(error: &sqlx::Error) -> Option<CommandError> {
     Some(taken)
 }
 
-/// The command side: one cqrs-es framework per aggregate over one PostgreSQL pool.
+/// The command side: every command of every aggregate is decided here and its events written
+/// in one statement (see [`EventStore::execute`]).
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
-    workspaces: Arc<PostgresCqrs<Workspace>>,
-    bots: Arc<PostgresCqrs<Bot>>,
-    chats: Arc<PostgresCqrs<Chat>>,
-    posts: Arc<PostgresCqrs<Post>>,
-    deliveries: Arc<PostgresCqrs<Delivery>>,
-    segments: Arc<PostgresCqrs<Segment>>,
     services: Services,
 }
-
-/// Gives generic code the framework of one aggregate type.
-pub trait Handles<A: Aggregate> {
-    fn framework(&self) -> &PostgresCqrs<A>;
-}
-
-macro_rules! handles {
-    ($aggregate:ty, $field:ident) => {
-        impl Handles<$aggregate> for EventStore {
-            fn framework(&self) -> &PostgresCqrs<$aggregate> {
-                &self.$field
-            }
-        }
-    };
-}
-handles!(Workspace, workspaces);
-handles!(Bot, bots);
-handles!(Chat, chats);
-handles!(Post, posts);
-handles!(Delivery, deliveries);
-handles!(Segment, segments);
 
 impl EventStore {
     pub fn new(pool: PgPool) -> Self {
         let services = Services::new(Arc::new(StoreDirectory::new(pool.clone())));
-        Self {
-            workspaces: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
-            bots: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
-            chats: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
-            posts: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
-            deliveries: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
-            segments: Arc::new(postgres_cqrs(pool.clone(), vec![], services.clone())),
-            services,
-            pool,
-        }
+        Self { pool, services }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Executes `command` on aggregate `id` of `workspace_id`. Returns once the resulting events
-    /// are committed (and therefore in the outbox).
+    /// Executes `command` on aggregate `id` of `workspace_id`. Returns, once the resulting events
+    /// are committed (and therefore in the outbox), the aggregate as they left it.
+    ///
+    /// The aggregate is loaded on a pooled connection that is released before it decides: a
+    /// command asks the directory about other aggregates (a plan to 100,000 chats reads them
+    /// all), and holding a connection meanwhile could starve the pool those reads draw on. The
+    /// events are then inserted with the next sequences in one statement; when another command
+    /// on the same aggregate committed first, the sequence is taken and the command is decided
+    /// again on the new state.
     pub async fn execute<A>(
         &self,
         workspace_id: Id,
         id: Id,
         command: A::Command,
         context: &RequestContext,
-    ) -> Result<(), CommandError>
+    ) -> Result<A, CommandError>
     where
-        A: Aggregate<Error = DomainError>,
+        A: Aggregate<Error = DomainError, Services = Services>,
         A::Command: Clone,
-        Self: Handles<A>,
     {
-        let id = id.to_string();
+        let metadata = metadata_value(context, workspace_id)?;
         for _ in 0..CONFLICT_RETRIES {
-            let result = self
-                .framework()
-                .execute_with_metadata(&id, command.clone(), context.metadata(workspace_id))
-                .await;
-            match result {
-                Err(AggregateError::AggregateConflict) => continue,
-                other => return other.map_err(CommandError::from),
+            let (mut aggregate, mut sequence) = {
+                let mut conn = self.pool.acquire().await.map_err(store_error)?;
+                load_with_sequence_on::<A>(&mut conn, id).await?
+            };
+            let mut rows = EventRows::default();
+            self.decide(
+                &mut aggregate,
+                &mut sequence,
+                id,
+                command.clone(),
+                &metadata,
+                &mut rows,
+            )
+            .await??;
+            let mut conn = self.pool.acquire().await.map_err(store_error)?;
+            match rows.insert::<A>(&mut conn).await {
+                Ok(()) => return Ok(aggregate),
+                Err(CommandError::Conflict) => continue,
+                Err(error) => return Err(error),
             }
         }
         Err(CommandError::Conflict)
+    }
+
+    /// Lets `aggregate` (at `sequence`) handle `command`; applies the events it decided and
+    /// adds them to `rows` with the next sequences. Returns how many it decided, or the
+    /// domain's refusal (nothing added).
+    async fn decide<A>(
+        &self,
+        aggregate: &mut A,
+        sequence: &mut i64,
+        id: Id,
+        command: A::Command,
+        metadata: &serde_json::Value,
+        rows: &mut EventRows,
+    ) -> Result<Result<usize, DomainError>, CommandError>
+    where
+        A: Aggregate<Error = DomainError, Services = Services>,
+    {
+        let sink = cqrs_es::event_sink::EventSink::default();
+        if let Err(error) = aggregate.handle(command, &self.services, &sink).await {
+            return Ok(Err(error));
+        }
+        let events = sink.collect().await;
+        for event in &events {
+            *sequence += 1;
+            aggregate.apply(event.clone());
+            rows.push::<A>(id, *sequence, event, metadata.clone())?;
+        }
+        Ok(Ok(events.len()))
     }
 
     /// Refuses, as the identity trigger would, to connect Telegram chat `telegram_chat_id` to
@@ -248,22 +240,11 @@ impl EventStore {
         let mut results = Vec::with_capacity(commands.len());
         for (workspace_id, id, command) in commands {
             let (aggregate, sequence) = loaded.entry(id).or_default();
-            let sink = cqrs_es::event_sink::EventSink::default();
-            match aggregate.handle(command, &self.services, &sink).await {
-                Ok(()) => {
-                    let events = sink.collect().await;
-                    let written = events.len();
-                    let metadata = serde_json::to_value(context.metadata(workspace_id))
-                        .map_err(|e| CommandError::Store(e.to_string()))?;
-                    for event in events {
-                        *sequence += 1;
-                        aggregate.apply(event.clone());
-                        rows.push::<A>(id, *sequence, &event, metadata.clone())?;
-                    }
-                    results.push(Ok(written));
-                }
-                Err(error) => results.push(Err(error)),
-            }
+            let metadata = metadata_value(context, workspace_id)?;
+            results.push(
+                self.decide(aggregate, sequence, id, command, &metadata, &mut rows)
+                    .await?,
+            );
         }
         rows.insert::<A>(conn).await?;
         Ok(results)
@@ -354,23 +335,56 @@ pub async fn apply_many_on<A: Aggregate>(
     Ok(())
 }
 
-/// The current state of each of `ids` that has events, in one read.
-pub async fn load_many<A: Aggregate>(
+/// How many aggregates one read of [`load_many`] asks for: large reads are split into chunks
+/// read side by side on separate connections, so a plan to 100,000 chats is not one long
+/// sequential scan and decode.
+const LOAD_CHUNK: usize = 25_000;
+
+/// The current state of each of `ids` that has events. Chunks of [`LOAD_CHUNK`] ids are read
+/// concurrently, each on its own pooled connection and in the caller's workspace scope (a task
+/// spawned outside it would see no rows through the API's row-level security).
+pub async fn load_many<A: Aggregate + 'static>(
     pool: &PgPool,
     ids: &[Id],
 ) -> Result<HashMap<Id, A>, CommandError> {
-    let mut conn = pool
-        .acquire()
-        .await
-        .map_err(|e| CommandError::Store(e.to_string()))?;
-    let loaded = load_many_on::<A>(&mut conn, ids).await?;
-    Ok(loaded
-        .into_iter()
-        .map(|(id, (aggregate, _))| (id, aggregate))
-        .collect())
+    load_many_in_chunks(pool, ids, LOAD_CHUNK).await
 }
 
-/// Each of `ids` with events, and its last sequence, read on the caller's connection.
+/// [`load_many`] with chunks of `chunk` ids (tests reach the parallel path with a few ids).
+pub async fn load_many_in_chunks<A: Aggregate + 'static>(
+    pool: &PgPool,
+    ids: &[Id],
+    chunk: usize,
+) -> Result<HashMap<Id, A>, CommandError> {
+    let strip = |loaded: HashMap<Id, (A, i64)>| {
+        loaded
+            .into_iter()
+            .map(|(id, (aggregate, _))| (id, aggregate))
+    };
+    if ids.len() <= chunk {
+        let mut conn = pool.acquire().await.map_err(store_error)?;
+        return Ok(strip(load_many_on::<A>(&mut conn, ids).await?).collect());
+    }
+    let scope = crate::scope::current();
+    let mut reads = tokio::task::JoinSet::new();
+    for part in ids.chunks(chunk) {
+        let (pool, part) = (pool.clone(), part.to_vec());
+        reads.spawn(crate::scope::within(scope, async move {
+            let mut conn = pool.acquire().await.map_err(store_error)?;
+            load_many_on::<A>(&mut conn, &part).await
+        }));
+    }
+    let mut aggregates = HashMap::with_capacity(ids.len());
+    while let Some(read) = reads.join_next().await {
+        let loaded = read.map_err(|e| CommandError::Store(format!("a read failed: {e}")))??;
+        aggregates.extend(strip(loaded));
+    }
+    Ok(aggregates)
+}
+
+/// Each of `ids` with events, and its last sequence, read on the caller's connection. The
+/// rows come unsorted (sorting 100,000 chats' events spilled to disk) and are put in order per
+/// aggregate here.
 async fn load_many_on<A: Aggregate>(
     conn: &mut sqlx::PgConnection,
     ids: &[Id],
@@ -378,24 +392,57 @@ async fn load_many_on<A: Aggregate>(
     let keys: Vec<String> = ids.iter().map(ToString::to_string).collect();
     let rows: Vec<(String, i64, String)> = sqlx::query_as(
         "SELECT aggregate_id, sequence, payload::text FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
-          ORDER BY aggregate_id, sequence",
+          WHERE aggregate_type = $1 AND aggregate_id = ANY($2)",
     )
     .bind(A::TYPE)
     .bind(&keys)
     .fetch_all(conn)
     .await
-    .map_err(|e| CommandError::Store(e.to_string()))?;
-    let mut aggregates: HashMap<Id, (A, i64)> = HashMap::new();
+    .map_err(store_error)?;
+    let mut streams: HashMap<String, Vec<(i64, String)>> = HashMap::with_capacity(ids.len());
     for (id, sequence, payload) in rows {
+        streams.entry(id).or_default().push((sequence, payload));
+    }
+    let mut aggregates = HashMap::with_capacity(streams.len());
+    for (id, mut events) in streams {
         let id: Id = id.parse().map_err(|_| {
             CommandError::Store(format!("stored aggregate id {id:?} is not a UUID"))
         })?;
-        let (aggregate, last) = aggregates.entry(id).or_default();
-        aggregate.apply(decode_event::<A>(payload)?);
-        *last = sequence;
+        events.sort_unstable_by_key(|(sequence, _)| *sequence);
+        let mut aggregate = A::default();
+        let mut last = 0;
+        for (sequence, payload) in events {
+            aggregate.apply(decode_event::<A>(payload)?);
+            last = sequence;
+        }
+        aggregates.insert(id, (aggregate, last));
     }
     Ok(aggregates)
+}
+
+/// One aggregate and its last sequence (0 when it has no events), read on the caller's
+/// connection.
+async fn load_with_sequence_on<A: Aggregate>(
+    conn: &mut sqlx::PgConnection,
+    id: Id,
+) -> Result<(A, i64), CommandError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT sequence, payload::text FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2
+          ORDER BY sequence",
+    )
+    .bind(A::TYPE)
+    .bind(id.to_string())
+    .fetch_all(conn)
+    .await
+    .map_err(store_error)?;
+    let mut aggregate = A::default();
+    let mut last = 0;
+    for (sequence, payload) in rows {
+        aggregate.apply(decode_event::<A>(payload)?);
+        last = sequence;
+    }
+    Ok((aggregate, last))
 }
 
 /// Events to insert in one statement, as cqrs-es stores them.
@@ -468,13 +515,21 @@ fn decode_event<A: Aggregate>(payload: String) -> Result<A::Event, CommandError>
         .map_err(|e| CommandError::Store(format!("stored event does not decode: {e}")))
 }
 
-/// Loads an aggregate by replaying its events.
+/// Loads an aggregate by replaying its events, on a pooled connection.
 pub(crate) async fn load_aggregate<A: Aggregate>(pool: &PgPool, id: Id) -> Result<A, CommandError> {
-    let store: PersistedEventStore<PostgresEventRepository, A> =
-        PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()));
-    let context = store
-        .load_aggregate(&id.to_string())
-        .await
-        .map_err(|e| CommandError::Store(e.to_string()))?;
-    Ok(context.aggregate)
+    let mut conn = pool.acquire().await.map_err(store_error)?;
+    Ok(load_with_sequence_on::<A>(&mut conn, id).await?.0)
+}
+
+/// The metadata stored with every event of a command, as its JSON column holds it.
+fn metadata_value(
+    context: &RequestContext,
+    workspace_id: Id,
+) -> Result<serde_json::Value, CommandError> {
+    serde_json::to_value(context.metadata(workspace_id))
+        .map_err(|e| CommandError::Store(e.to_string()))
+}
+
+fn store_error(error: sqlx::Error) -> CommandError {
+    CommandError::Store(error.to_string())
 }

@@ -1,4 +1,4 @@
-//! Herald's event store in PostgreSQL (cqrs-es / postgres-es), its schema migrations, and the
+//! Herald's event store in PostgreSQL (cqrs-es aggregates, one write path), its schema migrations, and the
 //! strongly consistent [`domain::Directory`] built on it.
 //!
 //! Architecture invariant: a command is acknowledged only after its events are committed, and
@@ -18,6 +18,6 @@ pub mod upkeep;
 pub use context::RequestContext;
 pub use directory::StoreDirectory;
 pub use event_store::{
-    CommandError, EventStore, Handles, apply_many_on, apply_on, load_many, load_on,
+    CommandError, EventStore, apply_many_on, apply_on, load_many, load_many_in_chunks, load_on,
 };
 pub use migrations::migrate;

@@ -341,15 +341,14 @@ pub async fn execute<A>(
     actor: &str,
 ) -> anyhow::Result<()>
 where
-    A: cqrs_es::Aggregate<Error = domain::DomainError>,
+    A: cqrs_es::Aggregate<Error = domain::DomainError, Services = domain::Services>,
     A::Command: Clone,
-    EventStore: store::Handles<A>,
 {
     match store
         .execute::<A>(workspace_id, id, command, &RequestContext::new(actor))
         .await
     {
-        Ok(()) => Ok(()),
+        Ok(_) => Ok(()),
         // Refused by the domain (e.g. the target no longer matches): nothing to retry.
         Err(CommandError::Domain(error)) => {
             tracing::warn!(%id, code = error.code(), "delivery command refused");
@@ -403,7 +402,7 @@ pub async fn apply_in_doubt_policy(
         )
         .await
     {
-        Ok(()) => Ok(()),
+        Ok(_) => Ok(()),
         Err(CommandError::Domain(domain::DomainError::AutoResendLimit { max, .. })) => {
             tracing::warn!(%post_id, %chat_id, max, "delivery still in doubt after the automatic resends; an operator must resolve it");
             Ok(())

@@ -49,7 +49,7 @@ pub async fn expire_overdue(pool: &PgPool, store: &EventStore) -> anyhow::Result
             .execute::<Post>(workspace_id, post_id, command, &context)
             .await
         {
-            Ok(()) => {
+            Ok(_) => {
                 expired += 1;
                 tracing::warn!(%post_id, "a post was not approved in time and expired; it will not go out");
             }

@@ -75,11 +75,10 @@ pub async fn plan(
         now: Utc::now(),
         author: ctx.actor.clone(),
     };
-    state.store.execute::<Post>(ws, id, command, &ctx).await?;
+    let post = state.store.execute::<Post>(ws, id, command, &ctx).await?;
     let mut answer = json!({ "id": id, "state": PostState::Planned.as_str() });
     if !segment_ids.is_empty() {
         // What the segments resolved to: the chats planned and the members left out.
-        let post: Post = state.store.load(id).await?;
         answer["targets"] = post.chat_ids.len().into();
         answer["excluded"] = post.excluded.into();
     }
