@@ -404,6 +404,53 @@ impl TestApp {
         answer
     }
 
+    /// Waits until the listener recorded update `update_id`.
+    pub async fn update_handled(&self, update_id: i64) {
+        self.eventually(
+            &format!("update {update_id} handled"),
+            Duration::from_secs(15),
+            || async {
+                let found: Option<i64> =
+                    sqlx::query_scalar("SELECT update_id FROM bot_updates WHERE update_id = $1")
+                        .bind(update_id)
+                        .fetch_optional(&self.herald.pool)
+                        .await
+                        .unwrap();
+                found.map(|_| ())
+            },
+        )
+        .await;
+    }
+
+    /// Plants, as a raw event, a contact connected before lawful bases (and the chat
+    /// directory) existed: its `ChatConnected` has no basis. Returns its id.
+    pub async fn plant_legacy_contact(
+        &self,
+        ws: &str,
+        bot: &str,
+        telegram_chat_id: i64,
+        title: &str,
+    ) -> String {
+        let legacy = uuid::Uuid::now_v7().to_string();
+        let metadata = json!({
+            "actor": "admin", "correlation_id": legacy, "causation_id": legacy, "workspace_id": ws,
+            "occurred_at": chrono::Utc::now().to_rfc3339(),
+        });
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             VALUES ('Chat', $1, 1, 'ChatConnected', '1', $2, $3)",
+        )
+        .bind(&legacy)
+        .bind(json!({"ChatConnected": {
+            "workspace_id": ws, "bot_id": bot, "telegram_chat_id": telegram_chat_id, "title": title,
+        }}))
+        .bind(metadata)
+        .execute(&self.herald.pool)
+        .await
+        .unwrap();
+        legacy
+    }
+
     /// Injects an update for the harness's bot (`{"message": ...}`, `{"my_chat_member": ...}`,
     /// see `POST /sandbox/updates`); returns the id Telegram gave it.
     pub async fn inject_update(&self, mut update: Value) -> i64 {

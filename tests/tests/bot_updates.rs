@@ -15,24 +15,6 @@ async fn say(app: &TestApp, telegram_chat_id: i64, text: &str) -> i64 {
     app.person_writes(telegram_chat_id, "Alice", text).await
 }
 
-/// Waits until the listener recorded update `update_id`.
-async fn handled(app: &TestApp, update_id: i64) {
-    app.eventually(
-        &format!("update {update_id} handled"),
-        Duration::from_secs(15),
-        || async {
-            let found: Option<i64> =
-                sqlx::query_scalar("SELECT update_id FROM bot_updates WHERE update_id = $1")
-                    .bind(update_id)
-                    .fetch_optional(&app.herald.pool)
-                    .await
-                    .unwrap();
-            found.map(|_| ())
-        },
-    )
-    .await;
-}
-
 async fn chat_of(app: &TestApp, telegram_chat_id: i64) -> Option<String> {
     sqlx::query_scalar::<_, uuid::Uuid>(
         "SELECT chat_id FROM telegram_chat_identities WHERE telegram_chat_id = $1",
@@ -68,7 +50,7 @@ async fn start_subscribes_stop_opts_out_and_only_start_subscribes_again() {
 
     // A person new to Herald starts the bot: a contact on their consent, from bot_start.
     let started = say(&app, 4001, "/start spring").await;
-    handled(&app, started).await;
+    app.update_handled(started).await;
     let alice = chat_of(&app, 4001).await.expect("a contact for the person");
     let shown = chat(&app, &ws, &alice).await;
     assert_eq!(shown["lawful_basis"]["basis"], "consent", "{shown}");
@@ -82,8 +64,8 @@ async fn start_subscribes_stop_opts_out_and_only_start_subscribes_again() {
     // Other messages change nothing; /stop is the person's opt-out, with its update id.
     let chatter = say(&app, 4001, "hello there").await;
     let stop = say(&app, 4001, "/stop").await;
-    handled(&app, stop).await;
-    handled(&app, chatter).await;
+    app.update_handled(stop).await;
+    app.update_handled(chatter).await;
     let shown = chat(&app, &ws, &alice).await;
     assert_eq!(shown["opted_out"], true, "{shown}");
     let events = events_of(&app, &alice).await;
@@ -105,7 +87,7 @@ async fn start_subscribes_stop_opts_out_and_only_start_subscribes_again() {
 
     // Only the person's own /start subscribes them again.
     let again = say(&app, 4001, "/start").await;
-    handled(&app, again).await;
+    app.update_handled(again).await;
     let shown = chat(&app, &ws, &alice).await;
     assert_eq!(
         (shown["opted_out"].clone(), shown["targetable"].clone()),
@@ -119,8 +101,8 @@ async fn start_subscribes_stop_opts_out_and_only_start_subscribes_again() {
     let unblocked = app
         .inject_update(json!({"my_chat_member": {"chat_id": 4001, "status": "member"}}))
         .await;
-    handled(&app, unblocked).await;
-    handled(&app, blocked).await;
+    app.update_handled(unblocked).await;
+    app.update_handled(blocked).await;
     let events = events_of(&app, &alice).await;
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
@@ -140,7 +122,7 @@ async fn start_subscribes_stop_opts_out_and_only_start_subscribes_again() {
 
     // A /stop from someone Herald does not know changes nothing, and is still confirmed.
     let stranger = say(&app, 4999, "/stop").await;
-    handled(&app, stranger).await;
+    app.update_handled(stranger).await;
     assert_eq!(chat_of(&app, 4999).await, None);
     app.eventually("updates confirmed", Duration::from_secs(10), || async {
         (app.sandbox.pending_updates(BOT) == 0).then_some(())
@@ -162,7 +144,7 @@ async fn the_bot_removed_from_a_channel_flags_it_and_restored_rights_clear_the_f
     let removed = app
         .inject_update(json!({"my_chat_member": {"chat_id": news_id, "status": "left"}}))
         .await;
-    handled(&app, removed).await;
+    app.update_handled(removed).await;
     let shown = chat(&app, &ws, &news).await;
     assert!(shown["blocked"].is_string(), "{shown}");
     let publish_at = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();
@@ -180,7 +162,7 @@ async fn the_bot_removed_from_a_channel_flags_it_and_restored_rights_clear_the_f
         json!({"my_chat_member": {"chat_id": news_id, "status": "administrator", "can_post_messages": true}}),
     )
     .await;
-    handled(&app, restored).await;
+    app.update_handled(restored).await;
     let shown = chat(&app, &ws, &news).await;
     assert_eq!(shown["blocked"], Value::Null, "{shown}");
     let (status, body) = app.post(&format!("/v1/workspaces/{ws}/posts"), plan).await;
@@ -211,7 +193,7 @@ async fn each_update_is_handled_once_across_a_crash_and_a_restart() {
     let (ws, _) = app.workspace_with_bot().await;
     let listener = app.listener();
     let first = say(&app, 4101, "/start").await;
-    handled(&app, first).await;
+    app.update_handled(first).await;
     // Its next poll confirms it to Telegram (the offset moves past it).
     app.eventually(
         "the first update confirmed",
@@ -229,8 +211,8 @@ async fn each_update_is_handled_once_across_a_crash_and_a_restart() {
 
     // A new listener takes them up from where the database says, each once.
     let listener = app.listener();
-    handled(&app, stop).await;
-    handled(&app, other).await;
+    app.update_handled(stop).await;
+    app.update_handled(other).await;
     let contact = chat_of(&app, 4101).await.unwrap();
     let names: Vec<String> = events_of(&app, &contact)
         .await
@@ -334,10 +316,10 @@ async fn webhook_mode_receives_pushed_updates_once_refuses_a_wrong_secret_and_ha
 
     // Pushed updates become the chats' events, as polled ones do.
     let started = say(&app, 4101, "/start").await;
-    handled(&app, started).await;
+    app.update_handled(started).await;
     let alice = chat_of(&app, 4101).await.expect("a contact for the person");
     let stopped = say(&app, 4101, "/stop").await;
-    handled(&app, stopped).await;
+    app.update_handled(stopped).await;
     let shown = chat(&app, &ws, &alice).await;
     assert_eq!(shown["opted_out"], true, "{shown}");
     let events = events_of(&app, &alice).await;
@@ -390,7 +372,7 @@ async fn webhook_mode_receives_pushed_updates_once_refuses_a_wrong_secret_and_ha
         .await;
     assert_eq!(info["pending_update_count"], 1, "{info}");
     let listener = app.webhook_listener(addr);
-    handled(&app, while_down).await;
+    app.update_handled(while_down).await;
     assert_eq!(
         chat(&app, &ws, &alice).await["opted_out"],
         false,
@@ -401,7 +383,7 @@ async fn webhook_mode_receives_pushed_updates_once_refuses_a_wrong_secret_and_ha
     // Back to polling: the poller removes the webhook and gets what waits.
     let polled = say(&app, 4101, "/stop").await;
     let listener = app.listener();
-    handled(&app, polled).await;
+    app.update_handled(polled).await;
     assert_eq!(webhook_info(&app).await["url"], "");
     assert_eq!(chat(&app, &ws, &alice).await["opted_out"], true);
     assert_eq!(events_of(&app, &alice).await.len(), 4);

@@ -121,21 +121,7 @@ async fn a_contact_without_a_basis_is_not_targeted_until_one_is_recorded() {
     let app = spawn_app().await;
     let (ws, bot) = app.workspace_with_bot().await;
     // A contact connected before bases existed: its event has none.
-    let legacy = uuid::Uuid::now_v7().to_string();
-    let metadata = json!({
-        "actor": "admin", "correlation_id": legacy, "causation_id": legacy, "workspace_id": ws,
-        "occurred_at": chrono::Utc::now().to_rfc3339(),
-    });
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('Chat', $1, 1, 'ChatConnected', '1', $2, $3)",
-    )
-    .bind(&legacy)
-    .bind(json!({"ChatConnected": {"workspace_id": ws, "bot_id": bot, "telegram_chat_id": 3101, "title": "Bob"}}))
-    .bind(metadata)
-    .execute(&app.herald.pool)
-    .await
-    .unwrap();
+    let legacy = app.plant_legacy_contact(&ws, &bot, 3101, "Bob").await;
     assert_eq!(chat(&app, &ws, &legacy).await["targetable"], false);
 
     let publish_at = (chrono::Utc::now() + chrono::TimeDelta::hours(1)).to_rfc3339();

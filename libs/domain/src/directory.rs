@@ -11,7 +11,7 @@ use crate::Id;
 pub type DirectoryFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
 
 /// What a rule needs to know about a chat.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatInfo {
     pub workspace_id: Id,
     pub bot_id: Id,

@@ -6,6 +6,7 @@ use domain::{DomainError, Id, Services};
 use sqlx::PgPool;
 use sqlx::postgres::PgDatabaseError;
 
+use crate::directory::{self, DirectoryEntry, Entry};
 use crate::{RequestContext, StoreDirectory};
 
 /// How often a command is retried when another command on the same aggregate committed first.
@@ -103,7 +104,8 @@ impl EventStore {
     /// The aggregate is loaded on a pooled connection that is released before it decides: a
     /// command asks the directory about other aggregates (a plan to 100,000 chats reads them
     /// all), and holding a connection meanwhile could starve the pool those reads draw on. The
-    /// events are then inserted with the next sequences in one statement; when another command
+    /// events are then inserted with the next sequences in one statement (with the directory's
+    /// row of the aggregate, if it keeps one, in the same transaction); when another command
     /// on the same aggregate committed first, the sequence is taken and the command is decided
     /// again on the new state.
     pub async fn execute<A>(
@@ -114,10 +116,10 @@ impl EventStore {
         context: &RequestContext,
     ) -> Result<A, CommandError>
     where
-        A: Aggregate<Error = DomainError, Services = Services>,
+        A: Aggregate<Error = DomainError, Services = Services> + DirectoryEntry,
         A::Command: Clone,
     {
-        let metadata = metadata_value(context, workspace_id)?;
+        let metadata = metadata_json(context, workspace_id)?;
         for _ in 0..CONFLICT_RETRIES {
             let (mut aggregate, mut sequence) = {
                 let mut conn = self.pool.acquire().await.map_err(store_error)?;
@@ -133,14 +135,37 @@ impl EventStore {
                 &mut rows,
             )
             .await??;
-            let mut conn = self.pool.acquire().await.map_err(store_error)?;
-            match rows.insert::<A>(&mut conn).await {
+            let entries: Vec<Entry> = match aggregate.directory_entry() {
+                Some(info) if !rows.is_empty() => vec![Entry {
+                    chat_id: id,
+                    sequence,
+                    info,
+                }],
+                _ => Vec::new(),
+            };
+            match self.commit::<A>(rows, &entries).await {
                 Ok(()) => return Ok(aggregate),
                 Err(CommandError::Conflict) => continue,
                 Err(error) => return Err(error),
             }
         }
         Err(CommandError::Conflict)
+    }
+
+    /// Inserts `rows`, and writes `entries` to the directory in the same transaction.
+    async fn commit<A: Aggregate>(
+        &self,
+        rows: EventRows,
+        entries: &[Entry],
+    ) -> Result<(), CommandError> {
+        if entries.is_empty() {
+            let mut conn = self.pool.acquire().await.map_err(store_error)?;
+            return rows.insert::<A>(&mut conn).await;
+        }
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        rows.insert::<A>(&mut tx).await?;
+        directory::keep(&mut tx, entries).await?;
+        tx.commit().await.map_err(store_error)
     }
 
     /// Lets `aggregate` (at `sequence`) handle `command`; applies the events it decided and
@@ -152,7 +177,7 @@ impl EventStore {
         sequence: &mut i64,
         id: Id,
         command: A::Command,
-        metadata: &serde_json::Value,
+        metadata: &str,
         rows: &mut EventRows,
     ) -> Result<Result<usize, DomainError>, CommandError>
     where
@@ -163,12 +188,13 @@ impl EventStore {
             return Ok(Err(error));
         }
         let events = sink.collect().await;
-        for event in &events {
+        let decided = events.len();
+        for event in events {
             *sequence += 1;
-            aggregate.apply(event.clone());
-            rows.push::<A>(id, *sequence, event, metadata.clone())?;
+            rows.push::<A>(id, *sequence, &event, metadata)?;
+            aggregate.apply(event);
         }
-        Ok(Ok(events.len()))
+        Ok(Ok(decided))
     }
 
     /// Refuses, as the identity trigger would, to connect Telegram chat `telegram_chat_id` to
@@ -232,21 +258,40 @@ impl EventStore {
         context: &RequestContext,
     ) -> Result<Vec<Result<usize, DomainError>>, CommandError>
     where
-        A: Aggregate<Error = DomainError, Services = Services>,
+        A: Aggregate<Error = DomainError, Services = Services> + DirectoryEntry,
     {
         let ids: Vec<Id> = commands.iter().map(|(_, id, _)| *id).collect();
         let mut loaded = load_many_on::<A>(conn, &ids).await?;
         let mut rows = EventRows::default();
         let mut results = Vec::with_capacity(commands.len());
+        let mut changed = Vec::new();
         for (workspace_id, id, command) in commands {
             let (aggregate, sequence) = loaded.entry(id).or_default();
-            let metadata = metadata_value(context, workspace_id)?;
-            results.push(
-                self.decide(aggregate, sequence, id, command, &metadata, &mut rows)
-                    .await?,
-            );
+            let metadata = metadata_json(context, workspace_id)?;
+            let result = self
+                .decide(aggregate, sequence, id, command, &metadata, &mut rows)
+                .await?;
+            if matches!(result, Ok(written) if written > 0) {
+                changed.push(id);
+            }
+            results.push(result);
         }
+        changed.sort_unstable();
+        changed.dedup();
+        let entries: Vec<Entry> = changed
+            .into_iter()
+            .filter_map(|id| {
+                let (aggregate, sequence) = &loaded[&id];
+                let info = aggregate.directory_entry()?;
+                Some(Entry {
+                    chat_id: id,
+                    sequence: *sequence,
+                    info,
+                })
+            })
+            .collect();
         rows.insert::<A>(conn).await?;
+        directory::keep(conn, &entries).await?;
         Ok(results)
     }
 
@@ -452,17 +497,21 @@ struct EventRows {
     sequences: Vec<i64>,
     types: Vec<String>,
     versions: Vec<String>,
-    payloads: Vec<serde_json::Value>,
-    metadata: Vec<serde_json::Value>,
+    payloads: Vec<String>,
+    metadata: Vec<String>,
 }
 
 impl EventRows {
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
     fn push<A: Aggregate>(
         &mut self,
         id: Id,
         sequence: i64,
         event: &A::Event,
-        metadata: serde_json::Value,
+        metadata: &str,
     ) -> Result<(), CommandError> {
         use cqrs_es::DomainEvent as _;
         self.ids.push(id.to_string());
@@ -470,8 +519,8 @@ impl EventRows {
         self.types.push(event.event_type());
         self.versions.push(event.event_version());
         self.payloads
-            .push(serde_json::to_value(event).map_err(|e| CommandError::Store(e.to_string()))?);
-        self.metadata.push(metadata);
+            .push(serde_json::to_string(event).map_err(|e| CommandError::Store(e.to_string()))?);
+        self.metadata.push(metadata.to_owned());
         Ok(())
     }
 
@@ -482,7 +531,7 @@ impl EventRows {
         sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
              SELECT $1, t.id, t.sequence, t.event_type, t.event_version, t.payload::json, t.metadata::json
-               FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+               FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
                     AS t(id, sequence, event_type, event_version, payload, metadata)
               ORDER BY t.id, t.sequence",
         )
@@ -521,12 +570,9 @@ pub(crate) async fn load_aggregate<A: Aggregate>(pool: &PgPool, id: Id) -> Resul
     Ok(load_with_sequence_on::<A>(&mut conn, id).await?.0)
 }
 
-/// The metadata stored with every event of a command, as its JSON column holds it.
-fn metadata_value(
-    context: &RequestContext,
-    workspace_id: Id,
-) -> Result<serde_json::Value, CommandError> {
-    serde_json::to_value(context.metadata(workspace_id))
+/// The metadata stored with every event of a command, as the JSON text its column holds.
+fn metadata_json(context: &RequestContext, workspace_id: Id) -> Result<String, CommandError> {
+    serde_json::to_string(&context.metadata(workspace_id))
         .map_err(|e| CommandError::Store(e.to_string()))
 }
 

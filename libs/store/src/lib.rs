@@ -16,7 +16,7 @@ pub mod subjects;
 pub mod upkeep;
 
 pub use context::RequestContext;
-pub use directory::StoreDirectory;
+pub use directory::{DirectoryEntry, StoreDirectory};
 pub use event_store::{
     CommandError, EventStore, apply_many_on, apply_on, load_many, load_many_in_chunks, load_on,
 };

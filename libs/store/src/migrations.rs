@@ -115,6 +115,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "workspace index",
         include_str!("../migrations/0022_workspace_index.sql"),
     ),
+    (
+        23,
+        "chat directory",
+        include_str!("../migrations/0023_chat_directory.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.
@@ -150,5 +155,8 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         .run(pool)
         .await
         .context("applying database migrations")?;
+    crate::directory::add_missing_entries(pool)
+        .await
+        .context("adding the chat directory's missing rows")?;
     Ok(())
 }

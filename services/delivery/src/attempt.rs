@@ -341,7 +341,8 @@ pub async fn execute<A>(
     actor: &str,
 ) -> anyhow::Result<()>
 where
-    A: cqrs_es::Aggregate<Error = domain::DomainError, Services = domain::Services>,
+    A: cqrs_es::Aggregate<Error = domain::DomainError, Services = domain::Services>
+        + store::DirectoryEntry,
     A::Command: Clone,
 {
     match store
