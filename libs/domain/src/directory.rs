@@ -10,7 +10,9 @@ use crate::Id;
 /// A boxed future, so [`Directory`] can be used as a trait object.
 pub type DirectoryFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
 
-/// What a rule needs to know about a chat.
+/// What a rule needs to know about a chat. The store keeps it as JSON in `chat_directory`: a
+/// change of its fields comes with a migration that empties that table (`migrate` then refills
+/// it from the chats' events).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatInfo {
     pub workspace_id: Id,
