@@ -10,7 +10,7 @@ use domain::{Bot, BotInfo, Chat, ChatInfo, Delivery, Directory, DirectoryFuture,
 use domain::{Segment, Workspace};
 use sqlx::{PgConnection, PgPool};
 
-use crate::event_store::{CommandError, load_aggregate, load_many};
+use crate::event_store::{CommandError, load_aggregate, load_many, store_error};
 
 /// How many chats [`add_missing_entries`] replays at a time.
 const BACKFILL_BATCH: usize = 10_000;
@@ -48,9 +48,20 @@ impl DirectoryEntry for Workspace {}
 
 /// One chat's row: its answer as of event `sequence`.
 pub(crate) struct Entry {
-    pub chat_id: Id,
-    pub sequence: i64,
-    pub info: ChatInfo,
+    chat_id: Id,
+    sequence: i64,
+    info: ChatInfo,
+}
+
+impl Entry {
+    /// The row of aggregate `id` in state `aggregate` after event `sequence`, if it has one.
+    pub(crate) fn of(id: Id, sequence: i64, aggregate: &impl DirectoryEntry) -> Option<Self> {
+        Some(Self {
+            chat_id: id,
+            sequence,
+            info: aggregate.directory_entry()?,
+        })
+    }
 }
 
 /// Writes `entries` on the caller's connection (inside the transaction of their events). A row
@@ -88,7 +99,7 @@ pub(crate) async fn keep(conn: &mut PgConnection, entries: &[Entry]) -> Result<(
     .bind(&infos)
     .execute(conn)
     .await
-    .map_err(|e| CommandError::Store(e.to_string()))?;
+    .map_err(store_error)?;
     Ok(())
 }
 
@@ -103,7 +114,7 @@ pub(crate) async fn add_missing_entries(pool: &PgPool) -> Result<(), CommandErro
     )
     .fetch_all(pool)
     .await
-    .map_err(|e| CommandError::Store(e.to_string()))?;
+    .map_err(store_error)?;
     if missing.is_empty() {
         return Ok(());
     }
@@ -120,20 +131,9 @@ pub(crate) async fn add_missing_entries(pool: &PgPool) -> Result<(), CommandErro
         let chats = load_many::<Chat>(pool, batch).await?;
         let entries: Vec<Entry> = chats
             .iter()
-            .filter_map(|(id, chat)| {
-                let sequence = *sequences.get(&id.to_string())?;
-                let info = chat.directory_entry()?;
-                Some(Entry {
-                    chat_id: *id,
-                    sequence,
-                    info,
-                })
-            })
+            .filter_map(|(id, chat)| Entry::of(*id, *sequences.get(&id.to_string())?, chat))
             .collect();
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(|e| CommandError::Store(e.to_string()))?;
+        let mut conn = pool.acquire().await.map_err(store_error)?;
         keep(&mut conn, &entries).await?;
     }
     Ok(())
@@ -161,7 +161,7 @@ impl StoreDirectory {
         .bind(chat_ids)
         .fetch_all(&self.pool)
         .await
-        .map_err(|e| CommandError::Store(e.to_string()))?;
+        .map_err(store_error)?;
         let mut found = HashMap::with_capacity(rows.len());
         for (id, info) in rows {
             let info: ChatInfo = serde_json::from_str(&info).map_err(|e| {

@@ -135,13 +135,10 @@ impl EventStore {
                 &mut rows,
             )
             .await??;
-            let entries: Vec<Entry> = match aggregate.directory_entry() {
-                Some(info) if !rows.is_empty() => vec![Entry {
-                    chat_id: id,
-                    sequence,
-                    info,
-                }],
-                _ => Vec::new(),
+            let entries: Vec<Entry> = if rows.is_empty() {
+                Vec::new()
+            } else {
+                Entry::of(id, sequence, &aggregate).into_iter().collect()
             };
             match self.commit::<A>(rows, &entries).await {
                 Ok(()) => return Ok(aggregate),
@@ -158,6 +155,9 @@ impl EventStore {
         rows: EventRows,
         entries: &[Entry],
     ) -> Result<(), CommandError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         if entries.is_empty() {
             let mut conn = self.pool.acquire().await.map_err(store_error)?;
             return rows.insert::<A>(&mut conn).await;
@@ -282,12 +282,7 @@ impl EventStore {
             .into_iter()
             .filter_map(|id| {
                 let (aggregate, sequence) = &loaded[&id];
-                let info = aggregate.directory_entry()?;
-                Some(Entry {
-                    chat_id: id,
-                    sequence: *sequence,
-                    info,
-                })
+                Entry::of(id, *sequence, aggregate)
             })
             .collect();
         rows.insert::<A>(conn).await?;
@@ -307,9 +302,7 @@ pub async fn load_on<A: Aggregate>(
     conn: &mut sqlx::PgConnection,
     id: Id,
 ) -> Result<A, CommandError> {
-    let mut aggregate = A::default();
-    apply_on(conn, id, &mut aggregate, 1..=i64::MAX, &[]).await?;
-    Ok(aggregate)
+    Ok(load_with_sequence_on::<A>(conn, id).await?.0)
 }
 
 /// Applies to `aggregate` its events with sequences in `sequences`, leaving out the types in
@@ -380,51 +373,17 @@ pub async fn apply_many_on<A: Aggregate>(
     Ok(())
 }
 
-/// How many aggregates one read of [`load_many`] asks for: large reads are split into chunks
-/// read side by side on separate connections, so a plan to 100,000 chats is not one long
-/// sequential scan and decode.
-const LOAD_CHUNK: usize = 25_000;
-
-/// The current state of each of `ids` that has events. Chunks of [`LOAD_CHUNK`] ids are read
-/// concurrently, each on its own pooled connection and in the caller's workspace scope (a task
-/// spawned outside it would see no rows through the API's row-level security).
-pub async fn load_many<A: Aggregate + 'static>(
+/// The current state of each of `ids` that has events, in one read.
+pub async fn load_many<A: Aggregate>(
     pool: &PgPool,
     ids: &[Id],
 ) -> Result<HashMap<Id, A>, CommandError> {
-    load_many_in_chunks(pool, ids, LOAD_CHUNK).await
-}
-
-/// [`load_many`] with chunks of `chunk` ids (tests reach the parallel path with a few ids).
-pub async fn load_many_in_chunks<A: Aggregate + 'static>(
-    pool: &PgPool,
-    ids: &[Id],
-    chunk: usize,
-) -> Result<HashMap<Id, A>, CommandError> {
-    let strip = |loaded: HashMap<Id, (A, i64)>| {
-        loaded
-            .into_iter()
-            .map(|(id, (aggregate, _))| (id, aggregate))
-    };
-    if ids.len() <= chunk {
-        let mut conn = pool.acquire().await.map_err(store_error)?;
-        return Ok(strip(load_many_on::<A>(&mut conn, ids).await?).collect());
-    }
-    let scope = crate::scope::current();
-    let mut reads = tokio::task::JoinSet::new();
-    for part in ids.chunks(chunk) {
-        let (pool, part) = (pool.clone(), part.to_vec());
-        reads.spawn(crate::scope::within(scope, async move {
-            let mut conn = pool.acquire().await.map_err(store_error)?;
-            load_many_on::<A>(&mut conn, &part).await
-        }));
-    }
-    let mut aggregates = HashMap::with_capacity(ids.len());
-    while let Some(read) = reads.join_next().await {
-        let loaded = read.map_err(|e| CommandError::Store(format!("a read failed: {e}")))??;
-        aggregates.extend(strip(loaded));
-    }
-    Ok(aggregates)
+    let mut conn = pool.acquire().await.map_err(store_error)?;
+    let loaded = load_many_on::<A>(&mut conn, ids).await?;
+    Ok(loaded
+        .into_iter()
+        .map(|(id, (aggregate, _))| (id, aggregate))
+        .collect())
 }
 
 /// Each of `ids` with events, and its last sequence, read on the caller's connection. The
@@ -471,23 +430,10 @@ async fn load_with_sequence_on<A: Aggregate>(
     conn: &mut sqlx::PgConnection,
     id: Id,
 ) -> Result<(A, i64), CommandError> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT sequence, payload::text FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2
-          ORDER BY sequence",
-    )
-    .bind(A::TYPE)
-    .bind(id.to_string())
-    .fetch_all(conn)
-    .await
-    .map_err(store_error)?;
-    let mut aggregate = A::default();
-    let mut last = 0;
-    for (sequence, payload) in rows {
-        aggregate.apply(decode_event::<A>(payload)?);
-        last = sequence;
-    }
-    Ok((aggregate, last))
+    Ok(load_many_on::<A>(conn, &[id])
+        .await?
+        .remove(&id)
+        .unwrap_or_default())
 }
 
 /// Events to insert in one statement, as cqrs-es stores them.
@@ -576,6 +522,6 @@ fn metadata_json(context: &RequestContext, workspace_id: Id) -> Result<String, C
         .map_err(|e| CommandError::Store(e.to_string()))
 }
 
-fn store_error(error: sqlx::Error) -> CommandError {
+pub(crate) fn store_error(error: sqlx::Error) -> CommandError {
     CommandError::Store(error.to_string())
 }

@@ -17,7 +17,5 @@ pub mod upkeep;
 
 pub use context::RequestContext;
 pub use directory::{DirectoryEntry, StoreDirectory};
-pub use event_store::{
-    CommandError, EventStore, apply_many_on, apply_on, load_many, load_many_in_chunks, load_on,
-};
+pub use event_store::{CommandError, EventStore, apply_many_on, apply_on, load_many, load_on};
 pub use migrations::migrate;
