@@ -255,3 +255,103 @@ async fn a_busy_bot_does_not_delay_another_bots_post() {
     assert_eq!(app.sandbox.stats().rate_limited, 0);
     app.cleanup().await;
 }
+
+/// A claim takes deliveries a moment before they fall due, so that a burst leaves at its due
+/// time rather than a claim and a gate later. The request still waits for that time, and a
+/// cancel committed between the claim and the gate stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_claimed_ahead_of_its_time_waits_for_it_and_a_cancel_meanwhile_stops_it() {
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let publish_at = |post: serde_json::Value| {
+        post["publish_at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    };
+
+    let on_time_chat = app.connect_chat(&ws, &bot, 4_101).await;
+    let on_time = app
+        .plan(&ws, &[&on_time_chat], "on time", Duration::from_secs(2))
+        .await;
+    app.approve(&ws, &on_time).await;
+    app.settled(&ws, &on_time, Duration::from_secs(15)).await;
+    let due = publish_at(app.post_state(&ws, &on_time).await);
+    let received = app.sandbox.messages(Some(4_101));
+    assert_eq!(received.len(), 1);
+    assert!(
+        received[0].received_at >= due,
+        "sent {} before its time",
+        due - received[0].received_at
+    );
+
+    // The gate reads a send's state shortly before its time (at most GATE_LEAD, 50 ms): a cancel
+    // answered before then must be seen. One answered later proves nothing either way, so the
+    // scenario runs again (it was never needed more than once on an idle machine).
+    let cancelled_chat = app.connect_chat(&ws, &bot, 4_102).await;
+    let mut checked = false;
+    for round in 0..5 {
+        let text = format!("cancelled in its claim's moment {round}");
+        let post = app
+            .plan(&ws, &[&cancelled_chat], &text, Duration::from_secs(2))
+            .await;
+        app.approve(&ws, &post).await;
+        let due = publish_at(app.post_state(&ws, &post).await);
+        app.eventually(
+            "the delivery to be claimed ahead of its time",
+            Duration::from_secs(10),
+            || async {
+                let state: Option<String> = sqlx::query_scalar(
+                    "SELECT state FROM delivery_progress WHERE post_id = $1::uuid",
+                )
+                .bind(&post)
+                .fetch_optional(&app.herald.pool)
+                .await
+                .unwrap();
+                (state.as_deref() == Some("sending")).then_some(())
+            },
+        )
+        .await;
+        let claimed_at = chrono::Utc::now();
+        assert!(
+            claimed_at < due,
+            "claimed {} after its time",
+            claimed_at - due
+        );
+        let cancelled = app
+            .post_ok(
+                &format!("/v1/workspaces/{ws}/posts/{post}/cancel"),
+                serde_json::json!({}),
+                reqwest::StatusCode::OK,
+            )
+            .await;
+        assert_eq!(cancelled["state"], "cancelled");
+        let answered_at = chrono::Utc::now();
+        // Past its time and a send's answer: whatever the gate let through has arrived.
+        let after_due = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+        tokio::time::sleep(after_due + Duration::from_millis(1_500)).await;
+        let sent = app
+            .sandbox
+            .messages(Some(4_102))
+            .iter()
+            .filter(|m| m.text == text)
+            .count();
+        if answered_at + chrono::TimeDelta::milliseconds(50) >= due {
+            eprintln!(
+                "the cancel was answered only {} before the post's time; again",
+                due - answered_at
+            );
+            continue;
+        }
+        assert_eq!(sent, 0, "a send started after the cancel was acknowledged");
+        checked = true;
+        break;
+    }
+    assert!(
+        checked,
+        "no cancel was answered before its gate in five tries"
+    );
+    assert_eq!(app.sandbox.stats().rate_limited, 0);
+    app.cleanup().await;
+}

@@ -32,6 +32,12 @@ const LANES_PER_BOT: claims::LanesPerBot = claims::LanesPerBot {
     paid: 256,
 };
 
+/// How long before deliveries fall due a claim takes them: a little more than a claim and the
+/// gate take on a busy machine, so that a burst due at one moment leaves at that moment instead
+/// of a claim and a gate later. A claimed delivery still passes the gate just before its
+/// request, so a cancel or an opt-out committed meanwhile is honoured.
+const LOOK_AHEAD: std::time::Duration = std::time::Duration::from_millis(150);
+
 pub struct Dispatcher {
     shared: Arc<Shared>,
     pacer: Pacer,
@@ -200,7 +206,8 @@ impl Dispatcher {
         &mut self,
         room: usize,
     ) -> anyhow::Result<(Vec<(claims::Claimed, Slot)>, Option<Instant>)> {
-        let now = Instant::now();
+        // One moment on both clocks, so that due times convert without drift.
+        let (now, wall) = (Instant::now(), Utc::now());
         let owned = self.owned.at(now).to_vec();
         if owned.is_empty() {
             return Ok((Vec::new(), None));
@@ -217,6 +224,7 @@ impl Dispatcher {
             &without_budget,
             LANES_PER_BOT,
             (room * 2) as i64,
+            LOOK_AHEAD,
         )
         .await
         .context("reading due deliveries")?;
@@ -230,6 +238,8 @@ impl Dispatcher {
                 continue;
             }
             let group = head.telegram_chat_id < 0;
+            // Not before it is due (a claim looks a moment ahead).
+            let due_at = now + (head.due_at - wall).to_std().unwrap_or_default();
             // Taken at once, so one claim never holds more than the bot may send now. A lane
             // whose own window frees within the hand-off horizon is booked too: ranked by its
             // chain, it gets the bot's slot that frees then instead of a shorter chain.
@@ -238,7 +248,7 @@ impl Dispatcher {
                 head.chat_id,
                 group,
                 head.paid_broadcast,
-                now,
+                now.max(due_at),
                 budget::HAND_OFF,
             ) {
                 Ok(ready) => chosen.push((head, ready)),
@@ -252,10 +262,17 @@ impl Dispatcher {
         let (chosen, mut slots, budget_ready) = self.reserve_slots(chosen).await?;
         let reserved = chosen.len();
         let next_ready = earliest(next_ready, budget_ready);
+        // The next claim comes a look-ahead before the next due time; when that is already
+        // past (this claim looked at it), at the due time itself, for what it left.
         let next_due = claims::next_due(&self.shared.pool, &owned)
             .await
             .context("reading the next due time")?
-            .map(|at| now + (at - Utc::now()).to_std().unwrap_or_default());
+            .map(|at| {
+                let due = Instant::now() + (at - Utc::now()).to_std().unwrap_or_default();
+                due.checked_sub(LOOK_AHEAD)
+                    .filter(|early| *early > Instant::now())
+                    .unwrap_or(due)
+            });
         let next_ready = earliest(next_ready, next_due);
         let claimed = claims::claim(&self.shared.pool, &self.shared.worker_id, chosen).await?;
         let claimed: Vec<(claims::Claimed, Slot)> = claimed
@@ -342,7 +359,15 @@ impl Dispatcher {
         let mut ready = None;
         for (bot_id, telegram_bot_id, dues, reserved) in reservations {
             let granted = match reserved {
-                Ok(Ok(granted)) => granted,
+                Ok(Ok(granted)) => {
+                    // Sends left without a slot come back when the next one can be handed over.
+                    if let Some(at) = granted.next_hand_off {
+                        let bookable = at - chrono::TimeDelta::from_std(budget::HAND_OFF)?;
+                        let wait = (bookable - Utc::now()).to_std().unwrap_or_default();
+                        ready = earliest(ready, Some(Instant::now() + wait));
+                    }
+                    granted.slots
+                }
                 // The others' slots stand; this bot's sends wait for the next claim.
                 Err(error) => {
                     tracing::warn!(%bot_id, %error, "reserving the bot's slots failed");
@@ -380,9 +405,13 @@ impl Dispatcher {
     /// Books a finished task; returns when its chat may be sent to again.
     fn finish(&mut self, done: Done) -> Option<Instant> {
         self.in_flight.remove(&done.chat_id);
+        // Its chat, and the bot's slot it used, may be booked again a hand-off before they
+        // free (both count from the answer).
         let ready = done.answered_at.map(|answered_at| {
             self.pacer.sent(done.chat_id, answered_at);
-            answered_at + self.shared.settings.limits.per_chat.period + SAFETY_MARGIN
+            (answered_at + self.shared.settings.limits.per_chat.period + SAFETY_MARGIN)
+                .checked_sub(budget::HAND_OFF)
+                .unwrap_or(answered_at)
         });
         if let Some(retry_after) = done.retry_after {
             match self.pacer.retry_after(
