@@ -355,3 +355,77 @@ async fn a_delivery_claimed_ahead_of_its_time_waits_for_it_and_a_cancel_meanwhil
     assert_eq!(app.sandbox.stats().rate_limited, 0);
     app.cleanup().await;
 }
+
+/// A bot's full window hands its answered slots over in the order they leave it: those leaving
+/// within the hand-off horizon are booked to start then, and the claim is told when the next
+/// one can be booked, so the dispatcher wakes for it instead of at its next tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_bot_window_books_answered_slots_as_they_leave_and_says_when_the_next_can_be() {
+    use delivery::queue::budget::{HAND_OFF, NoSlot, reserve_bot_slots};
+    let app = spawn_app().await;
+    let pool = &app.herald.pool;
+    // A Telegram bot nobody else in this test sends for.
+    let bot = 987_654_321;
+    let window = Duration::from_millis(1_005);
+    let reserve = |n: usize| async move {
+        reserve_bot_slots(pool, bot, &vec![None; n], 30, window, 20_000).await
+    };
+
+    let first = reserve(30)
+        .await
+        .unwrap()
+        .expect("an empty window has room");
+    assert_eq!(first.slots.len(), 30);
+    assert_eq!(first.next_hand_off, None, "every send got its slot");
+    // Answered: ten slots leave the window 50 ms from now, twenty 500 ms from now.
+    sqlx::query(
+        "UPDATE delivery_bot_slots s
+            SET done_at = clock_timestamp() - CASE WHEN o.n <= 10 THEN interval '955 milliseconds'
+                                                   ELSE interval '505 milliseconds' END
+           FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM delivery_bot_slots
+                  WHERE telegram_bot_id = $1) o
+          WHERE s.id = o.id",
+    )
+    .bind(bot)
+    .execute(pool)
+    .await
+    .unwrap();
+
+    let asked_at = chrono::Utc::now();
+    let handed = reserve(15)
+        .await
+        .unwrap()
+        .expect("ten slots leave within the horizon");
+    let horizon = chrono::TimeDelta::from_std(HAND_OFF).unwrap();
+    assert_eq!(
+        handed.slots.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>(),
+        "the first ten sends, in order of priority, get the ten slots"
+    );
+    for (_, slot) in &handed.slots {
+        assert!(
+            slot.start > asked_at && slot.start <= asked_at + horizon,
+            "a handed-over slot starts when its predecessor leaves the window: {} after asking",
+            slot.start - asked_at
+        );
+    }
+    let next = handed
+        .next_hand_off
+        .expect("the five left over are told when to come back");
+    let next_in = next - asked_at;
+    assert!(
+        next_in > horizon && next_in <= chrono::TimeDelta::milliseconds(500),
+        "the next slot leaves the window {next_in} after asking, not about 500 ms"
+    );
+
+    // Every slot leaving within the horizon is taken: a claim now gets none, and comes back a
+    // hand-off before the next one leaves.
+    match reserve(1).await.unwrap() {
+        Err(NoSlot::Busy { retry_in }) => assert!(
+            retry_in >= Duration::from_millis(200) && retry_in <= Duration::from_millis(380),
+            "retry in {retry_in:?}, not about 500 ms less the 120 ms hand-off"
+        ),
+        other => panic!("expected a full window, got {other:?}"),
+    }
+    app.cleanup().await;
+}
