@@ -142,8 +142,11 @@ pub async fn reserve_bot_slots(
         let horizon = Utc::now() + TimeDelta::from_std(HAND_OFF).unwrap_or_default();
         let (bookable, after): (Vec<_>, Vec<_>) =
             hand_offs.into_iter().partition(|at| *at <= horizon);
+        // Only sends left without a slot need to know when the next one is handed over.
+        if bookable.len() < later as usize {
+            next_hand_off = after.first().copied();
+        }
         let bookable: Vec<_> = bookable.into_iter().take(later as usize).collect();
-        next_hand_off = after.first().copied();
         starts.extend(bookable.into_iter().map(Some));
     }
     if starts.is_empty() {
