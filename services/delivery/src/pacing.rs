@@ -375,11 +375,11 @@ mod tests {
         assert!(pacer.try_acquire(BOT, chat(1), false, false, t0).is_ok());
         assert_eq!(
             pacer.try_acquire(BOT, chat(1), false, false, t0 + ms(500)),
-            Err(t0 + ms(1005))
+            Err(t0 + ms(1000) + SAFETY_MARGIN)
         );
         assert!(
             pacer
-                .try_acquire(BOT, chat(1), false, false, t0 + ms(1005))
+                .try_acquire(BOT, chat(1), false, false, t0 + ms(1000) + SAFETY_MARGIN)
                 .is_ok()
         );
         // Another chat is not affected.
@@ -398,15 +398,15 @@ mod tests {
             pacer.try_acquire_within(BOT, chat(1), false, false, t0, ms(60)),
             Ok(t0)
         );
-        // Its window frees at 1005 ms: asked at 1000 ms it is booked for then, not refused.
+        // Its window frees a second and the margin after: asked at 1000 ms it is booked for then, not refused.
         assert_eq!(
             pacer.try_acquire_within(BOT, chat(1), false, false, t0 + ms(1000), ms(60)),
-            Ok(t0 + ms(1005))
+            Ok(t0 + ms(1000) + SAFETY_MARGIN)
         );
         // Booked, it counts: the next frees a second after the booked moment.
         assert_eq!(
             pacer.try_acquire_within(BOT, chat(1), false, false, t0 + ms(1100), ms(60)),
-            Err(t0 + ms(2010))
+            Err(t0 + ms(1000) + SAFETY_MARGIN + ms(1000) + SAFETY_MARGIN)
         );
         // Beyond the horizon it is refused with the moment to ask again.
         assert_eq!(
@@ -415,7 +415,7 @@ mod tests {
         );
         assert_eq!(
             pacer.try_acquire_within(BOT, chat(2), false, false, t0 + ms(900), ms(60)),
-            Err(t0 + ms(1005))
+            Err(t0 + ms(1000) + SAFETY_MARGIN)
         );
     }
 
@@ -528,7 +528,7 @@ mod tests {
         assert!(pacer.try_acquire(BOT, chat(1), false, false, after).is_ok());
         assert_eq!(
             pacer.try_acquire(BOT, chat(1), false, false, after + ms(500)),
-            Err(after + ms(1005))
+            Err(after + ms(1000) + SAFETY_MARGIN)
         );
     }
 
