@@ -38,6 +38,10 @@ const LANES_PER_BOT: claims::LanesPerBot = claims::LanesPerBot {
 /// request, so a cancel or an opt-out committed meanwhile is honoured.
 const LOOK_AHEAD: std::time::Duration = std::time::Duration::from_millis(150);
 
+/// How often rows past every window (attempts, bot slots and hours, holds, silent workers) are
+/// deleted.
+const CLEAN_UP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct Dispatcher {
     shared: Arc<Shared>,
     pacer: Pacer,
@@ -92,6 +96,7 @@ impl Dispatcher {
         let mut tick = tokio::time::interval(settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_housekeeping = Instant::now() - settings.worker_timeout;
+        let mut last_clean_up = Instant::now() - CLEAN_UP_EVERY;
         // Besides the tick, the dispatcher wakes exactly when the next delivery falls due or
         // the pacer says a waiting chat or bot frees up, so neither a due post nor a chat at
         // 1 message per second is held back by the tick.
@@ -105,6 +110,12 @@ impl Dispatcher {
                             tracing::warn!(error = format!("{error:#}"), "delivery housekeeping failed");
                         }
                         last_housekeeping = Instant::now();
+                    }
+                    if last_clean_up.elapsed() >= CLEAN_UP_EVERY {
+                        if let Err(error) = self.clean_up().await {
+                            tracing::warn!(error = format!("{error:#}"), "delivery clean-up failed");
+                        }
+                        last_clean_up = Instant::now();
                     }
                     wake = self.claim_and_spawn(&mut tasks).await;
                 }
@@ -217,7 +228,7 @@ impl Dispatcher {
         let (without_budget, budget_frees_at) = self
             .pacer
             .bots_without_budget(|bot| paid.get(&bot).copied().unwrap_or(false), now);
-        let due = claims::due(
+        let found = claims::due(
             &self.shared.pool,
             &owned,
             &self.shared.worker_id,
@@ -228,6 +239,7 @@ impl Dispatcher {
         )
         .await
         .context("reading due deliveries")?;
+        let due = found.heads;
         // A bot left out wakes the dispatcher when its window frees, not at the next tick.
         let mut next_ready = budget_frees_at;
         let mut chosen = Vec::new();
@@ -264,15 +276,12 @@ impl Dispatcher {
         let next_ready = earliest(next_ready, budget_ready);
         // The next claim comes a look-ahead before the next due time; when that is already
         // past (this claim looked at it), at the due time itself, for what it left.
-        let next_due = claims::next_due(&self.shared.pool, &owned)
-            .await
-            .context("reading the next due time")?
-            .map(|at| {
-                let due = Instant::now() + (at - Utc::now()).to_std().unwrap_or_default();
-                due.checked_sub(LOOK_AHEAD)
-                    .filter(|early| *early > Instant::now())
-                    .unwrap_or(due)
-            });
+        let next_due = found.next_due_at.map(|at| {
+            let due = Instant::now() + (at - Utc::now()).to_std().unwrap_or_default();
+            due.checked_sub(LOOK_AHEAD)
+                .filter(|early| *early > Instant::now())
+                .unwrap_or(due)
+        });
         let next_ready = earliest(next_ready, next_due);
         let claimed = claims::claim(&self.shared.pool, &self.shared.worker_id, chosen).await?;
         let claimed: Vec<(claims::Claimed, Slot)> = claimed
@@ -454,10 +463,15 @@ impl Dispatcher {
         self.owned = renewal.owned;
     }
 
-    /// In-doubt recovery of dead workers' deliveries, and clean-up.
+    /// In-doubt recovery of dead workers' deliveries (often: hand-over within seconds).
     async fn housekeeping(&mut self) -> anyhow::Result<()> {
-        self.recover_in_doubt().await?;
+        self.recover_in_doubt().await
+    }
+
+    /// Rows no window or hand-over needs any more (rarely: nothing reads them).
+    async fn clean_up(&self) -> anyhow::Result<()> {
         budget::clean_up(&self.shared.pool).await?;
+        leases::forget_silent(&self.shared.pool).await?;
         Ok(())
     }
 

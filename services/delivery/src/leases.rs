@@ -102,9 +102,9 @@ struct Leases {
 }
 
 impl Leases {
-    /// Heartbeat, then the leases, then what a dispatcher needs to know about new ones.
+    /// Heartbeat and leases (one transaction), then what a dispatcher needs to know about new
+    /// ones.
     async fn renew(&mut self, pool: &PgPool) -> anyhow::Result<Renewal> {
-        heartbeat(pool, &self.worker_id).await?;
         let gained = self.refresh(pool).await?;
         let mut recent_sends = Vec::new();
         if !gained.is_empty() {
@@ -136,19 +136,21 @@ impl Leases {
         }
     }
 
-    /// Renews this worker's leases, gives back what exceeds its fair share, and takes free or
-    /// expired partitions up to it. Returns the partitions newly acquired.
+    /// Records that this worker is alive, renews its leases, gives back what exceeds its fair
+    /// share, and takes free or expired partitions up to it, in one transaction (it runs every
+    /// fifth of a lease, busy or idle). Returns the partitions newly acquired.
     async fn refresh(&mut self, pool: &PgPool) -> anyhow::Result<Vec<i16>> {
         let started = Instant::now();
         let lease_secs = self.lease.as_secs_f64();
+        let mut tx = pool.begin().await?;
+        heartbeat(&mut tx, &self.worker_id).await?;
         let live: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM delivery_workers WHERE heartbeat_at > now() - make_interval(secs => $1)",
         )
         .bind(lease_secs)
-        .fetch_one(pool)
+        .fetch_one(&mut *tx)
         .await?;
         let fair_share = (PARTITIONS as u64).div_ceil(live.max(1) as u64) as usize;
-        let mut tx = pool.begin().await?;
         let mut owned: Vec<i16> = sqlx::query_scalar(
             "UPDATE delivery_partitions SET lease_until = now() + make_interval(secs => $2)
               WHERE owner = $1 RETURNING partition",
@@ -223,15 +225,20 @@ pub async fn owned_now(
     Ok(owned.into_iter().collect())
 }
 
-/// Records that `worker` is alive.
-pub async fn heartbeat(pool: &PgPool, worker: &str) -> sqlx::Result<()> {
+/// Records that `worker` is alive, in the caller's transaction.
+async fn heartbeat(conn: &mut sqlx::PgConnection, worker: &str) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO delivery_workers (worker_id, heartbeat_at) VALUES ($1, now())
          ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = now()",
     )
     .bind(worker)
-    .execute(pool)
+    .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Forgets workers silent for a day (a crashed worker's row stays until then, for the record).
+pub async fn forget_silent(pool: &PgPool) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM delivery_workers WHERE heartbeat_at < now() - interval '1 day'")
         .execute(pool)
         .await?;

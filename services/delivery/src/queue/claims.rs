@@ -37,6 +37,16 @@ pub struct Claimed {
     pub migrated: bool,
 }
 
+/// What one look at the queue found: the due lane heads, and when the next delivery falls due.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub heads: Vec<Due>,
+    /// The earliest due time still ahead in the partitions (a look-ahead's worth included), if
+    /// any: when the dispatcher looks next, so that a post due between two ticks is not late by
+    /// up to a tick.
+    pub next_due_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Due lane heads in `partitions`, fairly interleaved: the n-th lane of every bot and of every
 /// workspace comes before the (n+1)-th of any. Within a bot, the longest chain first (critical
 /// path: a channel with many posts before a private chat with one), then the oldest due. Bots paused, held, or in `without_budget` are left out
@@ -51,6 +61,10 @@ pub struct Claimed {
 ///
 /// Deliveries falling due within `look_ahead` count as due, so that a claim made a moment
 /// before a burst is due has the burst's requests ready to leave at its due time.
+///
+/// The next due time comes in the same statement (one round trip and one transaction per look,
+/// however often the dispatcher looks): every row carries it, and a look that found nothing due
+/// returns one row with only it.
 pub async fn due(
     pool: &PgPool,
     partitions: &[i16],
@@ -59,7 +73,7 @@ pub async fn due(
     per_bot: LanesPerBot,
     limit: i64,
     look_ahead: std::time::Duration,
-) -> sqlx::Result<Vec<Due>> {
+) -> sqlx::Result<Found> {
     let rows = sqlx::query(
         "WITH lanes AS (
              SELECT c.chat_id, c.workspace_id, c.bot_id, c.telegram_chat_id, c.next_due_at,
@@ -88,21 +102,31 @@ pub async fn due(
                                   row_number() OVER (PARTITION BY l.workspace_id
                                                      ORDER BY l.chain_ms DESC, l.next_due_at)) AS turn
                FROM lanes l
+         ), picked AS (
+             SELECT r.chat_id, r.workspace_id, r.bot_id, r.telegram_chat_id, r.telegram_bot_id, r.paid_broadcast,
+                    r.turn, r.chain_ms, r.next_due_at, h.post_id, h.generation, h.due_at
+               FROM ranked r
+              CROSS JOIN LATERAL (
+                    SELECT s.post_id, s.generation, s.due_at FROM delivery_schedule s
+                     WHERE s.chat_id = r.chat_id AND s.status = 'pending'
+                       AND s.due_at <= now() + make_interval(secs => $7)
+                       AND NOT EXISTS (SELECT 1 FROM delivery_progress p
+                                        WHERE p.post_id = s.post_id AND p.chat_id = s.chat_id
+                                          AND p.state = 'done' AND p.generation >= s.generation)
+                     ORDER BY s.due_at, s.post_id
+                     LIMIT 1) h
+              ORDER BY r.turn, r.chain_ms DESC, r.next_due_at
+              LIMIT $5
+         ), ahead AS (
+             SELECT min(d.next_due_at) AS next_due_at
+               FROM UNNEST($1::smallint[]) AS p(partition)
+              CROSS JOIN LATERAL (SELECT c.next_due_at FROM delivery_chats c
+                                   WHERE c.partition = p.partition AND c.next_due_at > now()
+                                   ORDER BY c.next_due_at LIMIT 1) d
          )
-         SELECT r.chat_id, r.workspace_id, r.bot_id, r.telegram_chat_id, r.telegram_bot_id, r.paid_broadcast,
-                h.post_id, h.generation, h.due_at
-           FROM ranked r
-          CROSS JOIN LATERAL (
-                SELECT s.post_id, s.generation, s.due_at FROM delivery_schedule s
-                 WHERE s.chat_id = r.chat_id AND s.status = 'pending'
-                   AND s.due_at <= now() + make_interval(secs => $7)
-                   AND NOT EXISTS (SELECT 1 FROM delivery_progress p
-                                    WHERE p.post_id = s.post_id AND p.chat_id = s.chat_id
-                                      AND p.state = 'done' AND p.generation >= s.generation)
-                 ORDER BY s.due_at, s.post_id
-                 LIMIT 1) h
-          ORDER BY r.turn, r.chain_ms DESC, r.next_due_at
-          LIMIT $5",
+         SELECT a.next_due_at AS ahead, p.*
+           FROM ahead a LEFT JOIN picked p ON true
+          ORDER BY p.turn, p.chain_ms DESC, p.next_due_at",
     )
     .bind(partitions)
     .bind(worker)
@@ -113,38 +137,25 @@ pub async fn due(
     .bind(look_ahead.as_secs_f64())
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Due {
-                post_id: r.try_get("post_id")?,
-                chat_id: r.try_get("chat_id")?,
-                workspace_id: r.try_get("workspace_id")?,
-                bot_id: r.try_get("bot_id")?,
-                telegram_bot_id: r.try_get("telegram_bot_id")?,
-                telegram_chat_id: r.try_get("telegram_chat_id")?,
-                generation: r.try_get("generation")?,
-                paid_broadcast: r.try_get("paid_broadcast")?,
-                due_at: r.try_get("due_at")?,
-            })
-        })
-        .collect()
-}
-
-/// The earliest due time still ahead in `partitions`, if any: when the dispatcher looks next,
-/// so that a post due between two ticks is not late by up to a tick.
-pub async fn next_due(
-    pool: &PgPool,
-    partitions: &[i16],
-) -> sqlx::Result<Option<chrono::DateTime<chrono::Utc>>> {
-    sqlx::query_scalar(
-        "SELECT min(d.next_due_at) FROM UNNEST($1::smallint[]) AS p(partition)
-          CROSS JOIN LATERAL (SELECT c.next_due_at FROM delivery_chats c
-                               WHERE c.partition = p.partition AND c.next_due_at > now()
-                               ORDER BY c.next_due_at LIMIT 1) d",
-    )
-    .bind(partitions)
-    .fetch_one(pool)
-    .await
+    let mut found = Found::default();
+    for r in &rows {
+        found.next_due_at = r.try_get("ahead")?;
+        let Some(post_id) = r.try_get::<Option<Uuid>, _>("post_id")? else {
+            continue;
+        };
+        found.heads.push(Due {
+            post_id,
+            chat_id: r.try_get("chat_id")?,
+            workspace_id: r.try_get("workspace_id")?,
+            bot_id: r.try_get("bot_id")?,
+            telegram_bot_id: r.try_get("telegram_bot_id")?,
+            telegram_chat_id: r.try_get("telegram_chat_id")?,
+            generation: r.try_get("generation")?,
+            paid_broadcast: r.try_get("paid_broadcast")?,
+            due_at: r.try_get("due_at")?,
+        });
+    }
+    Ok(found)
 }
 
 /// Commits the given deliveries as `sending` by `worker` before any request goes out. Returns
