@@ -378,6 +378,9 @@ pub async fn load_many<A: Aggregate>(
     pool: &PgPool,
     ids: &[Id],
 ) -> Result<HashMap<Id, A>, CommandError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let mut conn = pool.acquire().await.map_err(store_error)?;
     let loaded = load_many_on::<A>(&mut conn, ids).await?;
     Ok(loaded
@@ -393,6 +396,9 @@ async fn load_many_on<A: Aggregate>(
     conn: &mut sqlx::PgConnection,
     ids: &[Id],
 ) -> Result<HashMap<Id, (A, i64)>, CommandError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let keys: Vec<String> = ids.iter().map(ToString::to_string).collect();
     let rows: Vec<(String, i64, String)> = sqlx::query_as(
         "SELECT aggregate_id, sequence, payload::text FROM events
