@@ -274,8 +274,8 @@ impl Dispatcher {
         let (chosen, mut slots, budget_ready) = self.reserve_slots(chosen).await?;
         let reserved = chosen.len();
         let next_ready = earliest(next_ready, budget_ready);
-        // The next claim comes a look-ahead before the next due time; when that is already
-        // past (this claim looked at it), at the due time itself, for what it left.
+        // The next claim comes a look-ahead before the next due time beyond this claim's
+        // look-ahead (at that due time itself if the moment passed while this claim ran).
         let next_due = found.next_due_at.map(|at| {
             let due = Instant::now() + (at - Utc::now()).to_std().unwrap_or_default();
             due.checked_sub(LOOK_AHEAD)

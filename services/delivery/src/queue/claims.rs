@@ -41,9 +41,11 @@ pub struct Claimed {
 #[derive(Debug, Default)]
 pub struct Found {
     pub heads: Vec<Due>,
-    /// The earliest due time still ahead in the partitions (a look-ahead's worth included), if
-    /// any: when the dispatcher looks next, so that a post due between two ticks is not late by
-    /// up to a tick.
+    /// The earliest due time beyond this look's look-ahead in the partitions, if any: when the
+    /// dispatcher looks next, so that a post due between two ticks is not late by up to a tick.
+    /// What falls due within the look-ahead was this look's to take; a lane it left (its chat
+    /// or bot not free yet, a send of it on the wire) has a wake-up of its own, and waking at
+    /// its due time as well cost several empty looks per message when due times were spread.
     pub next_due_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
@@ -121,7 +123,8 @@ pub async fn due(
              SELECT min(d.next_due_at) AS next_due_at
                FROM UNNEST($1::smallint[]) AS p(partition)
               CROSS JOIN LATERAL (SELECT c.next_due_at FROM delivery_chats c
-                                   WHERE c.partition = p.partition AND c.next_due_at > now()
+                                   WHERE c.partition = p.partition
+                                     AND c.next_due_at > now() + make_interval(secs => $7)
                                    ORDER BY c.next_due_at LIMIT 1) d
          )
          SELECT a.next_due_at AS ahead, p.*
