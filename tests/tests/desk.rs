@@ -469,8 +469,12 @@ async fn operations_name_what_needs_attention_and_the_inbox_shows_what_the_sandb
             Duration::from_secs(10),
             || async {
                 let (_, ops) = app.get(&format!("/v1/workspaces/{ws}/operations")).await;
+                // Each outcome reaches the view through its own projection: wait for all of
+                // them (the blocked chat's failure and the chat's block can land apart).
                 let blocked_shown = ops["blocked_chats"].as_array()?.len() == 1;
-                (ops["in_doubt"].as_array()?.len() == 1 && blocked_shown).then_some(ops)
+                let failures_shown = ops["failed"].as_array()?.len() == 2;
+                (ops["in_doubt"].as_array()?.len() == 1 && blocked_shown && failures_shown)
+                    .then_some(ops)
             },
         )
         .await;
