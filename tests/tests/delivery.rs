@@ -434,3 +434,65 @@ async fn a_full_bot_window_books_answered_slots_as_they_leave_and_says_when_the_
     }
     app.cleanup().await;
 }
+
+/// One look at the queue says both what falls due within its look-ahead and when the first
+/// delivery beyond it does, so the dispatcher sleeps until a look-ahead before that moment
+/// instead of asking again (and again) about deliveries it has just claimed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_look_at_the_queue_returns_what_is_due_and_when_the_next_falls_due_beyond_its_look_ahead()
+{
+    use delivery::queue::claims::{LanesPerBot, due};
+    // The dispatcher runs, but leaves a delivery due in 30 s alone while the test looks (a look
+    // only reads).
+    let app = spawn_app().await;
+    let pool = &app.herald.pool;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let chat = app.connect_chat(&ws, &bot, 7_001).await;
+    let post = app
+        .plan(&ws, &[&chat], "soon", Duration::from_secs(30))
+        .await;
+    app.approve(&ws, &post).await;
+    let due_at: chrono::DateTime<chrono::Utc> = app
+        .eventually(
+            "the approved delivery to be pending",
+            Duration::from_secs(10),
+            || async {
+                sqlx::query_scalar("SELECT due_at FROM delivery_schedule WHERE status = 'pending'")
+                    .fetch_optional(pool)
+                    .await
+                    .unwrap()
+            },
+        )
+        .await;
+    let partitions: Vec<i16> = (0..delivery::PARTITIONS).collect();
+    let per_bot = LanesPerBot {
+        normal: 64,
+        paid: 256,
+    };
+    let look = |ahead: Duration| {
+        let partitions = partitions.clone();
+        async move {
+            due(pool, &partitions, "a-test-worker", &[], per_bot, 10, ahead)
+                .await
+                .unwrap()
+        }
+    };
+
+    let near = look(Duration::from_millis(150)).await;
+    assert!(near.heads.is_empty(), "due in 30 s, not within 150 ms");
+    assert_eq!(
+        near.next_due_at,
+        Some(due_at),
+        "the look says when it falls due"
+    );
+
+    let far = look(Duration::from_secs(60)).await;
+    assert_eq!(far.heads.len(), 1, "within a minute's look-ahead it is due");
+    assert_eq!(far.heads[0].post_id.to_string(), post);
+    assert_eq!(far.heads[0].due_at, due_at);
+    assert_eq!(
+        far.next_due_at, None,
+        "nothing falls due beyond a look-ahead that covers the only delivery"
+    );
+    app.cleanup().await;
+}
