@@ -95,7 +95,9 @@ impl Dispatcher {
         let mut tasks: JoinSet<Done> = JoinSet::new();
         let mut tick = tokio::time::interval(settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_housekeeping = Instant::now() - settings.worker_timeout;
+        // Dead workers' sends are put in doubt often (hand-over within seconds); rows past every
+        // window are deleted rarely (nothing reads them).
+        let mut last_in_doubt_check = Instant::now() - settings.worker_timeout;
         let mut last_clean_up = Instant::now() - CLEAN_UP_EVERY;
         // Besides the tick, the dispatcher wakes exactly when the next delivery falls due or
         // the pacer says a waiting chat or bot frees up, so neither a due post nor a chat at
@@ -105,11 +107,11 @@ impl Dispatcher {
             let wake_at = wake.unwrap_or_else(|| Instant::now() + settings.tick);
             tokio::select! {
                 _ = tick.tick() => {
-                    if last_housekeeping.elapsed() >= settings.worker_timeout / 5 {
-                        if let Err(error) = self.housekeeping().await {
-                            tracing::warn!(error = format!("{error:#}"), "delivery housekeeping failed");
+                    if last_in_doubt_check.elapsed() >= settings.worker_timeout / 5 {
+                        if let Err(error) = self.recover_in_doubt().await {
+                            tracing::warn!(error = format!("{error:#}"), "recovering in-doubt deliveries failed");
                         }
-                        last_housekeeping = Instant::now();
+                        last_in_doubt_check = Instant::now();
                     }
                     if last_clean_up.elapsed() >= CLEAN_UP_EVERY {
                         if let Err(error) = self.clean_up().await {
@@ -463,12 +465,7 @@ impl Dispatcher {
         self.owned = renewal.owned;
     }
 
-    /// In-doubt recovery of dead workers' deliveries (often: hand-over within seconds).
-    async fn housekeeping(&mut self) -> anyhow::Result<()> {
-        self.recover_in_doubt().await
-    }
-
-    /// Rows no window or hand-over needs any more (rarely: nothing reads them).
+    /// Deletes rows no window or hand-over needs any more.
     async fn clean_up(&self) -> anyhow::Result<()> {
         budget::clean_up(&self.shared.pool).await?;
         leases::forget_silent(&self.shared.pool).await?;

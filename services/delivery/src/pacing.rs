@@ -398,7 +398,8 @@ mod tests {
             pacer.try_acquire_within(BOT, chat(1), false, false, t0, ms(60)),
             Ok(t0)
         );
-        // Its window frees a second and the margin after: asked at 1000 ms it is booked for then, not refused.
+        // Its window frees a second and the margin after: asked at 1000 ms it is booked for
+        // then, not refused.
         assert_eq!(
             pacer.try_acquire_within(BOT, chat(1), false, false, t0 + ms(1000), ms(60)),
             Ok(t0 + ms(1000) + SAFETY_MARGIN)
