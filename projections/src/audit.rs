@@ -18,43 +18,91 @@ impl Projection for Audit {
         &self,
         conn: &mut PgConnection,
         position: u64,
-        e: &EventEnvelope,
+        event: &EventEnvelope,
     ) -> anyhow::Result<()> {
-        let metadata = e.metadata.clone().unwrap_or_default();
-        let occurred_at: DateTime<Utc> =
-            schemas::from_millis(e.occurred_at_ms).unwrap_or_else(Utc::now);
-        // Past the journal's retention (a rebuild replays all history): not kept.
-        if store::retention::audit_expired(occurred_at, Utc::now()) {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO audit_log (position, event_id, workspace_id, aggregate_type, aggregate_id, sequence,
-                                    event_type, event_version, actor, correlation_id, causation_id, occurred_at, details)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(position as i64)
-        .bind(&e.event_id)
-        .bind(&e.workspace_id)
-        .bind(&e.aggregate_type)
-        .bind(&e.aggregate_id)
-        .bind(e.sequence as i64)
-        .bind(&e.event_type)
-        .bind(&e.event_version)
-        .bind(&metadata.actor)
-        .bind(&metadata.correlation_id)
-        .bind(&metadata.causation_id)
-        .bind(occurred_at)
-        .bind(details(e.event.as_ref()))
-        .execute(conn)
-        .await?;
-        Ok(())
+        insert(conn, Entry::of(position, event).as_slice()).await
+    }
+
+    /// Every event is a row: a batch is one insert.
+    async fn apply_all(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(u64, EventEnvelope)],
+    ) -> anyhow::Result<()> {
+        let entries: Vec<Entry> = events
+            .iter()
+            .filter_map(|(position, event)| Entry::of(*position, event))
+            .collect();
+        insert(conn, &entries).await
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM audit_log").execute(conn).await?;
         Ok(())
     }
+}
+
+/// An event as the audit log keeps it.
+struct Entry<'a> {
+    position: i64,
+    event: &'a EventEnvelope,
+    metadata: schemas::v1::Metadata,
+    occurred_at: DateTime<Utc>,
+    details: Value,
+}
+
+impl<'a> Entry<'a> {
+    /// None for an event past the journal's retention (a rebuild replays all history).
+    fn of(position: u64, event: &'a EventEnvelope) -> Option<Self> {
+        let occurred_at: DateTime<Utc> =
+            schemas::from_millis(event.occurred_at_ms).unwrap_or_else(Utc::now);
+        if store::retention::audit_expired(occurred_at, Utc::now()) {
+            return None;
+        }
+        Some(Self {
+            position: position as i64,
+            event,
+            metadata: event.metadata.clone().unwrap_or_default(),
+            occurred_at,
+            details: details(event.event.as_ref()),
+        })
+    }
+}
+
+/// Appends `entries` in one statement (an event already there is left as it is).
+async fn insert(conn: &mut PgConnection, entries: &[Entry<'_>]) -> anyhow::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    fn column<'e>(
+        entries: &'e [Entry<'_>],
+        field: impl Fn(&'e Entry<'_>) -> &'e str,
+    ) -> Vec<&'e str> {
+        entries.iter().map(field).collect()
+    }
+    sqlx::query(
+        "INSERT INTO audit_log (position, event_id, workspace_id, aggregate_type, aggregate_id, sequence,
+                                event_type, event_version, actor, correlation_id, causation_id, occurred_at, details)
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+                              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::jsonb[])
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(entries.iter().map(|r| r.position).collect::<Vec<i64>>())
+    .bind(column(entries, |r| &r.event.event_id))
+    .bind(column(entries, |r| &r.event.workspace_id))
+    .bind(column(entries, |r| &r.event.aggregate_type))
+    .bind(column(entries, |r| &r.event.aggregate_id))
+    .bind(entries.iter().map(|r| r.event.sequence as i64).collect::<Vec<i64>>())
+    .bind(column(entries, |r| &r.event.event_type))
+    .bind(column(entries, |r| &r.event.event_version))
+    .bind(column(entries, |r| &r.metadata.actor))
+    .bind(column(entries, |r| &r.metadata.correlation_id))
+    .bind(column(entries, |r| &r.metadata.causation_id))
+    .bind(entries.iter().map(|r| r.occurred_at).collect::<Vec<DateTime<Utc>>>())
+    .bind(entries.iter().map(|r| r.details.clone()).collect::<Vec<Value>>())
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// What an auditor needs to know about an event, without message text (shown on the post).

@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::{Projection, parse_ids};
+use anyhow::Context as _;
+
+use crate::{Batch, Projection, parse_ids};
 
 /// The content calendar: one row per post and target chat with its publish time, the post's
 /// state and the delivery status in that chat.
@@ -22,6 +24,9 @@ impl Projection for Calendar {
         _position: u64,
         envelope: &EventEnvelope,
     ) -> anyhow::Result<()> {
+        if let Some(status) = outcome_status(envelope)? {
+            return set_deliveries(conn, &[status]).await;
+        }
         let Some(event) = &envelope.event else {
             return Ok(());
         };
@@ -88,35 +93,6 @@ impl Projection for Calendar {
             }
             Event::PostCancelled(_) => set_state(conn, post_id("")?, "cancelled", at).await?,
             Event::PostExpired(_) => set_state(conn, post_id("")?, "expired", at).await?,
-            Event::PostDelivered(d) => {
-                set_delivery(
-                    conn,
-                    post_id(&d.post_id)?,
-                    &d.chat_id,
-                    "delivered",
-                    Some(d.telegram_message_id),
-                    None,
-                    at,
-                )
-                .await?
-            }
-            Event::DeliveryFailed(f) => {
-                let error = format!("{}: {}", failure_class(f.class), f.detail);
-                let post = post_id(&f.post_id)?;
-                set_delivery(conn, post, &f.chat_id, "failed", None, Some(&error), at).await?
-            }
-            Event::DeliveryUnknown(u) => {
-                set_delivery(
-                    conn,
-                    post_id(&u.post_id)?,
-                    &u.chat_id,
-                    "unknown",
-                    None,
-                    Some(&u.detail),
-                    at,
-                )
-                .await?
-            }
             Event::PostRescheduled(r) => {
                 sqlx::query(
                     "UPDATE calendar SET publish_at = $2, updated_at = $3 WHERE post_id = $1",
@@ -133,7 +109,15 @@ impl Projection for Calendar {
                     _ => ("pending", None),
                 };
                 let post = post_id(&r.post_id)?;
-                set_delivery(conn, post, &r.chat_id, delivery, message_id, None, at).await?;
+                let status = DeliveryStatus {
+                    post_id: post,
+                    chat_id: r.chat_id.parse()?,
+                    delivery,
+                    message_id,
+                    error: None,
+                    at,
+                };
+                set_deliveries(conn, &[status]).await?;
                 if r.automatic {
                     sqlx::query(
                         "UPDATE calendar SET auto_resends = auto_resends + 1 WHERE post_id = $1 AND chat_id = $2",
@@ -147,6 +131,33 @@ impl Projection for Calendar {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Runs of delivery outcomes (most of a busy stream) are written with one statement.
+    async fn apply_all(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(u64, EventEnvelope)],
+    ) -> anyhow::Result<()> {
+        let mut outcomes = Batch::default();
+        for (position, envelope) in events {
+            match outcome_status(envelope)? {
+                Some(status) => {
+                    let key = (status.post_id, status.chat_id);
+                    if !outcomes.accepts(&key) {
+                        set_deliveries(conn, &outcomes.take()).await?;
+                    }
+                    outcomes.push(key, status);
+                }
+                None => {
+                    set_deliveries(conn, &outcomes.take()).await?;
+                    self.apply(conn, *position, envelope)
+                        .await
+                        .with_context(|| format!("applying {}", envelope.event_id))?;
+                }
+            }
+        }
+        set_deliveries(conn, &outcomes.take()).await
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
@@ -180,25 +191,80 @@ async fn set_state(
     Ok(())
 }
 
-async fn set_delivery(
-    conn: &mut PgConnection,
+/// A delivery's status in its chat, as an outcome left it.
+struct DeliveryStatus {
     post_id: Uuid,
-    chat_id: &str,
-    delivery: &str,
+    chat_id: Uuid,
+    delivery: &'static str,
     message_id: Option<i32>,
-    error: Option<&str>,
+    error: Option<String>,
     at: DateTime<Utc>,
+}
+
+/// The status a delivery outcome (delivered, failed, unknown) gives its row; None for any
+/// other event.
+fn outcome_status(envelope: &EventEnvelope) -> anyhow::Result<Option<DeliveryStatus>> {
+    let (post, chat, delivery, message_id, error) = match &envelope.event {
+        Some(Event::PostDelivered(d)) => (
+            &d.post_id,
+            &d.chat_id,
+            "delivered",
+            Some(d.telegram_message_id),
+            None,
+        ),
+        Some(Event::DeliveryFailed(f)) => (
+            &f.post_id,
+            &f.chat_id,
+            "failed",
+            None,
+            Some(format!("{}: {}", failure_class(f.class), f.detail)),
+        ),
+        Some(Event::DeliveryUnknown(u)) => (
+            &u.post_id,
+            &u.chat_id,
+            "unknown",
+            None,
+            Some(u.detail.clone()),
+        ),
+        _ => return Ok(None),
+    };
+    Ok(Some(DeliveryStatus {
+        post_id: crate::outcome_post_id(envelope, post).parse()?,
+        chat_id: chat.parse()?,
+        delivery,
+        message_id,
+        error,
+        at: schemas::from_millis(envelope.occurred_at_ms).unwrap_or_else(Utc::now),
+    }))
+}
+
+/// Writes each delivery's status (at most one per post and chat), in one statement.
+async fn set_deliveries(
+    conn: &mut PgConnection,
+    statuses: &[DeliveryStatus],
 ) -> anyhow::Result<()> {
+    if statuses.is_empty() {
+        return Ok(());
+    }
+    let posts: Vec<Uuid> = statuses.iter().map(|s| s.post_id).collect();
+    let chats: Vec<Uuid> = statuses.iter().map(|s| s.chat_id).collect();
+    let deliveries: Vec<&str> = statuses.iter().map(|s| s.delivery).collect();
+    let message_ids: Vec<Option<i32>> = statuses.iter().map(|s| s.message_id).collect();
+    let errors: Vec<Option<&str>> = statuses.iter().map(|s| s.error.as_deref()).collect();
+    let times: Vec<DateTime<Utc>> = statuses.iter().map(|s| s.at).collect();
     sqlx::query(
-        "UPDATE calendar SET delivery = $3, telegram_message_id = $4, error = $5, updated_at = $6
-          WHERE post_id = $1 AND chat_id = $2",
+        "UPDATE calendar c
+            SET delivery = t.delivery, telegram_message_id = t.message_id, error = t.error, updated_at = t.at
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int4[], $5::text[], $6::timestamptz[])
+                AS t(post_id, chat_id, delivery, message_id, error, at)
+          WHERE c.post_id = t.post_id AND c.chat_id = t.chat_id",
     )
-    .bind(post_id)
-    .bind(chat_id.parse::<Uuid>()?)
-    .bind(delivery)
-    .bind(message_id)
-    .bind(error)
-    .bind(at)
+    .bind(&posts)
+    .bind(&chats)
+    .bind(&deliveries)
+    .bind(&message_ids)
+    .bind(&errors)
+    .bind(&times)
     .execute(conn)
     .await?;
     Ok(())

@@ -3,12 +3,11 @@
 //! The checkpoint in PostgreSQL is the source of truth: on every (re)start the runner recreates
 //! its durable consumer at `checkpoint + 1`, applies the messages at hand in batches (up to
 //! [`BATCH`], in stream order), each batch in one transaction that also advances the
-//! checkpoint, and acks only after the commit. A message at or below the
-//! checkpoint is acked and ignored; an event whose per-aggregate sequence was already applied
-//! (a re-publish beyond JetStream's dedup window) advances the checkpoint without being applied.
+//! checkpoint, and acks only after the commit. A message at or below the checkpoint is acked and
+//! ignored. The checkpoint alone is enough: the relay puts each event at exactly one stream
+//! position and keeps those positions through a rebuild of the stream (decision 0006).
 //! One runner per projection is active at a time (a PostgreSQL advisory lock).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -26,7 +25,9 @@ use crate::Projection;
 fn lock_name(projection: &str) -> String {
     format!("herald:projection:{projection}")
 }
-const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// How long a runner waits for messages before it checks that its checkpoint was not reset (a
+/// rebuild) and that its consumer still exists (a rebuilt stream).
+const IDLE_CHECK: Duration = Duration::from_secs(2);
 /// Messages applied in one transaction at most: what is already delivered to the consumer is
 /// taken, never waited for, so a batch adds no latency and a busy stream costs a transaction
 /// per batch rather than per event.
@@ -80,10 +81,6 @@ pub async fn rebuild<P: Projection>(
     let mut tx = pool.begin().await?;
     lock_checkpoint(&mut tx, name).await?;
     projection.reset(&mut tx).await?;
-    sqlx::query("DELETE FROM projection_positions WHERE projection = $1")
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
     save_checkpoint(&mut tx, name, 0).await?;
     tx.commit().await?;
     tracing::info!(projection = name, target, "projection reset, replaying");
@@ -206,8 +203,7 @@ async fn follow<P: Projection>(
 }
 
 /// Applies `events` (in stream order, all past `expected_checkpoint`) and advances the
-/// checkpoint to the last of them, in one transaction. Returns the new checkpoint. The
-/// aggregates' last applied sequences are read once for the batch and written once at its end.
+/// checkpoint to the last of them, in one transaction. Returns the new checkpoint.
 async fn apply_batch<P: Projection>(
     pool: &PgPool,
     projection: &P,
@@ -220,124 +216,36 @@ async fn apply_batch<P: Projection>(
     if current != expected_checkpoint {
         bail!("checkpoint is {current}, expected {expected_checkpoint} (reset or another runner)");
     }
-    let mut last = last_sequences(&mut tx, name, events).await?;
-    let mut applied: HashMap<(&str, &str), i64> = HashMap::new();
-    let mut checkpoint = expected_checkpoint;
-    for (position, envelope) in events {
-        let key = (
-            envelope.aggregate_type.as_str(),
-            envelope.aggregate_id.as_str(),
-        );
-        let before = last.get(&key).copied();
-        let sequence = envelope.sequence as i64;
-        if before.is_some_and(|before| sequence <= before) {
-            tracing::debug!(projection = name, event_id = %envelope.event_id, "already applied, skipping");
-        } else if sequence != before.unwrap_or(0) + 1 {
-            // An event arrived before its predecessor: applying it would skip one, and treating
-            // the predecessor as a duplicate later would lose it. Stop here; this is a bug.
-            bail!(
-                "event {} follows sequence {} of its aggregate: an event is missing or out of order in the stream",
-                envelope.event_id,
-                before.unwrap_or(0)
-            );
-        } else {
-            projection
-                .apply(&mut tx, *position, envelope)
-                .await
-                .with_context(|| format!("applying {}", envelope.event_id))?;
-            last.insert(key, sequence);
-            applied.insert(key, sequence);
-        }
-        checkpoint = *position;
-    }
-    save_last_sequences(&mut tx, name, &applied).await?;
+    projection.apply_all(&mut tx, events).await?;
+    let checkpoint = events
+        .last()
+        .map_or(expected_checkpoint, |(position, _)| *position);
     save_checkpoint(&mut tx, name, checkpoint).await?;
     tx.commit().await?;
     Ok(checkpoint)
 }
 
-/// The last sequence this projection applied of each aggregate the batch touches.
-async fn last_sequences<'a>(
-    tx: &mut PgConnection,
-    name: &str,
-    events: &'a [(u64, EventEnvelope)],
-) -> anyhow::Result<HashMap<(&'a str, &'a str), i64>> {
-    let types: Vec<&str> = events
-        .iter()
-        .map(|(_, e)| e.aggregate_type.as_str())
-        .collect();
-    let ids: Vec<&str> = events
-        .iter()
-        .map(|(_, e)| e.aggregate_id.as_str())
-        .collect();
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT p.aggregate_type, p.aggregate_id, p.last_sequence FROM projection_positions p
-           JOIN (SELECT DISTINCT * FROM UNNEST($2::text[], $3::text[])) AS t(aggregate_type, aggregate_id)
-             ON p.aggregate_type = t.aggregate_type AND p.aggregate_id = t.aggregate_id
-          WHERE p.projection = $1",
-    )
-    .bind(name)
-    .bind(&types)
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut last = HashMap::with_capacity(rows.len());
-    for (aggregate_type, aggregate_id, sequence) in rows {
-        // Keyed by the batch's own strings, which outlive the map.
-        if let Some((_, e)) = events
-            .iter()
-            .find(|(_, e)| e.aggregate_type == aggregate_type && e.aggregate_id == aggregate_id)
-        {
-            last.insert(
-                (e.aggregate_type.as_str(), e.aggregate_id.as_str()),
-                sequence,
-            );
-        }
-    }
-    Ok(last)
-}
-
-async fn save_last_sequences(
-    tx: &mut PgConnection,
-    name: &str,
-    applied: &HashMap<(&str, &str), i64>,
-) -> anyhow::Result<()> {
-    if applied.is_empty() {
-        return Ok(());
-    }
-    let (mut types, mut ids, mut sequences) = (Vec::new(), Vec::new(), Vec::new());
-    for ((aggregate_type, aggregate_id), sequence) in applied {
-        types.push(*aggregate_type);
-        ids.push(*aggregate_id);
-        sequences.push(*sequence);
-    }
-    sqlx::query(
-        "INSERT INTO projection_positions (projection, aggregate_type, aggregate_id, last_sequence)
-         SELECT $1, t.aggregate_type, t.aggregate_id, t.last_sequence
-           FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS t(aggregate_type, aggregate_id, last_sequence)
-         ON CONFLICT (projection, aggregate_type, aggregate_id) DO UPDATE SET last_sequence = EXCLUDED.last_sequence",
-    )
-    .bind(name)
-    .bind(&types)
-    .bind(&ids)
-    .bind(&sequences)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
+/// Locks this projection's checkpoint row (created at 0 the first time) and returns it: one
+/// statement once the row exists.
 async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> anyhow::Result<u64> {
-    sqlx::query("INSERT INTO projection_checkpoints (projection, stream_sequence) VALUES ($1, 0) ON CONFLICT DO NOTHING")
+    loop {
+        let sequence: Option<i64> = sqlx::query_scalar(
+            "SELECT stream_sequence FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
+        )
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(sequence) = sequence {
+            return Ok(sequence as u64);
+        }
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (projection, stream_sequence) VALUES ($1, 0)
+             ON CONFLICT DO NOTHING",
+        )
         .bind(name)
         .execute(&mut *conn)
         .await?;
-    let (sequence,): (i64,) = sqlx::query_as(
-        "SELECT stream_sequence FROM projection_checkpoints WHERE projection = $1 FOR UPDATE",
-    )
-    .bind(name)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(sequence as u64)
+    }
 }
 
 async fn save_checkpoint(conn: &mut PgConnection, name: &str, position: u64) -> anyhow::Result<()> {

@@ -14,7 +14,6 @@ const UNSCOPED: &[&str] = &[
     "outbox",
     "event_log",
     "projection_checkpoints",
-    "projection_positions",
     "delivery_workers",
     "delivery_partitions",
     "identity_users",

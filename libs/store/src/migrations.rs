@@ -120,6 +120,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "chat directory",
         include_str!("../migrations/0023_chat_directory.sql"),
     ),
+    (
+        24,
+        "no projection positions",
+        include_str!("../migrations/0024_no_projection_positions.sql"),
+    ),
 ];
 
 /// Migrations compiled into the binary, so a deployed `herald` needs no files beside it.

@@ -4,8 +4,9 @@
 //! Its tables are its own ([`crate::queue::schedule`]); what the dispatcher did lives in the
 //! dispatcher's tables, so `reset` drops everything and a replay re-opens nothing.
 
+use anyhow::Context as _;
 use domain::Id;
-use projections::Projection;
+use projections::{Batch, Projection};
 use schemas::v1::EventEnvelope;
 use schemas::v1::event_envelope::Event;
 use sqlx::PgConnection;
@@ -25,6 +26,9 @@ impl Projection for DeliverySchedule {
         _position: u64,
         envelope: &EventEnvelope,
     ) -> anyhow::Result<()> {
+        if let Some(delivery) = settled_delivery(envelope)? {
+            return Ok(rows::deliveries_settled(conn, &[delivery]).await?);
+        }
         let id: Id = envelope.aggregate_id.parse()?;
         let Some(event) = &envelope.event else {
             return Ok(());
@@ -99,15 +103,6 @@ impl Projection for DeliverySchedule {
                     .ok_or_else(|| anyhow::anyhow!("bad publish time"))?;
                 rows::post_rescheduled(conn, id, due_at).await?
             }
-            Event::PostDelivered(d) => {
-                rows::delivery_settled(conn, post(&d.post_id)?, chat(&d.chat_id)?).await?
-            }
-            Event::DeliveryFailed(d) => {
-                rows::delivery_settled(conn, post(&d.post_id)?, chat(&d.chat_id)?).await?
-            }
-            Event::DeliveryUnknown(d) => {
-                rows::delivery_settled(conn, post(&d.post_id)?, chat(&d.chat_id)?).await?
-            }
             Event::DeliveryResolved(r) if r.resolution == "resend" => {
                 let at =
                     schemas::from_millis(envelope.occurred_at_ms).unwrap_or_else(chrono::Utc::now);
@@ -118,8 +113,48 @@ impl Projection for DeliverySchedule {
         Ok(())
     }
 
+    /// Runs of outcomes (most of a busy stream) settle their deliveries with one statement.
+    async fn apply_all(
+        &self,
+        conn: &mut PgConnection,
+        events: &[(u64, EventEnvelope)],
+    ) -> anyhow::Result<()> {
+        let mut settled = Batch::default();
+        for (position, envelope) in events {
+            match settled_delivery(envelope)? {
+                Some(delivery) => {
+                    if !settled.accepts(&delivery) {
+                        rows::deliveries_settled(conn, &settled.take()).await?;
+                    }
+                    settled.push(delivery, delivery);
+                }
+                None => {
+                    rows::deliveries_settled(conn, &settled.take()).await?;
+                    self.apply(conn, *position, envelope)
+                        .await
+                        .with_context(|| format!("applying {}", envelope.event_id))?;
+                }
+            }
+        }
+        Ok(rows::deliveries_settled(conn, &settled.take()).await?)
+    }
+
     async fn reset(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
         rows::reset(conn).await?;
         Ok(())
     }
+}
+
+/// The delivery (post, chat) an outcome settles: delivered, failed or unknown. None for any
+/// other event.
+fn settled_delivery(envelope: &EventEnvelope) -> anyhow::Result<Option<(Id, Id)>> {
+    let (post_id, chat_id) = match &envelope.event {
+        Some(Event::PostDelivered(d)) => (&d.post_id, &d.chat_id),
+        Some(Event::DeliveryFailed(f)) => (&f.post_id, &f.chat_id),
+        Some(Event::DeliveryUnknown(u)) => (&u.post_id, &u.chat_id),
+        _ => return Ok(None),
+    };
+    // An outcome's post (outcomes are on their delivery's subject, or of old the post's).
+    let post = projections::outcome_post_id(envelope, post_id).parse()?;
+    Ok(Some((post, chat_id.parse()?)))
 }

@@ -178,20 +178,29 @@ pub async fn post_rescheduled(
     refresh_lanes_of_post(conn, post_id).await
 }
 
-/// An outcome for one delivery is recorded (delivered, failed, in doubt, marked delivered).
-pub async fn delivery_settled(
+/// Outcomes were recorded for these deliveries (delivered, failed, in doubt): each leaves its
+/// chat's lane; two statements for the lot.
+pub async fn deliveries_settled(
     conn: &mut PgConnection,
-    post_id: Uuid,
-    chat_id: Uuid,
+    deliveries: &[(Uuid, Uuid)],
 ) -> sqlx::Result<()> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let posts: Vec<Uuid> = deliveries.iter().map(|(post, _)| *post).collect();
+    let mut chats: Vec<Uuid> = deliveries.iter().map(|(_, chat)| *chat).collect();
     sqlx::query(
-        "UPDATE delivery_schedule SET status = 'settled' WHERE post_id = $1 AND chat_id = $2 AND status = 'pending'",
+        "UPDATE delivery_schedule s SET status = 'settled'
+           FROM UNNEST($1::uuid[], $2::uuid[]) AS t(post_id, chat_id)
+          WHERE s.post_id = t.post_id AND s.chat_id = t.chat_id AND s.status = 'pending'",
     )
-    .bind(post_id)
-    .bind(chat_id)
+    .bind(&posts)
+    .bind(&chats)
     .execute(&mut *conn)
     .await?;
-    refresh_lane(conn, chat_id).await
+    chats.sort_unstable();
+    chats.dedup();
+    refresh_lanes(conn, "c.chat_id = ANY($1)", chats).await
 }
 
 /// An in-doubt delivery is to be sent again: a new generation, due now.
@@ -230,7 +239,10 @@ async fn refresh_lanes_of_post(conn: &mut PgConnection, post_id: Uuid) -> sqlx::
 
 /// A lane's earliest pending due time, and its chain: the least time its pending deliveries
 /// need under the chat's own limits (the claim's critical-path order).
-async fn refresh_lanes(conn: &mut PgConnection, chats: &str, id: Uuid) -> sqlx::Result<()> {
+async fn refresh_lanes<Id>(conn: &mut PgConnection, chats: &str, id: Id) -> sqlx::Result<()>
+where
+    Id: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
     let limits = domain::limits::TELEGRAM;
     let sql = format!(
         "UPDATE delivery_chats c SET (next_due_at, chain_ms) =
