@@ -15,7 +15,7 @@
 //! update leaves a dead row behind that every later scan steps over until a vacuum reclaims it:
 //! a paid broadcast to 65,000 chats left 130,000 dead rows in each of those tables. Where
 //! autovacuum is off, Herald vacuums them by the rule of autovacuum's defaults too (dead rows
-//! beyond 50 plus a fifth of the table), skipping a table another vacuum holds.
+//! beyond 50 plus a fifth of the table), every 5 s, skipping a table another vacuum holds.
 //!
 //! ANALYZE and VACUUM need the table's owner: the pool given here must connect as that role.
 
@@ -37,61 +37,73 @@ pub const SCALE: f64 = 0.1;
 /// adding one, and with statistics that still said "nothing is due" the claim walked the wrong
 /// index for 900 ms. An analysis samples at most 30,000 rows, so its cost stays bounded.
 pub async fn stale_tables(pool: &PgPool) -> sqlx::Result<Vec<String>> {
-    tables_beyond(pool, Counter::ChangedSinceAnalysis, MIN_CHANGES, SCALE).await
+    Ok(behind(pool).await?.stale)
 }
 
 /// Dead rows beyond which a table is vacuumed (with a fifth of its rows, [`VACUUM_SCALE`]).
 pub const MIN_DEAD_ROWS: i64 = 50;
 /// Share of a table's rows that may be dead before it is vacuumed.
 pub const VACUUM_SCALE: f64 = 0.2;
+/// Every how many rounds of [`keep_up`] the bloated tables are vacuumed (every 5 s): statistics
+/// must be fresh within a second, dead rows only kept from piling up, and the small tables
+/// updated by every batch (checkpoints, leases) were vacuumed every second.
+const VACUUM_EVERY_ROUNDS: u32 = 10;
 
 /// Tables of the current schema with more dead rows than `MIN_DEAD_ROWS` plus a fifth of their
 /// rows.
 pub async fn bloated_tables(pool: &PgPool) -> sqlx::Result<Vec<String>> {
-    tables_beyond(pool, Counter::DeadRows, MIN_DEAD_ROWS, VACUUM_SCALE).await
+    Ok(behind(pool).await?.bloated)
 }
 
-/// A per-table counter of `pg_stat_user_tables`.
-#[derive(Clone, Copy)]
-enum Counter {
-    ChangedSinceAnalysis,
-    DeadRows,
+/// The tables whose statistics are stale and those that are bloated, each the most behind
+/// first.
+struct Behind {
+    stale: Vec<String>,
+    bloated: Vec<String>,
 }
 
-/// Tables of the current schema whose `counter` exceeds `min` plus `scale` times their rows,
-/// the most behind first.
-async fn tables_beyond(
-    pool: &PgPool,
-    counter: Counter,
-    min: i64,
-    scale: f64,
-) -> sqlx::Result<Vec<String>> {
-    let column = match counter {
-        Counter::ChangedSinceAnalysis => "n_mod_since_analyze",
-        Counter::DeadRows => "n_dead_tup",
-    };
-    sqlx::query_scalar(&format!(
-        "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-          WHERE s.schemaname = current_schema()
-            AND s.{column} > $1 + $2 * GREATEST(c.reltuples, 0)
-          ORDER BY s.{column} DESC"
-    ))
-    .bind(min)
-    .bind(scale)
+/// One read of `pg_stat_user_tables` for both questions.
+async fn behind(pool: &PgPool) -> sqlx::Result<Behind> {
+    let mut tables: Vec<(String, i64, i64, f64)> = sqlx::query_as(
+        "SELECT s.relname::text, s.n_mod_since_analyze, s.n_dead_tup,
+                GREATEST(c.reltuples, 0)::float8
+           FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+          WHERE s.schemaname = current_schema()",
+    )
     .fetch_all(pool)
-    .await
+    .await?;
+    let beyond =
+        |count: i64, min: i64, scale: f64, rows: f64| count as f64 > min as f64 + scale * rows;
+    tables.sort_by_key(|(_, changed, _, _)| std::cmp::Reverse(*changed));
+    let stale = tables
+        .iter()
+        .filter(|(_, changed, _, rows)| beyond(*changed, MIN_CHANGES, SCALE, *rows))
+        .map(|(name, ..)| name.clone())
+        .collect();
+    tables.sort_by_key(|(_, _, dead, _)| std::cmp::Reverse(*dead));
+    let bloated = tables
+        .iter()
+        .filter(|(_, _, dead, rows)| beyond(*dead, MIN_DEAD_ROWS, VACUUM_SCALE, *rows))
+        .map(|(name, ..)| name.clone())
+        .collect();
+    Ok(Behind { stale, bloated })
 }
 
 /// Vacuums the bloated tables; returns the ones vacuumed. VACUUM runs outside a transaction and
 /// skips a table another vacuum (autovacuum's, or another process's) is working on.
 pub async fn vacuum(pool: &PgPool) -> sqlx::Result<Vec<String>> {
     let bloated = bloated_tables(pool).await?;
-    for table in &bloated {
+    vacuum_tables(pool, &bloated).await?;
+    Ok(bloated)
+}
+
+async fn vacuum_tables(pool: &PgPool, tables: &[String]) -> sqlx::Result<()> {
+    for table in tables {
         sqlx::raw_sql(&format!("VACUUM (SKIP_LOCKED) {}", quoted(table)))
             .execute(pool)
             .await?;
     }
-    Ok(bloated)
+    Ok(())
 }
 
 fn quoted(table: &str) -> String {
@@ -102,6 +114,10 @@ fn quoted(table: &str) -> String {
 /// sharing the database only one does it at a time (the others skip the round).
 pub async fn refresh(pool: &PgPool) -> sqlx::Result<Vec<String>> {
     let stale = stale_tables(pool).await?;
+    analyse(pool, stale).await
+}
+
+async fn analyse(pool: &PgPool, stale: Vec<String>) -> sqlx::Result<Vec<String>> {
     let mut analysed = Vec::with_capacity(stale.len());
     for table in stale {
         let mut tx = pool.begin().await?;
@@ -122,26 +138,31 @@ pub async fn refresh(pool: &PgPool) -> sqlx::Result<Vec<String>> {
     Ok(analysed)
 }
 
-/// Every [`EVERY`] until `stop` completes: refreshes stale statistics, and vacuums bloated
-/// tables when `vacuum_too` (autovacuum is off). Failures are logged and tried again next
-/// round: stale statistics and dead rows slow Herald down, they never make it wrong.
+/// Every [`EVERY`] until `stop` completes: one read of the tables' statistics, then an
+/// analysis of the stale ones and, when `vacuum_too` (autovacuum is off), every
+/// [`VACUUM_EVERY_ROUNDS`] rounds a vacuum of the bloated ones. Failures are logged and tried
+/// again next round: stale statistics and dead rows slow Herald down, they never make it wrong.
 pub async fn keep_up(pool: PgPool, vacuum_too: bool, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
     let mut every = tokio::time::interval(EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for round in 0u32.. {
         tokio::select! {
             _ = every.tick() => {
-                if vacuum_too {
-                    match vacuum(&pool).await {
-                        Ok(vacuumed) if !vacuumed.is_empty() => {
-                            tracing::debug!(tables = ?vacuumed, "vacuumed tables");
-                        }
-                        Ok(_) => {}
+                let Behind { stale, bloated } = match behind(&pool).await {
+                    Ok(behind) => behind,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not read the tables' statistics");
+                        continue;
+                    }
+                };
+                if vacuum_too && round % VACUUM_EVERY_ROUNDS == 0 && !bloated.is_empty() {
+                    match vacuum_tables(&pool, &bloated).await {
+                        Ok(()) => tracing::debug!(tables = ?bloated, "vacuumed tables"),
                         Err(error) => tracing::warn!(%error, "could not vacuum tables"),
                     }
                 }
-                match refresh(&pool).await {
+                match analyse(&pool, stale).await {
                     Ok(analysed) if !analysed.is_empty() => {
                         tracing::debug!(tables = ?analysed, "refreshed the planner's statistics");
                     }

@@ -32,7 +32,10 @@ pub use publish::BATCH;
 
 /// Advisory lock held by the active relay.
 const LEADER_LOCK: &str = "herald:relay";
-const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How long an idle relay waits for a notification before it looks at the outbox and the stream
+/// anyway. Notifications wake it for every commit that enqueued events; this only bounds how
+/// long a lost one (a dropped listening connection) or a lost stream goes unnoticed.
+const IDLE_POLL: Duration = Duration::from_secs(2);
 
 /// Runs the relay until `shutdown` is cancelled. A relay that loses its lock stops acting and
 /// waits to become active again.
