@@ -462,14 +462,18 @@ async fn claims(app: &TestApp, start: DateTime<Utc>) -> anyhow::Result<Vec<Durat
 }
 
 /// Quiet time added to the estimated lead, so that the set-up's transactions are counted before
-/// the due moment. A PostgreSQL backend reports its counters when a transaction ends at most once
-/// a second, and one that went idle with counts unreported does so 10 s later: the API's
-/// connections, idle after submission, reported theirs inside the measured span when the lead
-/// was shorter (`steady`: 31-37 transactions per message with a 5 s lead, 14 with 25 s).
+/// the due moment (see [`transactions`]).
 const STATISTICS_SETTLE: Duration = Duration::from_secs(11);
 
-/// Transactions of Herald's database so far (PostgreSQL's cumulative statistics, see
-/// [`STATISTICS_SETTLE`]).
+/// Transactions of Herald's database so far (`pg_stat_database`). PostgreSQL's counters are
+/// lazy: a backend reports its own when a transaction ends, at most once a second, and 10 s after
+/// it went idle. So the count at the due moment comes after [`STATISTICS_SETTLE`] of quiet (the
+/// API's connections, idle since submission, reported the set-up inside the measured span
+/// before: `steady` measured 31-37 transactions per message with a 5 s lead, 14 with 25 s, and
+/// a statement log of the same run agreed with 14-15), and the count at the end 3 s after the
+/// last message, while the delivery's pollers keep every pooled connection reporting. Not
+/// counted: the transaction a listening connection (the relay's, each dispatcher's) runs for
+/// each notification it receives, which PostgreSQL reports only when that connection closes.
 async fn transactions(app: &TestApp) -> Option<u64> {
     sqlx::query_scalar::<_, i64>(
         "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()",
