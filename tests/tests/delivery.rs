@@ -496,3 +496,42 @@ async fn a_look_at_the_queue_returns_what_is_due_and_when_the_next_falls_due_bey
     );
     app.cleanup().await;
 }
+
+/// An approval reaches the dispatchers as an announcement once the schedule has committed it, so
+/// a post approved when already due does not wait for a dispatcher's next look (every 500 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_is_announced_to_the_dispatchers_once_the_schedule_holds_it() {
+    use futures::StreamExt;
+
+    let app = spawn_app().await;
+    let (ws, bot) = app.workspace_with_bot().await;
+    let chat = app.connect_chat(&ws, &bot, 24001).await;
+    let bus = &app.herald.bus;
+    let mut announcements = bus
+        .client
+        .subscribe(bus.names.delivery_announcements())
+        .await
+        .unwrap();
+    let post = app.plan(&ws, &[&chat], "announced", Duration::ZERO).await;
+    app.approve(&ws, &post).await;
+    // Earlier batches (the chat, the plan) are announced too; one announcement must come when
+    // the schedule already holds the approval.
+    loop {
+        tokio::time::timeout(Duration::from_secs(10), announcements.next())
+            .await
+            .expect("the approval announced")
+            .unwrap();
+        let status: String =
+            sqlx::query_scalar("SELECT status FROM delivery_schedule WHERE post_id = $1::uuid")
+                .bind(&post)
+                .fetch_one(&app.herald.pool)
+                .await
+                .unwrap();
+        if status != "planned" {
+            break;
+        }
+    }
+    let settled = app.settled(&ws, &post, Duration::from_secs(15)).await;
+    assert_eq!(settled["state"], "delivered", "{settled}");
+    app.cleanup().await;
+}

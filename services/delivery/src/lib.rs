@@ -59,8 +59,10 @@ impl Delivery {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let projection = tokio::spawn(projections::runner::run(
             self.pool.clone(),
-            self.bus,
-            schedule::DeliverySchedule,
+            self.bus.clone(),
+            schedule::DeliverySchedule {
+                announce_to: Some(self.bus.clone()),
+            },
             shutdown.clone(),
         ));
         let expiry = tokio::spawn(expiry::run(
@@ -76,8 +78,13 @@ impl Delivery {
             self.settings.chat_recheck,
             shutdown.clone(),
         ));
-        let dispatcher =
-            dispatcher::Dispatcher::new(self.pool, self.store, self.cipher, self.settings);
+        let dispatcher = dispatcher::Dispatcher::new(
+            self.pool,
+            self.bus,
+            self.store,
+            self.cipher,
+            self.settings,
+        );
         let dispatched = dispatcher.run(shutdown).await;
         let projected = projection.await?;
         let expired = expiry.await?;
