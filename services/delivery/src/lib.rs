@@ -60,7 +60,9 @@ impl Delivery {
         let projection = tokio::spawn(projections::runner::run(
             self.pool.clone(),
             self.bus.clone(),
-            schedule::DeliverySchedule::announcing_to(self.bus.clone()),
+            schedule::DeliverySchedule {
+                announce_to: Some(self.bus.clone()),
+            },
             shutdown.clone(),
         ));
         let expiry = tokio::spawn(expiry::run(

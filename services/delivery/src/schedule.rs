@@ -4,8 +4,6 @@
 //! Its tables are its own ([`crate::queue::schedule`]); what the dispatcher did lives in the
 //! dispatcher's tables, so `reset` drops everything and a replay re-opens nothing.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use anyhow::Context as _;
 use domain::Id;
 use platform::nats::Bus;
@@ -18,27 +16,7 @@ use crate::queue::schedule::{self as rows, BotColumn};
 
 pub struct DeliverySchedule {
     /// Where to announce work that is new or falls due sooner (none for a rebuild).
-    announce_to: Option<Bus>,
-    /// Set by a batch that may have made a delivery due sooner, taken once it is committed.
-    announce_next: AtomicBool,
-}
-
-impl DeliverySchedule {
-    /// The schedule as the delivery service runs it: announcing to the dispatchers on `bus`.
-    pub fn announcing_to(bus: Bus) -> Self {
-        Self {
-            announce_to: Some(bus),
-            announce_next: AtomicBool::new(false),
-        }
-    }
-
-    /// The schedule for a rebuild, which tells no one.
-    pub fn silent() -> Self {
-        Self {
-            announce_to: None,
-            announce_next: AtomicBool::new(false),
-        }
-    }
+    pub announce_to: Option<Bus>,
 }
 
 impl Projection for DeliverySchedule {
@@ -53,8 +31,7 @@ impl Projection for DeliverySchedule {
         envelope: &EventEnvelope,
     ) -> anyhow::Result<()> {
         if let Some(delivery) = settled_delivery(envelope)? {
-            rows::deliveries_settled(conn, &[delivery]).await?;
-            return Ok(());
+            return Ok(rows::deliveries_settled(conn, &[delivery]).await?);
         }
         let id: Id = envelope.aggregate_id.parse()?;
         let Some(event) = &envelope.event else {
@@ -141,22 +118,17 @@ impl Projection for DeliverySchedule {
     }
 
     /// Runs of outcomes (most of a busy stream) settle their deliveries with one statement.
-    /// Runs of outcomes (most of a busy stream) settle their deliveries with one statement.
-    /// A batch that gave a lane its next delivery, or changed anything but outcomes, is
-    /// announced once committed: a dispatcher that finished a lane's head cannot see the next
-    /// one before the schedule has settled it.
     async fn apply_all(
         &self,
         conn: &mut PgConnection,
         events: &[(u64, EventEnvelope)],
     ) -> anyhow::Result<()> {
         let mut settled = Batch::default();
-        let mut announce = false;
         for (position, envelope) in events {
             match settled_delivery(envelope)? {
                 Some(delivery) => {
                     if !settled.accepts(&delivery) {
-                        announce |= rows::deliveries_settled(conn, &settled.take()).await?;
+                        rows::deliveries_settled(conn, &settled.take()).await?;
                     }
                     settled.push(delivery, delivery);
                 }
@@ -165,24 +137,23 @@ impl Projection for DeliverySchedule {
                     self.apply(conn, *position, envelope)
                         .await
                         .with_context(|| format!("applying {}", envelope.event_id))?;
-                    announce = true;
                 }
             }
         }
-        announce |= rows::deliveries_settled(conn, &settled.take()).await?;
-        if announce {
-            self.announce_next.store(true, Ordering::Relaxed);
-        }
-        Ok(())
+        Ok(rows::deliveries_settled(conn, &settled.take()).await?)
     }
 
-    /// Tells the dispatchers, once the batch is committed, that a delivery may be due sooner
-    /// than they know (it costs each one look).
-    async fn committed(&self, _events: &[(u64, EventEnvelope)]) {
+    /// Settling only ends lanes' heads, which their own dispatcher follows; anything else may
+    /// have made a delivery due sooner (rarely worth telling apart: it costs each dispatcher
+    /// one look), so the dispatchers are told once it is committed.
+    async fn committed(&self, events: &[(u64, EventEnvelope)]) {
         let Some(bus) = &self.announce_to else {
             return;
         };
-        if self.announce_next.swap(false, Ordering::Relaxed)
+        let changed_more = events
+            .iter()
+            .any(|(_, envelope)| matches!(settled_delivery(envelope), Ok(None)));
+        if changed_more
             && let Err(error) = bus
                 .client
                 .publish(bus.names.delivery_announcements(), Default::default())

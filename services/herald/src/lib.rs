@@ -266,7 +266,7 @@ impl Herald {
                 projections::runner::rebuild(&self.pool, &self.bus, &ChatList, progress).await
             }
             "delivery_schedule" => {
-                let schedule = delivery::schedule::DeliverySchedule::silent();
+                let schedule = delivery::schedule::DeliverySchedule { announce_to: None };
                 projections::runner::rebuild(&self.pool, &self.bus, &schedule, progress).await
             }
             other => bail!(

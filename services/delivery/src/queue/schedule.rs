@@ -179,13 +179,13 @@ pub async fn post_rescheduled(
 }
 
 /// Outcomes were recorded for these deliveries (delivered, failed, in doubt): each leaves its
-/// chat's lane; two statements for the lot. Returns whether a lane has a next delivery now.
+/// chat's lane; two statements for the lot.
 pub async fn deliveries_settled(
     conn: &mut PgConnection,
     deliveries: &[(Uuid, Uuid)],
-) -> sqlx::Result<bool> {
+) -> sqlx::Result<()> {
     if deliveries.is_empty() {
-        return Ok(false);
+        return Ok(());
     }
     let posts: Vec<Uuid> = deliveries.iter().map(|(post, _)| *post).collect();
     let mut chats: Vec<Uuid> = deliveries.iter().map(|(_, chat)| *chat).collect();
@@ -224,8 +224,7 @@ pub async fn delivery_resent(
 
 /// Recomputes the lane (earliest pending due time) of one chat.
 async fn refresh_lane(conn: &mut PgConnection, chat_id: Uuid) -> sqlx::Result<()> {
-    refresh_lanes(conn, "c.chat_id = $1", chat_id).await?;
-    Ok(())
+    refresh_lanes(conn, "c.chat_id = $1", chat_id).await
 }
 
 /// Recomputes the lanes of every chat a post targets.
@@ -235,14 +234,12 @@ async fn refresh_lanes_of_post(conn: &mut PgConnection, post_id: Uuid) -> sqlx::
         "c.chat_id IN (SELECT chat_id FROM delivery_schedule WHERE post_id = $1)",
         post_id,
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// A lane's earliest pending due time, and its chain: the least time its pending deliveries
-/// need under the chat's own limits (the claim's critical-path order). Returns whether any of
-/// the lanes has a pending delivery.
-async fn refresh_lanes<Id>(conn: &mut PgConnection, chats: &str, id: Id) -> sqlx::Result<bool>
+/// need under the chat's own limits (the claim's critical-path order).
+async fn refresh_lanes<Id>(conn: &mut PgConnection, chats: &str, id: Id) -> sqlx::Result<()>
 where
     Id: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
 {
@@ -255,17 +252,16 @@ where
                                   THEN ((count(*) - 1) / $2) * $3 + ((count(*) - 1) % $2) * $4
                              ELSE (count(*) - 1) * $4 END
                    FROM delivery_schedule s WHERE s.chat_id = c.chat_id AND s.status = 'pending')
-          WHERE {chats}
-          RETURNING c.next_due_at IS NOT NULL"
+          WHERE {chats}"
     );
-    let pending: Vec<bool> = sqlx::query_scalar(&sql)
+    sqlx::query(&sql)
         .bind(id)
         .bind(i64::from(limits.per_group.max))
         .bind(limits.per_group.per_secs as i64 * 1000)
         .bind(limits.per_chat.per_secs as i64 * 1000 / i64::from(limits.per_chat.max))
-        .fetch_all(conn)
+        .execute(conn)
         .await?;
-    Ok(pending.contains(&true))
+    Ok(())
 }
 
 /// Posts whose rows still wait for approval (planned, or back in draft) and were due before
