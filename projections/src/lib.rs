@@ -118,16 +118,6 @@ pub trait Projection: Send + Sync + 'static {
         }
     }
 
-    /// Called once a batch is committed (never for a batch that was not): for what must not be
-    /// seen before the rows are, such as telling others to read them. Does nothing by default.
-    fn committed<'a>(
-        &'a self,
-        events: &'a [(u64, EventEnvelope)],
-    ) -> impl Future<Output = ()> + Send + 'a {
-        let _ = events;
-        async {}
-    }
-
     /// Deletes every row of this projection (before a rebuild).
     fn reset<'a>(
         &'a self,

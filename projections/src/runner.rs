@@ -222,7 +222,6 @@ async fn apply_batch<P: Projection>(
         .map_or(expected_checkpoint, |(position, _)| *position);
     save_checkpoint(&mut tx, name, checkpoint).await?;
     tx.commit().await?;
-    projection.committed(events).await;
     Ok(checkpoint)
 }
 

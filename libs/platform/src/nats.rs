@@ -2,8 +2,6 @@
 //!
 //! Subjects: `<prefix>.events.<aggregate_type>.<workspace_id>.<aggregate_id>`; one stream
 //! `<PREFIX>_EVENTS` captures them all; durable consumers are named `<prefix>_<name>`.
-//! `<prefix>.delivery.schedule` carries the delivery schedule's announcements (core NATS: a
-//! lost one costs a dispatcher at most half a second).
 
 use std::time::Duration;
 
@@ -47,10 +45,6 @@ impl Names {
             "{}.events.{aggregate_type}.{workspace}.{aggregate_id}",
             self.prefix
         )
-    }
-    /// Core NATS (no stream): the delivery schedule's announcements of new or sooner work.
-    pub fn delivery_announcements(&self) -> String {
-        format!("{}.delivery.schedule", self.prefix)
     }
     pub fn consumer(&self, name: &str) -> String {
         format!("{}_{name}", self.prefix)

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::Utc;
 use domain::{DeliveryOutcome, Id};
-use futures::{FutureExt, StreamExt};
-use platform::nats::Bus;
+use futures::FutureExt;
 use platform::{Shutdown, TokenCipher};
 use sqlx::PgPool;
 use store::EventStore;
@@ -58,21 +57,12 @@ pub struct Dispatcher {
     paid: HashMap<Id, bool>,
     leases: Keeper,
     owned: Owned,
-    /// Where the schedule's announcements come from.
-    bus: Bus,
 }
 
 impl Dispatcher {
-    pub fn new(
-        pool: PgPool,
-        bus: Bus,
-        store: EventStore,
-        cipher: TokenCipher,
-        settings: Settings,
-    ) -> Self {
+    pub fn new(pool: PgPool, store: EventStore, cipher: TokenCipher, settings: Settings) -> Self {
         let worker_id = format!("delivery-{}", uuid::Uuid::new_v4());
         Self {
-            bus,
             // The keeper's own connection: however busy the send tasks are, a live worker is
             // never taken for dead.
             leases: Keeper::start(
@@ -122,7 +112,7 @@ impl Dispatcher {
         // due post nor a chat at 1 message per second waits for a tick, and an idle worker
         // does not query the queue ten times a second.
         let mut wake: Option<Instant> = None;
-        let mut announcements = Announcements::new(&self.bus).await;
+        let mut announcements = Announcements::new(&self.shared.pool).await;
         let mut last_look = Instant::now() - LOOK_AT_LEAST_EVERY;
         loop {
             let wake_at = wake.unwrap_or_else(|| Instant::now() + settings.tick);
@@ -140,7 +130,7 @@ impl Dispatcher {
                         }
                         last_clean_up = Instant::now();
                     }
-                    announcements.resubscribe_if_lost(&self.bus).await;
+                    announcements.reconnect_if_lost(&self.shared.pool).await;
                     if last_look.elapsed() >= LOOK_AT_LEAST_EVERY {
                         wake = self.claim_and_spawn(&mut tasks).await;
                         last_look = Instant::now();
@@ -551,42 +541,48 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// The schedule's announcements of new or sooner work (`DeliverySchedule::committed`), a
-/// core NATS subscription. Lost, it is taken again from the next tick on; until then the
-/// dispatcher still looks every [`LOOK_AT_LEAST_EVERY`].
+/// The schedule's announcements of new or sooner work ([`crate::queue::schedule::ANNOUNCE`]),
+/// heard on a connection of their own. Lost, they are heard again from the next tick on; until
+/// then the dispatcher still looks every [`LOOK_AT_LEAST_EVERY`].
 struct Announcements {
-    subscription: Option<async_nats::Subscriber>,
+    listener: Option<sqlx::postgres::PgListener>,
 }
 
 impl Announcements {
-    async fn new(bus: &Bus) -> Self {
-        let mut announcements = Self { subscription: None };
-        announcements.resubscribe_if_lost(bus).await;
+    async fn new(pool: &PgPool) -> Self {
+        let mut announcements = Self { listener: None };
+        announcements.reconnect_if_lost(pool).await;
         announcements
     }
 
-    async fn resubscribe_if_lost(&mut self, bus: &Bus) {
-        if self.subscription.is_some() {
+    async fn reconnect_if_lost(&mut self, pool: &PgPool) {
+        if self.listener.is_some() {
             return;
         }
-        match bus
-            .client
-            .subscribe(bus.names.delivery_announcements())
-            .await
-        {
-            Ok(subscription) => self.subscription = Some(subscription),
-            Err(error) => tracing::warn!(%error, "cannot hear the schedule's announcements"),
+        let listening = async {
+            // Its own connection: a listener keeps the one it takes for as long as it lives.
+            let own = crate::shared::side_pool(pool, 1);
+            let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
+            listener.listen(crate::queue::schedule::ANNOUNCE).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match listening.await {
+            Ok(listener) => self.listener = Some(listener),
+            Err(error) => tracing::warn!(%error, "cannot listen for the schedule's announcements"),
         }
     }
 
-    /// Completes when an announcement arrives; never while the subscription is lost.
+    /// Completes when an announcement arrives; never while the connection is lost.
     async fn next(&mut self) {
-        let Some(subscription) = &mut self.subscription else {
+        let Some(listener) = &mut self.listener else {
             return std::future::pending().await;
         };
-        if subscription.next().await.is_none() {
-            tracing::warn!("lost the schedule's announcements; subscribing again");
-            self.subscription = None;
+        match listener.try_recv().await {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => {
+                tracing::warn!("lost the schedule's announcements; listening again");
+                self.listener = None;
+            }
         }
     }
 }

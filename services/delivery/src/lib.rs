@@ -59,10 +59,8 @@ impl Delivery {
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let projection = tokio::spawn(projections::runner::run(
             self.pool.clone(),
-            self.bus.clone(),
-            schedule::DeliverySchedule {
-                announce_to: Some(self.bus.clone()),
-            },
+            self.bus,
+            schedule::DeliverySchedule,
             shutdown.clone(),
         ));
         let expiry = tokio::spawn(expiry::run(
@@ -78,13 +76,8 @@ impl Delivery {
             self.settings.chat_recheck,
             shutdown.clone(),
         ));
-        let dispatcher = dispatcher::Dispatcher::new(
-            self.pool,
-            self.bus,
-            self.store,
-            self.cipher,
-            self.settings,
-        );
+        let dispatcher =
+            dispatcher::Dispatcher::new(self.pool, self.store, self.cipher, self.settings);
         let dispatched = dispatcher.run(shutdown).await;
         let projected = projection.await?;
         let expired = expiry.await?;

@@ -6,7 +6,6 @@
 
 use anyhow::Context as _;
 use domain::Id;
-use platform::nats::Bus;
 use projections::{Batch, Projection};
 use schemas::v1::EventEnvelope;
 use schemas::v1::event_envelope::Event;
@@ -14,10 +13,7 @@ use sqlx::PgConnection;
 
 use crate::queue::schedule::{self as rows, BotColumn};
 
-pub struct DeliverySchedule {
-    /// Where to announce work that is new or falls due sooner (none for a rebuild).
-    pub announce_to: Option<Bus>,
-}
+pub struct DeliverySchedule;
 
 impl Projection for DeliverySchedule {
     fn name(&self) -> &'static str {
@@ -124,6 +120,7 @@ impl Projection for DeliverySchedule {
         events: &[(u64, EventEnvelope)],
     ) -> anyhow::Result<()> {
         let mut settled = Batch::default();
+        let mut changed_more = false;
         for (position, envelope) in events {
             match settled_delivery(envelope)? {
                 Some(delivery) => {
@@ -137,30 +134,17 @@ impl Projection for DeliverySchedule {
                     self.apply(conn, *position, envelope)
                         .await
                         .with_context(|| format!("applying {}", envelope.event_id))?;
+                    changed_more = true;
                 }
             }
         }
-        Ok(rows::deliveries_settled(conn, &settled.take()).await?)
-    }
-
-    /// Settling only ends lanes' heads, which their own dispatcher follows; anything else may
-    /// have made a delivery due sooner (rarely worth telling apart: it costs each dispatcher
-    /// one look), so the dispatchers are told once it is committed.
-    async fn committed(&self, events: &[(u64, EventEnvelope)]) {
-        let Some(bus) = &self.announce_to else {
-            return;
-        };
-        let changed_more = events
-            .iter()
-            .any(|(_, envelope)| matches!(settled_delivery(envelope), Ok(None)));
-        if changed_more
-            && let Err(error) = bus
-                .client
-                .publish(bus.names.delivery_announcements(), Default::default())
-                .await
-        {
-            tracing::debug!(%error, "could not announce schedule changes");
+        rows::deliveries_settled(conn, &settled.take()).await?;
+        // Settling only ends lanes' heads, which their own dispatcher follows; anything else
+        // may have made a delivery due sooner (rarely worth telling apart: one look).
+        if changed_more {
+            rows::announce(conn).await?;
         }
+        Ok(())
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> anyhow::Result<()> {

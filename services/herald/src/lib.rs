@@ -266,7 +266,7 @@ impl Herald {
                 projections::runner::rebuild(&self.pool, &self.bus, &ChatList, progress).await
             }
             "delivery_schedule" => {
-                let schedule = delivery::schedule::DeliverySchedule { announce_to: None };
+                let schedule = delivery::schedule::DeliverySchedule;
                 projections::runner::rebuild(&self.pool, &self.bus, &schedule, progress).await
             }
             other => bail!(
