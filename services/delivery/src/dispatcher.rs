@@ -1,6 +1,5 @@
-//! The dispatcher: only the loop. When something may have fallen due (a due time, a freed chat, an
-//! announcement from the schedule, at least every half second) it claims the due lane heads of
-//! its partitions that the pacer lets go now, and spawns one send task ([`crate::attempt`]) per claimed delivery,
+//! The dispatcher: only the loop. Each tick it claims the due lane heads of its partitions that
+//! the pacer lets go now, and spawns one send task ([`crate::attempt`]) per claimed delivery,
 //! one per chat at a time; now and then it flags a dead worker's sends in doubt. Its leases are
 //! kept by a task of their own ([`crate::leases::Keeper`]).
 
@@ -42,12 +41,6 @@ const LOOK_AHEAD: std::time::Duration = std::time::Duration::from_millis(150);
 /// How often rows past every window (attempts, bot slots and hours, holds, silent workers) are
 /// deleted.
 const CLEAN_UP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-/// The longest the dispatcher goes without looking at the queue. Approvals, reschedules and
-/// resends are announced by the schedule, due times and freed chats are known; this is for what
-/// nothing announces: a hold, an hourly cap or a chat's send that another worker recorded.
-const LOOK_AT_LEAST_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
-/// The least time between two looks prompted by announcements.
-const ANNOUNCED_LOOK_GAP: std::time::Duration = std::time::Duration::from_millis(50);
 
 pub struct Dispatcher {
     shared: Arc<Shared>,
@@ -106,14 +99,10 @@ impl Dispatcher {
         // window are deleted rarely (nothing reads them).
         let mut last_in_doubt_check = Instant::now() - settings.worker_timeout;
         let mut last_clean_up = Instant::now() - CLEAN_UP_EVERY;
-        // The dispatcher looks at the queue exactly when the next delivery falls due, when the
-        // pacer says a waiting chat or bot frees up, when the schedule announces new or sooner
-        // work, and at least every LOOK_AT_LEAST_EVERY for what nothing announces. So neither a
-        // due post nor a chat at 1 message per second waits for a tick, and an idle worker
-        // does not query the queue ten times a second.
+        // Besides the tick, the dispatcher wakes exactly when the next delivery falls due or
+        // the pacer says a waiting chat or bot frees up, so neither a due post nor a chat at
+        // 1 message per second is held back by the tick.
         let mut wake: Option<Instant> = None;
-        let mut announcements = Announcements::new(&self.shared.pool).await;
-        let mut last_look = Instant::now() - LOOK_AT_LEAST_EVERY;
         loop {
             let wake_at = wake.unwrap_or_else(|| Instant::now() + settings.tick);
             tokio::select! {
@@ -130,27 +119,11 @@ impl Dispatcher {
                         }
                         last_clean_up = Instant::now();
                     }
-                    announcements.reconnect_if_lost(&self.shared.pool).await;
-                    if last_look.elapsed() >= LOOK_AT_LEAST_EVERY {
-                        wake = self.claim_and_spawn(&mut tasks).await;
-                        last_look = Instant::now();
-                    }
+                    wake = self.claim_and_spawn(&mut tasks).await;
                 }
-                Some(renewal) = self.leases.renewals.recv() => {
-                    if self.renewed(renewal) {
-                        wake = Some(Instant::now());
-                    }
-                }
-                () = announcements.next() => {
-                    // Every schedule batch that changed more than outcomes announces itself
-                    // (a busy planner, many a second): one look answers those that follow
-                    // within ANNOUNCED_LOOK_GAP.
-                    let soon = (last_look + ANNOUNCED_LOOK_GAP).max(Instant::now());
-                    wake = earliest(wake, Some(soon));
-                }
+                Some(renewal) = self.leases.renewals.recv() => self.renewed(renewal),
                 _ = tokio::time::sleep_until(wake_at), if wake.is_some() => {
                     wake = self.claim_and_spawn(&mut tasks).await;
-                    last_look = Instant::now();
                 }
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                     let ready = self.finished(done);
@@ -485,15 +458,11 @@ impl Dispatcher {
 
     /// The leases were renewed; sends of the last minute in chats taken over count in the pacer
     /// before this worker sends there.
-    /// Takes the renewed leases; true when this worker now owns a partition it did not (its
-    /// due deliveries are to be looked at now).
-    fn renewed(&mut self, renewal: Renewal) -> bool {
+    fn renewed(&mut self, renewal: Renewal) {
         for (bot, chat, telegram_chat_id, at) in renewal.recent_sends {
             self.pacer.record(bot, chat, telegram_chat_id < 0, at);
         }
-        let gained = renewal.owned.gains_over(&self.owned);
         self.owned = renewal.owned;
-        gained
     }
 
     /// Deletes rows no window or hand-over needs any more.
@@ -538,51 +507,5 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    }
-}
-
-/// The schedule's announcements of new or sooner work ([`crate::queue::schedule::ANNOUNCE`]),
-/// heard on a connection of their own. Lost, they are heard again from the next tick on; until
-/// then the dispatcher still looks every [`LOOK_AT_LEAST_EVERY`].
-struct Announcements {
-    listener: Option<sqlx::postgres::PgListener>,
-}
-
-impl Announcements {
-    async fn new(pool: &PgPool) -> Self {
-        let mut announcements = Self { listener: None };
-        announcements.reconnect_if_lost(pool).await;
-        announcements
-    }
-
-    async fn reconnect_if_lost(&mut self, pool: &PgPool) {
-        if self.listener.is_some() {
-            return;
-        }
-        let listening = async {
-            // Its own connection: a listener keeps the one it takes for as long as it lives.
-            let own = crate::shared::side_pool(pool, 1);
-            let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
-            listener.listen(crate::queue::schedule::ANNOUNCE).await?;
-            Ok::<_, sqlx::Error>(listener)
-        };
-        match listening.await {
-            Ok(listener) => self.listener = Some(listener),
-            Err(error) => tracing::warn!(%error, "cannot listen for the schedule's announcements"),
-        }
-    }
-
-    /// Completes when an announcement arrives; never while the connection is lost.
-    async fn next(&mut self) {
-        let Some(listener) = &mut self.listener else {
-            return std::future::pending().await;
-        };
-        match listener.try_recv().await {
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => {
-                tracing::warn!("lost the schedule's announcements; listening again");
-                self.listener = None;
-            }
-        }
     }
 }

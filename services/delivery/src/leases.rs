@@ -20,13 +20,6 @@ pub struct Owned {
 }
 
 impl Owned {
-    /// Whether this holds a partition `before` did not.
-    pub fn gains_over(&self, before: &Owned) -> bool {
-        self.partitions
-            .iter()
-            .any(|partition| !before.partitions.contains(partition))
-    }
-
     pub fn none() -> Self {
         Self {
             partitions: Vec::new(),

@@ -120,7 +120,6 @@ impl Projection for DeliverySchedule {
         events: &[(u64, EventEnvelope)],
     ) -> anyhow::Result<()> {
         let mut settled = Batch::default();
-        let mut changed_more = false;
         for (position, envelope) in events {
             match settled_delivery(envelope)? {
                 Some(delivery) => {
@@ -134,17 +133,10 @@ impl Projection for DeliverySchedule {
                     self.apply(conn, *position, envelope)
                         .await
                         .with_context(|| format!("applying {}", envelope.event_id))?;
-                    changed_more = true;
                 }
             }
         }
-        rows::deliveries_settled(conn, &settled.take()).await?;
-        // Settling only ends lanes' heads, which their own dispatcher follows; anything else
-        // may have made a delivery due sooner (rarely worth telling apart: one look).
-        if changed_more {
-            rows::announce(conn).await?;
-        }
-        Ok(())
+        Ok(rows::deliveries_settled(conn, &settled.take()).await?)
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> anyhow::Result<()> {

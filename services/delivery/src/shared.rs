@@ -33,9 +33,8 @@ pub struct Settings {
     /// Bot API base URL (the real one or the sandbox emulator).
     pub api_url: url::Url,
     pub limits: Limits,
-    /// How often the dispatcher's timers are checked: the in-doubt check, the clean-up and the
-    /// look at the queue it makes at least every 500 ms (or every tick, if longer) for what the
-    /// schedule does not announce. Approvals are announced, not waited for.
+    /// How often due deliveries are looked for besides the next due time the dispatcher knows
+    /// of. Bounds the lateness of a post approved already due.
     pub tick: Duration,
     /// Send tasks at once (a task lives from its claim to its recorded outcome, including the
     /// wait for a slot handed over; a paid-broadcast bot at 1,000/s keeps hundreds busy, and

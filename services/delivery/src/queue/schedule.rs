@@ -5,20 +5,6 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// The channel on which the schedule announces work that is new or falls due sooner (see
-/// [`announce`]); dispatchers listen to it instead of looking at the queue every tick.
-pub const ANNOUNCE: &str = "herald_delivery_schedule";
-
-/// Announces, when the caller's transaction commits, that deliveries may be due sooner than
-/// any dispatcher knows: approved, rescheduled, resent, a bot resumed or a chat moved.
-pub async fn announce(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(ANNOUNCE)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Drops everything the projection derived (a rebuild replays the stream from the start).
 /// What the dispatcher did lives in its own tables, so a replay never re-opens a delivery.
 pub async fn reset(conn: &mut PgConnection) -> sqlx::Result<()> {
