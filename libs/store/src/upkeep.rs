@@ -64,7 +64,7 @@ struct Behind {
 
 /// One read of `pg_stat_user_tables` for both questions.
 async fn behind(pool: &PgPool) -> sqlx::Result<Behind> {
-    let mut tables: Vec<(String, i64, i64, f64)> = sqlx::query_as(
+    let tables: Vec<(String, i64, i64, f64)> = sqlx::query_as(
         "SELECT s.relname::text, s.n_mod_since_analyze, s.n_dead_tup,
                 GREATEST(c.reltuples, 0)::float8
            FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
@@ -72,20 +72,17 @@ async fn behind(pool: &PgPool) -> sqlx::Result<Behind> {
     )
     .fetch_all(pool)
     .await?;
-    let beyond =
-        |count: i64, min: i64, scale: f64, rows: f64| count as f64 > min as f64 + scale * rows;
-    tables.sort_by_key(|(_, changed, _, _)| std::cmp::Reverse(*changed));
-    let stale = tables
-        .iter()
-        .filter(|(_, changed, _, rows)| beyond(*changed, MIN_CHANGES, SCALE, *rows))
-        .map(|(name, ..)| name.clone())
-        .collect();
-    tables.sort_by_key(|(_, _, dead, _)| std::cmp::Reverse(*dead));
-    let bloated = tables
-        .iter()
-        .filter(|(_, _, dead, rows)| beyond(*dead, MIN_DEAD_ROWS, VACUUM_SCALE, *rows))
-        .map(|(name, ..)| name.clone())
-        .collect();
+    // The tables whose `count` exceeds `min` plus `scale` times their rows, the most behind first.
+    let most_behind = |count: fn(&(String, i64, i64, f64)) -> i64, min: i64, scale: f64| {
+        let mut over: Vec<_> = tables
+            .iter()
+            .filter(|table| count(table) as f64 > min as f64 + scale * table.3)
+            .collect();
+        over.sort_by_key(|table| std::cmp::Reverse(count(table)));
+        over.into_iter().map(|table| table.0.clone()).collect()
+    };
+    let stale = most_behind(|table| table.1, MIN_CHANGES, SCALE);
+    let bloated = most_behind(|table| table.2, MIN_DEAD_ROWS, VACUUM_SCALE);
     Ok(Behind { stale, bloated })
 }
 

@@ -472,8 +472,9 @@ const STATISTICS_SETTLE: Duration = Duration::from_secs(11);
 /// before: `steady` measured 31-37 transactions per message with a 5 s lead, 14 with 25 s, and
 /// a statement log of the same run agreed with 14-15), and the count at the end 3 s after the
 /// last message, while the delivery's pollers keep every pooled connection reporting. Not
-/// counted: the transaction a listening connection (the relay's, each dispatcher's) runs for
-/// each notification it receives, which PostgreSQL reports only when that connection closes.
+/// counted: the transaction the relay's listening connection runs for each notification it
+/// receives (one per commit that wrote events), which PostgreSQL reports only when that
+/// connection closes.
 async fn transactions(app: &TestApp) -> Option<u64> {
     sqlx::query_scalar::<_, i64>(
         "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()",
